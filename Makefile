@@ -1,0 +1,39 @@
+# Two set-up commands: `make demo` runs the demo, `make test` runs the tests.
+# Each creates .venv and installs the project on first use (and again when
+# pyproject.toml changes).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# CPU machines take the CPU build of torch (a bare `torch` pulls a multi-GB CUDA
+# build); on a GPU machine run `make TORCH=torch ...` to take the CUDA build.
+TORCH  ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+
+.PHONY: demo test test-fast bench clean-cache help
+
+help:
+	@echo "make demo       run the demo (builds the default database on first use)"
+	@echo "make test       run the whole test suite"
+	@echo "make test-fast  the suite without tests marked slow"
+	@echo "make bench      run the benchmarks and write BENCHMARKS.md"
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/anim demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean-cache:
+	rm -rf mocap_data/.cache out/databases

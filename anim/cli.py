@@ -1,0 +1,251 @@
+"""The `anim` command line. Run `anim --help` or `anim COMMAND --help`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+LOCOMOTION = ["walk", "walk-turn-left", "walk-turn-right", "run", "dash", "walk-back", "walk-left", "walk-right"]
+
+# Named clip selections for `anim build-db --preset`.
+PRESETS = {
+    "locomotion-normal": {"content": LOCOMOTION, "style": "normal"},
+    "locomotion": {"content": LOCOMOTION},
+    "all": {},
+}
+
+DEFAULT_DB_DIR = os.path.join("out", "databases")
+
+
+def default_db_path(preset: str = "locomotion-normal") -> str:
+    return os.path.join(DEFAULT_DB_DIR, f"{preset}.animdb")
+
+
+def _parse_tags(items: list[str] | None) -> dict:
+    """['style=normal', 'content=walk,run'] -> {'style': 'normal', 'content': ['walk', 'run']}"""
+    tags = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"anim: --tag expects KEY=VALUE[,VALUE...], got {item!r}")
+        key, value = item.split("=", 1)
+        values = [v for v in value.split(",") if v]
+        tags[key] = values if len(values) > 1 else values[0]
+    return tags
+
+
+def _select_datasets(args):
+    import mocap_data
+
+    if getattr(args, "data", None):
+        return [mocap_data.generic_dataset(args.data, scale=args.scale)]
+    found = mocap_data.datasets()
+    if not found:
+        raise SystemExit(f"anim: no mocap datasets found under {mocap_data.mocap_root()} "
+                         f"(set ANIM_MOCAP_DIR or pass --data DIR)")
+    if getattr(args, "dataset", None):
+        found = [d for d in found if d.name in args.dataset]
+        if not found:
+            raise SystemExit(f"anim: no dataset named {args.dataset}")
+    return found
+
+
+# ------------------------------------------------------------------ commands
+def cmd_data_list(args) -> int:
+    import mocap_data
+
+    sets = _select_datasets(args)
+    print(f"mocap root: {mocap_data.mocap_root()}")
+    for row in mocap_data.summary(sets):
+        print(f"\n{row['name']}: {row['clips']} clips, {row['minutes']:.1f} min, {row['joints']} joints")
+        for key in ("contents", "styles"):
+            if row.get(key):
+                items = ", ".join(f"{k} ({v})" for k, v in sorted(row[key].items()))
+                print(f"  {key}: {items}")
+        if row.get("license"):
+            print(f"  license: {row['license']}")
+    return 0
+
+
+def cmd_build_db(args) -> int:
+    import mocap_data
+    from . import database
+
+    tags = dict(PRESETS[args.preset]) if args.preset else {}
+    tags.update(_parse_tags(args.tag))
+    out = args.out or default_db_path(args.preset or "custom")
+    sets = _select_datasets(args)
+    t0 = time.perf_counter()
+    clips = mocap_data.load_clips(sets, tags=tags, progress=not args.quiet)
+    if not clips:
+        raise SystemExit(f"anim build-db: no clip matches the tags {tags}")
+    t1 = time.perf_counter()
+    cfg = database.DatabaseConfig(mirror=not args.no_mirror)
+    db = database.build_database(clips, cfg, progress=not args.quiet)
+    t2 = time.perf_counter()
+    database.save(db, out)
+    t3 = time.perf_counter()
+    print(f"built {out}: {db.describe()}")
+    print(f"  load clips {t1 - t0:.1f} s, build {t2 - t1:.1f} s, save {t3 - t2:.1f} s, "
+          f"{os.path.getsize(out) / 1e6:.0f} MB")
+    return 0
+
+
+def cmd_search(args) -> int:
+    """Scripted walk-through: query the database with trajectories a stick would ask for."""
+    import numpy as np
+
+    from . import database, search
+
+    path = args.db or default_db_path()
+    if not os.path.exists(path) and not args.db:
+        print(f"{path} not found: building the default database (normal-style locomotion)...")
+        ns = argparse.Namespace(preset="locomotion-normal", tag=None, out=path, no_mirror=False,
+                                quiet=False, data=None, dataset=None, scale=1.0)
+        cmd_build_db(ns)
+    t0 = time.perf_counter()
+    db = database.load(path)
+    print(f"loaded {path} in {1e3 * (time.perf_counter() - t0):.0f} ms: {db.describe()}")
+    t0 = time.perf_counter()
+    index = search.make_index(args.index, db.features, db.valid)
+    print(f"{args.index} index built in {time.perf_counter() - t0:.2f} s")
+    speeds = walkthrough_queries(db)
+    for label, raw in speeds:
+        q = db.normalize_features(raw)
+        t0 = time.perf_counter()
+        frame, dist = index.query(q)
+        us = 1e6 * (time.perf_counter() - t0)
+        clip = db.clip_of(frame)
+        local = frame - int(db.range_starts[clip])
+        v = db.root_velocity_character()[frame]
+        print(f"  {label:<34} -> {db.clip_names[clip]:<40} frame {local:>5}  "
+              f"cost {dist:7.3f}  root vel (x {v[0]:+.2f}, z {v[2]:+.2f}) m/s  [{us:.0f} us]")
+    return 0
+
+
+def walkthrough_queries(db) -> list[tuple[str, "np.ndarray"]]:
+    """Feature queries for a few stick commands: the pose part is taken from a
+    real standing-ish frame, the trajectory part is synthesized from the asked
+    velocity and turn."""
+    import numpy as np
+
+    feats = db.features * db.features_scale + db.features_offset  # raw features
+    speed = np.linalg.norm(db.root_velocity_character()[:, [0, 2]], axis=-1)
+    base = feats[int(np.argmin(np.where(db.valid, speed, np.inf)))].copy()
+    traj = db.feature_slice("trajectory_positions")
+    dirs = db.feature_slice("trajectory_directions")
+    out = []
+    for label, vel, turn in [
+        ("walk forward 1.3 m/s", (0.0, 1.3), 0.0),
+        ("run forward 3.5 m/s", (0.0, 3.5), 0.0),
+        ("walk, turning left 90 deg/s", (0.0, 1.2), np.pi / 2),
+        ("walk, turning right 90 deg/s", (0.0, 1.2), -np.pi / 2),
+        ("walk backwards 1.0 m/s", (0.0, -1.0), 0.0),
+        ("side-step left 1.0 m/s", (1.0, 0.0), 0.0),
+        ("stand still", (0.0, 0.0), 0.0),
+    ]:
+        q = base.copy()
+        pos, d = [], []
+        for k in db.config.trajectory_frames:
+            t = k / db.config.fps
+            ang = turn * t
+            if abs(turn) > 1e-6:  # integrate a velocity that rotates with the facing
+                r = np.hypot(*vel) / turn  # circle radius; left (+X) for a positive turn
+                px, pz = r * (1 - np.cos(ang)), r * np.sin(ang)
+            else:
+                px, pz = vel[0] * t, vel[1] * t
+            pos += [px, pz]
+            d += [np.sin(ang), np.cos(ang)]
+        q[traj] = pos
+        q[dirs] = d
+        out.append((label, q.astype(np.float32)))
+    return out
+
+
+def cmd_demo(args) -> int:
+    """Until the live viewer lands: build the default database and run the search walk-through."""
+    ns = argparse.Namespace(db=args.db, index="kdtree")
+    return cmd_search(ns)
+
+
+# ---------------------------------------------------------------- the parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="anim",
+        description="Real-time character animation engine: mocap data, motion databases, "
+                    "motion matching and its learned, VR and physics variants.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+               "  anim data list                       datasets, clips, minutes, tags\n"
+               "  anim build-db --preset locomotion    all locomotion styles, mirrored, 60 Hz\n"
+               "  anim search                          scripted search walk-through\n"
+               "  anim demo                            the demo (builds what it needs)\n")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def data_args(sp):
+        sp.add_argument("--data", metavar="DIR", help="use any folder of BVH files instead of the catalog")
+        sp.add_argument("--scale", type=float, default=0.01,
+                        help="with --data: file units to metres (default 0.01, centimetres)")
+        sp.add_argument("--dataset", action="append", metavar="NAME",
+                        help="restrict to a catalog dataset (repeatable), e.g. bandai-namco-2")
+
+    d = sub.add_parser("data", help="inspect the mocap catalog",
+                       description="Inspect the mocap catalog. Datasets are found in $ANIM_MOCAP_DIR, "
+                                   "else ../shared/mocap beside the checkout, else mocap_data/.")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
+    dl = dsub.add_parser("list", help="print datasets with clip counts, minutes, joints and tags",
+                         description="Print each dataset with its clip count, minutes, joint count, "
+                                     "content and style tags and license.")
+    data_args(dl)
+    dl.set_defaults(func=cmd_data_list)
+    d.set_defaults(func=lambda a: (d.print_help(), 0)[1])
+
+    b = sub.add_parser("build-db", help="build a motion database from clips chosen by tags",
+                       description="Build a motion-matching database: clips chosen by tags, resampled "
+                                   "to 60 Hz, mirrored, with a simulation bone, contacts and matching "
+                                   "features; saved as one versioned file that loads in under a second.")
+    b.add_argument("--preset", choices=sorted(PRESETS), default="locomotion-normal",
+                   help="named clip selection (default locomotion-normal; 'all' is the whole corpus)")
+    b.add_argument("--tag", action="append", metavar="KEY=V[,V]",
+                   help="extra tag filter, e.g. --tag style=normal,active --tag content=walk")
+    b.add_argument("--out", metavar="FILE", help=f"output file (default {DEFAULT_DB_DIR}/PRESET.animdb)")
+    b.add_argument("--no-mirror", action="store_true", help="do not add mirrored copies")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    data_args(b)
+    b.set_defaults(func=cmd_build_db)
+
+    s = sub.add_parser("search", help="scripted search walk-through on a database",
+                       description="Load a database, build a search index and print what a few "
+                                   "scripted stick commands (walk, run, turn, strafe, stop) match.")
+    s.add_argument("--db", metavar="FILE", help="database file (default: the normal-style locomotion "
+                                                "database, built on first use)")
+    s.add_argument("--index", choices=["kdtree", "aabb", "brute", "ckdtree"], default="kdtree",
+                   help="search implementation (default kdtree)")
+    s.set_defaults(func=cmd_search)
+
+    dm = sub.add_parser("demo", help="run the demo (headless: the search walk-through)",
+                        description="Run the demo. Builds the default database on first use.")
+    dm.add_argument("--db", metavar="FILE", help="database file")
+    dm.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"anim: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,494 @@
+"""The mocap data catalog: where datasets live, what they are, and a cache of
+parsed clips.
+
+    import mocap_data
+    sets = mocap_data.datasets()                          # the known datasets found
+    clips = mocap_data.load_clips(sets, tags={"content": ["walk", "run"], "style": "normal"})
+    mocap_data.summary(sets)                              # rows for `anim data list`
+
+Where the data is (`mocap_root()`): $ANIM_MOCAP_DIR if set, else
+`../shared/mocap` beside the repository checkout if it exists, else this folder
+(put your own files here; `generic_dataset(folder)` reads any folder of BVH).
+
+Files are selected by tags parsed from their names *before* anything is read.
+Parsed clips (scaled to metres) are cached in `mocap_data/.cache/` (or
+$ANIM_CACHE_DIR): per dataset, one manifest.json (file -> size, mtime_ns, frame
+range, skeleton) beside two .npy arrays of concatenated frames (rotations,
+positions), memory-mapped on load. A file whose size or mtime changes is parsed
+again; a corrupt or outdated cache is rebuilt silently. Writes are atomic
+(temporary file, then rename).
+
+The Bandai Namco data is CC BY-NC 4.0: attribution required, no commercial use.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Dataset", "mocap_root", "cache_root", "datasets", "find_dataset", "generic_dataset",
+           "select_files", "load_clips", "summary", "KNOWN_DATASETS", "CACHE_VERSION"]
+
+CACHE_VERSION = 1          # bump when the parser or the cache layout changes
+_HERE = Path(__file__).resolve().parent
+
+
+def mocap_root() -> Path:
+    """$ANIM_MOCAP_DIR if set; else ../shared/mocap beside the checkout if it
+    exists; else the mocap_data/ folder itself."""
+    env = os.environ.get("ANIM_MOCAP_DIR")
+    if env:
+        return Path(env).expanduser()
+    shared = _HERE.parent.parent / "shared" / "mocap"
+    return shared if shared.is_dir() else _HERE
+
+
+def cache_root() -> Path:
+    """$ANIM_CACHE_DIR if set, else mocap_data/.cache (git-ignored)."""
+    env = os.environ.get("ANIM_CACHE_DIR")
+    return Path(env).expanduser() if env else _HERE / ".cache"
+
+
+# ----------------------------------------------------------------- datasets
+
+def _name_tags(dataset: str, stem: str) -> dict:
+    return {"dataset": dataset, "name": stem}
+
+
+_BANDAI_RE = re.compile(r"dataset-(\d+)_([^_]+)_([^_]+)_([^_]+)")
+
+
+def _bandai_tags(dataset: str, stem: str) -> dict:
+    """'dataset-2_walk-turn-left_normal_012' -> content walk-turn-left, style normal, take 012."""
+    m = _BANDAI_RE.fullmatch(stem)
+    if not m:
+        return _name_tags(dataset, stem)
+    return {"dataset": dataset, "content": m.group(2), "style": m.group(3), "take": m.group(4)}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One folder of BVH files and what is known about them.
+
+    name:        short id ('bandai-namco-2'), also the 'dataset' tag of its clips.
+    path:        the folder of BVH files (searched recursively).
+    fps:         the files' frame rate if known (None: whatever each file says).
+    scale:       file units -> metres (0.01 for centimetres).
+    up:          up axis of the files ('y').
+    license:     one-line license summary; license_file: the full text, if any.
+    attribution, citation: what a user of the data must credit.
+    parse_tags:  file stem -> tags dict (always with 'dataset').
+    """
+
+    name: str
+    path: Path
+    fps: float | None = None
+    scale: float = 1.0
+    up: str = "y"
+    license: str = ""
+    license_file: Path | None = None
+    attribution: str = ""
+    citation: str = ""
+    parse_tags: Callable[[str], dict] = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+        if self.parse_tags is None:
+            object.__setattr__(self, "parse_tags", functools.partial(_name_tags, self.name))
+
+    def files(self) -> list[Path]:
+        """The dataset's BVH files, sorted; a clear error if there are none."""
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"dataset {self.name!r}: folder {self.path} does not exist")
+        found = sorted(p for p in self.path.rglob("*") if p.suffix.lower() == ".bvh"
+                       and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
+                       and p.is_file())
+        if not found:
+            raise FileNotFoundError(f"dataset {self.name!r}: no .bvh files under {self.path}")
+        return found
+
+    def tags_for(self, path) -> dict:
+        return dict(self.parse_tags(Path(path).stem))
+
+
+_BANDAI_LICENSE = "CC BY-NC 4.0 (attribution required, non-commercial use only)"
+_BANDAI_ATTRIBUTION = "Bandai Namco Research Inc. (github.com/BandaiNamcoResearchInc/Bandai-Namco-Research-Motiondataset)"
+_BANDAI_CITATION = ("Kobayashi et al., \"Motion Capture Dataset for Practical Use of AI-based Motion "
+                    "Editing and Stylization\", 2023, arXiv:2306.08861")
+
+# name -> fixed facts; the folder is found under mocap_root()
+KNOWN_DATASETS = {
+    name: dict(fps=30.0, scale=0.01, up="y", license=_BANDAI_LICENSE, attribution=_BANDAI_ATTRIBUTION,
+               citation=_BANDAI_CITATION)
+    for name in ("bandai-namco-1", "bandai-namco-2")
+}
+
+
+def _known(name: str, folder: Path) -> Dataset:
+    facts = KNOWN_DATASETS[name]
+    data = folder / "data"
+    lic = folder / "LICENSE"
+    return Dataset(name=name, path=data if data.is_dir() else folder,
+                   license_file=lic if lic.is_file() else None,
+                   parse_tags=functools.partial(_bandai_tags, name), **facts)
+
+
+def datasets(root=None) -> list[Dataset]:
+    """The known datasets present under `root` (default mocap_root()); absent ones are skipped."""
+    root = Path(root) if root is not None else mocap_root()
+    return [_known(name, root / name) for name in KNOWN_DATASETS if (root / name).is_dir()]
+
+
+def generic_dataset(folder, scale: float = 1.0, fps: float | None = None) -> Dataset:
+    """Any folder of BVH files: tags {'dataset': folder name, 'name': file stem}."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"mocap folder {folder} does not exist")
+    name = folder.resolve().name or str(folder)
+    return Dataset(name=name, path=folder, fps=fps, scale=scale,
+                   parse_tags=functools.partial(_name_tags, name))
+
+
+def find_dataset(name_or_folder, root=None) -> Dataset:
+    """A known dataset by name (under root), or a folder of BVH files."""
+    if isinstance(name_or_folder, Dataset):
+        return name_or_folder
+    s = str(name_or_folder)
+    if s in KNOWN_DATASETS:
+        root = Path(root) if root is not None else mocap_root()
+        if not (root / s).is_dir():
+            raise FileNotFoundError(f"dataset {s!r} not found: no folder {root / s}")
+        return _known(s, root / s)
+    if Path(s).expanduser().is_dir():
+        return generic_dataset(s)
+    raise FileNotFoundError(f"no dataset named {s!r} (known: {', '.join(KNOWN_DATASETS)}) "
+                            f"and no folder {s}")
+
+
+def _as_list(dataset_or_datasets) -> list[Dataset]:
+    if isinstance(dataset_or_datasets, (Dataset, str, os.PathLike)):
+        return [find_dataset(dataset_or_datasets)]
+    return [find_dataset(d) for d in dataset_or_datasets]
+
+
+def _matches(tags: dict, want: dict | None) -> bool:
+    if not want:
+        return True
+    for key, accepted in want.items():
+        if key not in tags:
+            return False
+        if isinstance(accepted, str):
+            if tags[key] != accepted:
+                return False
+        elif tags[key] not in accepted:
+            return False
+    return True
+
+
+def select_files(dataset_or_datasets, tags: dict | None = None) -> list[tuple[Dataset, Path, dict]]:
+    """(dataset, file, tags) of the files whose name tags match `tags`; nothing is read."""
+    out = []
+    for ds in _as_list(dataset_or_datasets):
+        for p in ds.files():
+            t = ds.tags_for(p)
+            if _matches(t, tags):
+                out.append((ds, p, t))
+    return out
+
+
+# ----------------------------------------------------------------- cache
+
+def _atomic_write(path: Path, write: Callable):
+    """write(file object) into a temporary file beside `path`, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _cache_dir(ds: Dataset) -> Path:
+    key = f"{ds.path.resolve()}|{float(ds.scale)!r}"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ds.name)[:40]
+    return cache_root() / f"{safe}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def _skel_to_json(s) -> dict:
+    return {"names": list(s.names), "parents": s.parents.tolist(), "offsets": s.offsets.tolist(),
+            "channels": [list(c) for c in s.channels],
+            "end_sites": [[int(k), np.asarray(v, np.float32).tolist()] for k, v in sorted(s.end_sites.items())]}
+
+
+def _skel_from_json(d: dict):
+    from anim.skeleton import Skeleton
+    return Skeleton(tuple(d["names"]), np.asarray(d["parents"], np.int32), np.asarray(d["offsets"], np.float32),
+                    tuple(tuple(c) for c in d["channels"]),
+                    {int(k): np.asarray(v, np.float32) for k, v in d["end_sites"]})
+
+
+class _Cache:
+    """One dataset's cache as read from disk: manifest + memory-mapped arrays."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.manifest = {"files": {}, "skeletons": []}
+        self.rotations = self.positions = None
+        self._skeletons = {}
+
+    @classmethod
+    def open(cls, ds: Dataset) -> "_Cache":
+        c = cls(_cache_dir(ds))
+        try:
+            m = json.loads((c.folder / "manifest.json").read_bytes())
+            if m.get("version") != CACHE_VERSION or m.get("format") != "anim-clip-cache":
+                return c
+            if m.get("path") != str(ds.path.resolve()) or m.get("scale") != float(ds.scale):
+                return c
+            rot = np.load(c.folder / m["arrays"]["rotations"], mmap_mode="r")
+            pos = np.load(c.folder / m["arrays"]["positions"], mmap_mode="r")
+            n = rot.shape[0]
+            nsk = len(m["skeletons"])
+            if rot.dtype != np.float32 or pos.dtype != np.float32 or pos.shape[0] != n or rot.ndim != 2 \
+                    or pos.ndim != 2 or rot.shape[1] % 4 or pos.shape[1] % 3 or rot.shape[1] // 4 != pos.shape[1] // 3:
+                return c
+            for e in m["files"].values():
+                nj = len(m["skeletons"][e["skeleton"]]["names"]) if 0 <= e["skeleton"] < nsk else -1
+                if not (0 <= e["start"] < e["stop"] <= n) or nj * 4 > rot.shape[1] or nj < 1 \
+                        or not isinstance(e["size"], int) or not isinstance(e["mtime_ns"], int) or e["fps"] <= 0:
+                    return c
+        except Exception:          # missing, partial, corrupt: start afresh
+            return c
+        c.manifest, c.rotations, c.positions = m, rot, pos
+        return c
+
+    def skeleton(self, k: int):
+        if k not in self._skeletons:
+            self._skeletons[k] = _skel_from_json(self.manifest["skeletons"][k])
+        return self._skeletons[k]
+
+    def lookup(self, rel: str, st: os.stat_result):
+        e = self.manifest["files"].get(rel)
+        if e is not None and e["size"] == st.st_size and e["mtime_ns"] == st.st_mtime_ns:
+            return e
+        return None
+
+    def arrays(self, e):
+        """Copies (writable, independent of the cache file) of one file's frames."""
+        nj = len(self.manifest["skeletons"][e["skeleton"]]["names"])
+        rot = np.array(self.rotations[e["start"]:e["stop"], :nj * 4]).reshape(-1, nj, 4)
+        pos = np.array(self.positions[e["start"]:e["stop"], :nj * 3]).reshape(-1, nj, 3)
+        return rot, pos
+
+
+def _write_cache(ds: Dataset, old: _Cache, keep: dict, new: dict):
+    """Write a dataset's cache: `keep` {rel: old entry} still valid, `new` {rel:
+    (stat, Clip)} freshly parsed. Arrays are padded to the widest skeleton."""
+    folder = old.folder
+    skel_index, skeletons = {}, []
+
+    def skel_id(js: dict) -> int:
+        key = json.dumps(js, sort_keys=True)
+        if key not in skel_index:
+            skel_index[key] = len(skeletons)
+            skeletons.append(js)
+        return skel_index[key]
+
+    items = []          # (rel, entry-without-range, rotations [T,J,4], positions [T,J,3])
+    for rel, e in keep.items():
+        rot, pos = old.arrays(e)
+        js = old.manifest["skeletons"][e["skeleton"]]
+        items.append((rel, {"size": e["size"], "mtime_ns": e["mtime_ns"], "fps": e["fps"],
+                            "skeleton": skel_id(js)}, rot, pos))
+    for rel, (st, clip) in new.items():
+        items.append((rel, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "fps": float(clip.fps),
+                            "skeleton": skel_id(_skel_to_json(clip.skeleton))}, clip.rotations, clip.positions))
+    items.sort(key=lambda it: it[0])
+    width = max(it[2].shape[1] for it in items)
+    total = sum(it[2].shape[0] for it in items)
+    rot_all = np.zeros((total, width * 4), np.float32)
+    pos_all = np.zeros((total, width * 3), np.float32)
+    files, start = {}, 0
+    for rel, e, rot, pos in items:
+        t, nj = rot.shape[:2]
+        rot_all[start:start + t, :nj * 4] = rot.reshape(t, -1)
+        pos_all[start:start + t, :nj * 3] = pos.reshape(t, -1)
+        e.update(start=start, stop=start + t)
+        files[rel] = e
+        start += t
+    gen = uuid.uuid4().hex[:12]
+    arrays = {"rotations": f"rotations-{gen}.npy", "positions": f"positions-{gen}.npy"}
+    _atomic_write(folder / arrays["rotations"], lambda f: np.save(f, rot_all))
+    _atomic_write(folder / arrays["positions"], lambda f: np.save(f, pos_all))
+    manifest = {"format": "anim-clip-cache", "version": CACHE_VERSION, "dataset": ds.name,
+                "path": str(ds.path.resolve()), "scale": float(ds.scale), "written": time.time(),
+                "arrays": arrays, "skeletons": skeletons, "files": files}
+    _atomic_write(folder / "manifest.json", lambda f: f.write(json.dumps(manifest).encode()))
+    # remove the generation replaced, and orphans (crashed writers) older than an hour
+    previous = set(old.manifest.get("arrays", {}).values()) - set(arrays.values())
+    now = time.time()
+    for p in folder.iterdir():
+        if p.name in arrays.values() or p.name == "manifest.json":
+            continue
+        try:
+            if p.name in previous or now - p.stat().st_mtime > 3600:
+                p.unlink()
+        except OSError:
+            pass
+
+
+# ----------------------------------------------------------------- loading
+
+def _parse(args):
+    path, scale = args
+    from anim.bvh import read_bvh
+    _, clip = read_bvh(path, scale=scale)
+    return clip
+
+
+def _parse_all(paths: list, scale: float, workers: int, bar) -> list:
+    if workers <= 1 or len(paths) < 2:
+        out = []
+        for p in paths:
+            out.append(_parse((p, scale)))
+            bar.update(1)
+        return out
+    from concurrent.futures import ProcessPoolExecutor
+    out = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for clip in pool.map(_parse, [(p, scale) for p in paths], chunksize=4):
+            out.append(clip)
+            bar.update(1)
+    return out
+
+
+def _auto_workers(n_files: int) -> int:
+    cpus = os.cpu_count() or 1
+    return min(2, cpus) if n_files >= 200 else 1
+
+
+def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = True, cache: bool = True,
+               workers: int | None = None) -> list:
+    """Parse (or load from cache) the clips of one or several datasets whose
+    file-name tags match `tags` ({key: value or [accepted values]}), scaled to
+    metres. Returns Clips in dataset then file order, each with .tags and
+    .source (the file path). workers: parsing processes (None: 2 for large
+    uncached loads on a multi-core machine, else 1)."""
+    from tqdm import tqdm
+    from anim.skeleton import Clip
+
+    sets = _as_list(dataset_or_datasets)
+    clips = []
+    for ds in sets:
+        chosen = [(p, t) for _, p, t in select_files(ds, tags)]
+        if not chosen:
+            continue
+        old = _Cache.open(ds) if cache else _Cache(_cache_dir(ds))
+        stats = {}
+        hits, misses = {}, []
+        for p, _ in chosen:
+            rel = p.relative_to(ds.path).as_posix()
+            st = p.stat()
+            stats[rel] = st
+            e = old.lookup(rel, st) if cache else None
+            if e is not None:
+                hits[rel] = e
+            else:
+                misses.append(p)
+        with tqdm(total=len(chosen), desc=f"clips {ds.name}", unit="clip", disable=not progress,
+                  leave=False) as bar:
+            bar.update(len(hits))
+            n = workers if workers is not None else _auto_workers(len(misses))
+            parsed = dict(zip((p.relative_to(ds.path).as_posix() for p in misses),
+                              _parse_all(misses, ds.scale, n, bar)))
+        for p, t in chosen:
+            rel = p.relative_to(ds.path).as_posix()
+            if rel in hits:
+                e = hits[rel]
+                rot, pos = old.arrays(e)
+                clip = Clip(old.skeleton(e["skeleton"]), rot, pos, e["fps"], str(p), dict(t))
+            else:
+                clip = parsed[rel]
+                clip.tags = dict(t)
+                clip.source = str(p)
+            clips.append(clip)
+        if cache and parsed:
+            keep = {}
+            for rel, e in old.manifest["files"].items():   # entries outside this selection stay if valid
+                if rel in parsed:
+                    continue
+                if rel in hits:
+                    keep[rel] = e
+                    continue
+                try:
+                    if old.lookup(rel, (ds.path / rel).stat()) is not None:
+                        keep[rel] = e
+                except OSError:
+                    pass
+            new = {rel: (stats[rel], clip) for rel, clip in parsed.items()}
+            try:
+                _write_cache(ds, old, keep, new)
+            except OSError as err:          # read-only disk and the like: work uncached
+                import warnings
+                warnings.warn(f"mocap_data: could not write the clip cache in {old.folder}: {err}")
+    return clips
+
+
+# ----------------------------------------------------------------- summary
+
+def summary(dataset_or_datasets=None) -> list[dict]:
+    """One row per dataset: name, path, clips, frames, minutes, joints (an int,
+    or 'a-b' when files differ), contents and styles {tag: clip count}, license.
+    Motion data is not parsed: frame counts come from the cache manifest, else
+    from each file's header."""
+    from anim.bvh import _fps, read_bvh_header
+
+    sets = datasets() if dataset_or_datasets is None else _as_list(dataset_or_datasets)
+    rows = []
+    for ds in sets:
+        files = ds.files()
+        old = _Cache.open(ds)
+        frames, minutes, joints = 0, 0.0, set()
+        contents, styles = Counter(), Counter()
+        for p in files:
+            rel = p.relative_to(ds.path).as_posix()
+            e = old.lookup(rel, p.stat())
+            if e is not None:
+                t, fps = e["stop"] - e["start"], e["fps"]
+                nj = len(old.manifest["skeletons"][e["skeleton"]]["names"])
+            else:
+                skel, t, ft = read_bvh_header(p)
+                fps, nj = _fps(ft), skel.num_joints
+            frames += t
+            minutes += t / fps / 60.0
+            joints.add(nj)
+            tags = ds.tags_for(p)
+            if "content" in tags:
+                contents[tags["content"]] += 1
+            if "style" in tags:
+                styles[tags["style"]] += 1
+        rows.append({"name": ds.name, "path": str(ds.path), "clips": len(files), "frames": frames,
+                     "minutes": minutes,
+                     "joints": min(joints) if len(joints) == 1 else f"{min(joints)}-{max(joints)}",
+                     "contents": dict(contents), "styles": dict(styles), "license": ds.license,
+                     "attribution": ds.attribution})
+    return rows
