@@ -184,7 +184,7 @@ def resample(rotations: np.ndarray, positions: np.ndarray, src_fps: float, dst_f
     i0 = np.minimum(np.floor(s).astype(np.int64), t - 1)
     i1 = np.minimum(i0 + 1, t - 1)
     a = (s - i0).astype(np.float32)
-    rot = quat.slerp(rotations[i0], rotations[i1], a[:, None, None])
+    rot = quat.slerp(rotations[i0], rotations[i1], a[:, None])
     pos = positions[i0] * (1 - a)[:, None, None] + positions[i1] * a[:, None, None]
     return rot.astype(np.float32), pos.astype(np.float32)
 

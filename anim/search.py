@@ -431,7 +431,7 @@ def _kd_query(q, rot, Xp, ids, bounds, nodes, X, cand, init):
             dl = _box_dist(qr, bounds, left)
             dr = _box_dist(qr, bounds, right)
             if dl <= dr:
-                if dr < best_d * 0.7:
+                if dr < best_d:
                     st_n[sp] = right
                     st_d[sp] = dr
                     sp += 1
@@ -444,7 +444,7 @@ def _kd_query(q, rot, Xp, ids, bounds, nodes, X, cand, init):
                     st_n[sp] = left
                     st_d[sp] = dl
                     sp += 1
-                if dr < best_d * 0.7:
+                if dr < best_d:
                     st_n[sp] = right
                     st_d[sp] = dr
                     sp += 1

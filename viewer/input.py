@@ -60,21 +60,21 @@ STICK_SATURATION = 0.95
 TRIGGER_THRESHOLD = 0.30
 MOUSE_ORBIT_RADIANS_PER_PIXEL = 0.006
 
-HELP_LINES = [
-    "Controls                keyboard / mouse           gamepad",
-    "move                    W A S D                    left stick",
-    "run (hold)              Shift                      right trigger / A",
-    "strafe                  Q (toggle)                 left trigger (hold)",
-    "orbit camera            arrows, mouse drag         right stick",
-    "zoom                    wheel, PgUp / PgDn         RB in / LB out",
-    "cycle style             Tab or C                   Y",
-    "switch controller       M                          X",
-    "push                    F                          B",
-    "debug drawing           G                          Back",
-    "help                    F1 or H                    Start",
-    "reset                   R                          right stick click",
-    "pause                   P",
-    "quit                    Esc",
+HELP_LINES = [  # tab-separated columns (the renderer aligns them)
+    "controls\tkeyboard / mouse\tgamepad",
+    "move\tW A S D\tleft stick",
+    "run (hold)\tShift\tright trigger or A",
+    "strafe\tQ toggles\tleft trigger (hold)",
+    "orbit camera\tarrow keys, mouse drag\tright stick",
+    "zoom\twheel, PageUp / PageDown\tRB in, LB out",
+    "cycle style\tTab or C\tY",
+    "switch controller\tM\tX",
+    "push\tF\tB",
+    "debug drawing\tG\tBack",
+    "help\tF1 or H\tStart",
+    "reset\tR\tright stick click",
+    "pause\tP\t",
+    "quit\tEsc\t",
 ]
 
 # edge-triggered actions: key -> toggle name (style cycling has its own field)

@@ -10,9 +10,11 @@ Offscreen, the picture goes into a framebuffer object of a windowless EGL
 context (see `viewer.gl_context`): no display, no X server. Live, into the
 window's back buffer; `present()` swaps it to the screen.
 
-Passes per frame: clear (sky colour) -> ground (filtered checkerboard, 1 m
-squares on Y = 0, blob shadows of every bone and darker spots under contacting
-joints, distance fog) -> opaque characters (instanced spheres at joints and
+Passes per frame: shadow mask (every bone's soft smear straight down and a
+darker spot under each contacting joint, drawn top-down with max blending into
+a 256^2 texture around the characters) -> clear (sky colour) -> ground
+(filtered checkerboard, 1 m squares on Y = 0, darkened by the mask, distance
+fog) -> opaque characters (instanced spheres at joints and
 cylinders along bones, i.e. capsules) -> debug points and lines -> ghosts
 (depth pre-pass, then one blended layer) -> HUD and help text (pygame.font
 rendered to a texture).
@@ -33,8 +35,7 @@ SKY_COLOR = (0.66, 0.74, 0.82)
 GROUND_LIGHT = (0.80, 0.80, 0.78)
 GROUND_DARK = (0.58, 0.60, 0.62)
 SUN_DIRECTION = (0.45, 0.80, -0.40)  # towards the light
-MAX_SHADOW_SEGMENTS = 96
-MAX_CONTACT_SPOTS = 16
+SHADOW_MAP_SIZE = 256  # texels across the shadow mask
 HUD_FONT_SIZE = 20
 HELP_FONT_SIZE = 22
 
@@ -99,18 +100,13 @@ void main() {
 
 _GROUND_FS = """
 #version 330 core
-#define MAX_SEG %(MAX_SEG)d
-#define MAX_SPOT %(MAX_SPOT)d
 in vec3 v_world;
 uniform vec3 u_eye;
 uniform vec3 u_sky;
 uniform vec3 u_light;
 uniform vec3 u_dark;
-uniform vec4 u_seg[2 * MAX_SEG];   // (a.x, a.z, b.x, b.z), (radius, strength, -, -)
-uniform int u_nseg;
-uniform vec3 u_bound;              // (x, z, radius) around all shadow segments
-uniform vec4 u_spot[MAX_SPOT];     // (x, z, radius, strength)
-uniform int u_nspot;
+uniform sampler2D u_shadow;        // top-down shadow mask (R = darkening)
+uniform vec4 u_shadow_rect;        // (x0, z0, 1 / size, 1 / size) of the mask in world XZ
 uniform vec2 u_fog;                // fog start, end distance
 out vec4 o_color;
 void main() {
@@ -120,27 +116,47 @@ void main() {
     vec2 i = 2.0 * (abs(fract((p - 0.5 * w) * 0.5) - 0.5) - abs(fract((p + 0.5 * w) * 0.5) - 0.5)) / w;
     float checker = 0.5 - 0.5 * i.x * i.y;
     vec3 col = mix(u_light, u_dark, checker);
-    float shade = 0.0;
-    if (u_nseg > 0 && distance(p, u_bound.xy) < u_bound.z) {
-        for (int k = 0; k < u_nseg; ++k) {
-            vec4 s = u_seg[2 * k];
-            vec4 q = u_seg[2 * k + 1];
-            vec2 a = s.xy, ab = s.zw - s.xy;
-            float t = clamp(dot(p - a, ab) / max(dot(ab, ab), 1e-8), 0.0, 1.0);
-            float d = length(p - a - ab * t);
-            shade = max(shade, q.y * (1.0 - smoothstep(0.25 * q.x, q.x, d)));
-        }
-    }
-    for (int k = 0; k < u_nspot; ++k) {
-        vec4 s = u_spot[k];
-        float d = distance(p, s.xy);
-        shade = max(shade, s.w * (1.0 - smoothstep(0.2 * s.z, s.z, d)));
-    }
-    col *= 1.0 - shade;
+    vec2 uv = (p - u_shadow_rect.xy) * u_shadow_rect.zw;
+    if (all(greaterThan(uv, vec2(0.0))) && all(lessThan(uv, vec2(1.0))))
+        col *= 1.0 - texture(u_shadow, uv).r;
     float fog = smoothstep(u_fog.x, u_fog.y, distance(u_eye, v_world));
     o_color = vec4(mix(col, u_sky, fog), 1.0);
 }
-""" % {"MAX_SEG": MAX_SHADOW_SEGMENTS, "MAX_SPOT": MAX_CONTACT_SPOTS}
+"""
+
+# Shadow mask: one instanced quad per blob (a bone's smear, or a contact spot),
+# drawn top-down into a small texture with GL_MAX blending (overlaps don't add up).
+_SHADOW_VS = """
+#version 330 core
+layout(location=0) in vec2 a_corner;    // (0|1, 0|1)
+layout(location=1) in vec4 i_seg;       // a.x, a.z, b.x, b.z
+layout(location=2) in vec2 i_rs;        // radius, strength
+uniform vec4 u_rect;                    // x0, z0, 1 / size, 1 / size
+out vec2 v_p;
+flat out vec4 v_seg;
+flat out vec2 v_rs;
+void main() {
+    vec2 lo = min(i_seg.xy, i_seg.zw) - i_rs.x, hi = max(i_seg.xy, i_seg.zw) + i_rs.x;
+    v_p = mix(lo, hi, a_corner);
+    v_seg = i_seg;
+    v_rs = i_rs;
+    gl_Position = vec4((v_p - u_rect.xy) * u_rect.zw * 2.0 - 1.0, 0.0, 1.0);
+}
+"""
+
+_SHADOW_FS = """
+#version 330 core
+in vec2 v_p;
+flat in vec4 v_seg;
+flat in vec2 v_rs;
+out vec4 o_color;
+void main() {
+    vec2 a = v_seg.xy, ab = v_seg.zw - v_seg.xy;
+    float t = clamp(dot(v_p - a, ab) / max(dot(ab, ab), 1e-8), 0.0, 1.0);
+    float d = length(v_p - a - ab * t);
+    o_color = vec4(v_rs.y * (1.0 - smoothstep(0.2 * v_rs.x, v_rs.x, d)));
+}
+"""
 
 _LINE_VS = """
 #version 330 core
@@ -317,14 +333,14 @@ def shadow_segments(ch: CharacterDraw):
 
 
 def contact_spots(ch: CharacterDraw):
-    """[N, 4] = (x, z, radius, strength): darker spots under the joints in contact."""
+    """Darker spots under the joints in contact, as zero-length shadow segments [N, 8]."""
     if ch.contacts is None:
-        return np.zeros((0, 4), np.float32)
+        return np.zeros((0, 8), np.float32)
     c = np.asarray(ch.contacts, bool)
     pos = np.asarray(ch.positions, np.float32)[c]
-    out = np.zeros((len(pos), 4), np.float32)
-    out[:, 0], out[:, 1], out[:, 2] = pos[:, 0], pos[:, 2], 0.16
-    out[:, 3] = 0.6 * float(ch.alpha)
+    out = np.zeros((len(pos), 8), np.float32)
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = pos[:, 0], pos[:, 2], pos[:, 0], pos[:, 2]
+    out[:, 4], out[:, 5] = 0.17, 0.6 * float(ch.alpha)
     return out
 
 
@@ -452,6 +468,31 @@ class Renderer:
         GL.glBindVertexArray(0)
         self.text_tex = {}
 
+        # the shadow mask: a small single-channel texture with its own FBO
+        self.shadow_prog, self.shadow_u = self._program(_SHADOW_VS, _SHADOW_FS)
+        self.shadow_vao = GL.glGenVertexArrays(1)
+        GL.glBindVertexArray(self.shadow_vao)
+        corners = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
+        self.shadow_vbo, self.shadow_inst = GL.glGenBuffers(2)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.shadow_vbo)
+        GL.glBufferData(GL.GL_ARRAY_BUFFER, corners.nbytes, corners, GL.GL_STATIC_DRAW)
+        self._attrib(0, 2, 8, 0)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.shadow_inst)
+        self._attrib(1, 4, 32, 0, divisor=1)
+        self._attrib(2, 2, 32, 16, divisor=1)
+        GL.glBindVertexArray(0)
+        self.shadow_tex = GL.glGenTextures(1)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, self.shadow_tex)
+        GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_R8, SHADOW_MAP_SIZE, SHADOW_MAP_SIZE, 0,
+                        GL.GL_RED, GL.GL_UNSIGNED_BYTE, None)
+        for p, v in ((GL.GL_TEXTURE_MIN_FILTER, GL.GL_LINEAR), (GL.GL_TEXTURE_MAG_FILTER, GL.GL_LINEAR),
+                     (GL.GL_TEXTURE_WRAP_S, GL.GL_CLAMP_TO_EDGE), (GL.GL_TEXTURE_WRAP_T, GL.GL_CLAMP_TO_EDGE)):
+            GL.glTexParameteri(GL.GL_TEXTURE_2D, p, v)
+        self.shadow_fbo = GL.glGenFramebuffers(1)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.shadow_fbo)
+        GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_TEXTURE_2D, self.shadow_tex, 0)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+
         GL.glEnable(GL.GL_DEPTH_TEST)
         GL.glDepthFunc(GL.GL_LEQUAL)
         GL.glFrontFace(GL.GL_CCW)
@@ -502,6 +543,7 @@ class Renderer:
     def draw_frame(self, scene: Scene) -> None:
         GL = self.GL
         self.ctx.make_current()
+        shadow_rect = self._draw_shadow_mask(scene)
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._fbo["draw"] if self.offscreen else 0)
         GL.glViewport(0, 0, self.width, self.height)
         GL.glDepthMask(GL.GL_TRUE)
@@ -514,7 +556,7 @@ class Renderer:
         cam = scene.camera
         vp = cam.view_projection(self.width / self.height)
         eye = cam.eye()
-        self._draw_ground(scene, vp, eye, cam)
+        self._draw_ground(scene, vp, eye, cam, shadow_rect)
 
         opaque = [c for c in scene.characters if c.alpha >= 0.999]
         ghosts = [c for c in scene.characters if c.alpha < 0.999]
@@ -546,13 +588,43 @@ class Renderer:
         if scene.help_lines:
             self._draw_text_panel("help", scene.help_lines, HELP_FONT_SIZE, anchor="center")
 
-    def _draw_ground(self, scene, vp, eye, cam):
+    def _draw_shadow_mask(self, scene):
+        """Render every blob into the top-down shadow texture; returns its world rect
+        (x0, z0, 1/size, 1/size), or None when nothing casts a shadow."""
         GL = self.GL
-        segs = [shadow_segments(c) for c in scene.characters if c.shadow]
-        segs = [s for s in segs if len(s)]
-        seg = np.concatenate(segs)[:MAX_SHADOW_SEGMENTS] if segs else np.zeros((0, 8), np.float32)
-        spots = [contact_spots(c) for c in scene.characters]
-        spot = np.concatenate(spots)[:MAX_CONTACT_SPOTS] if spots else np.zeros((0, 4), np.float32)
+        blobs = [shadow_segments(c) for c in scene.characters if c.shadow]
+        blobs += [contact_spots(c) for c in scene.characters]
+        blobs = [b for b in blobs if len(b)]
+        if not blobs:
+            return None
+        blobs = np.ascontiguousarray(np.concatenate(blobs), np.float32)
+        pts = np.concatenate([blobs[:, 0:2], blobs[:, 2:4]])
+        r = float(blobs[:, 4].max())
+        lo, hi = pts.min(0) - r, pts.max(0) + r
+        size = float(max(hi[0] - lo[0], hi[1] - lo[1], 1.0)) * 1.05
+        center = (lo + hi) / 2
+        rect = (float(center[0] - size / 2), float(center[1] - size / 2), 1.0 / size, 1.0 / size)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.shadow_fbo)
+        GL.glViewport(0, 0, SHADOW_MAP_SIZE, SHADOW_MAP_SIZE)
+        GL.glClearColor(0.0, 0.0, 0.0, 0.0)
+        GL.glClear(GL.GL_COLOR_BUFFER_BIT)
+        GL.glDisable(GL.GL_DEPTH_TEST)
+        GL.glEnable(GL.GL_BLEND)
+        GL.glBlendEquation(GL.GL_MAX)
+        GL.glUseProgram(self.shadow_prog)
+        GL.glUniform4f(self.shadow_u["u_rect"], *rect)
+        GL.glBindVertexArray(self.shadow_vao)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.shadow_inst)
+        GL.glBufferData(GL.GL_ARRAY_BUFFER, blobs.nbytes, blobs, GL.GL_STREAM_DRAW)
+        GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, len(blobs))
+        GL.glBindVertexArray(0)
+        GL.glBlendEquation(GL.GL_FUNC_ADD)
+        GL.glDisable(GL.GL_BLEND)
+        GL.glEnable(GL.GL_DEPTH_TEST)
+        return rect
+
+    def _draw_ground(self, scene, vp, eye, cam, shadow_rect):
+        GL = self.GL
         u = self.ground_u
         GL.glUseProgram(self.ground_prog)
         GL.glUniformMatrix4fv(u["u_viewproj"], 1, GL.GL_TRUE, vp)
@@ -563,17 +635,11 @@ class Renderer:
         GL.glUniform3f(u["u_light"], *GROUND_LIGHT)
         GL.glUniform3f(u["u_dark"], *GROUND_DARK)
         GL.glUniform2f(u["u_fog"], 18.0, 70.0)
-        GL.glUniform1i(u["u_nseg"], len(seg))
-        if len(seg):
-            GL.glUniform4fv(u["u_seg"], 2 * len(seg), np.ascontiguousarray(seg))
-            pts = np.concatenate([seg[:, 0:2], seg[:, 2:4]])
-            lo, hi = pts.min(0), pts.max(0)
-            c = (lo + hi) / 2
-            GL.glUniform3f(u["u_bound"], float(c[0]), float(c[1]),
-                           float(np.linalg.norm(hi - lo) / 2 + seg[:, 4].max() + 0.01))
-        GL.glUniform1i(u["u_nspot"], len(spot))
-        if len(spot):
-            GL.glUniform4fv(u["u_spot"], len(spot), np.ascontiguousarray(spot))
+        GL.glUniform4f(u["u_shadow_rect"], *(shadow_rect or (1e6, 1e6, 1e-6, 1e-6)))
+        GL.glUniform1i(u["u_shadow"], 1)
+        GL.glActiveTexture(GL.GL_TEXTURE1)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, self.shadow_tex)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
         GL.glDisable(GL.GL_CULL_FACE)
         GL.glBindVertexArray(self.ground_vao)
         GL.glDrawArrays(GL.GL_TRIANGLES, 0, 6)
@@ -637,7 +703,8 @@ class Renderer:
         return self._fonts[size]
 
     def _text_texture(self, key, lines, size):
-        """Render lines to an RGBA texture (cached while the text is unchanged)."""
+        """Render lines to an RGBA texture (cached while the text is unchanged).
+        Tabs split a line into columns, aligned across all lines."""
         cached = self._text_cache.get(key)
         lines = tuple(str(s) for s in lines)
         if cached and cached[0] == lines:
@@ -645,17 +712,25 @@ class Renderer:
         import pygame
 
         font = self._font(size)
-        pad, gap = 8, 2
-        rendered = [font.render(s if s else " ", True, (240, 240, 240)) for s in lines]
-        w = max(r.get_width() for r in rendered) + 2 * pad
-        h = sum(r.get_height() + gap for r in rendered) - gap + 2 * pad
+        pad, gap, col_gap = 8, 2, 24
+        rows = [line.split("\t") for line in lines]
+        ncol = max(len(r) for r in rows)
+        widths = [0] * ncol
+        for r in rows:
+            for k, cell in enumerate(r):
+                widths[k] = max(widths[k], font.size(cell)[0])
+        line_h = font.get_linesize()
+        w = sum(widths) + col_gap * (ncol - 1) + 2 * pad
+        h = len(rows) * (line_h + gap) - gap + 2 * pad
         surf = pygame.Surface((w, h), pygame.SRCALPHA)
         surf.fill((18, 20, 24, 170))
-        y = pad
-        for text, r in zip(lines, rendered):
-            surf.blit(font.render(text or " ", True, (0, 0, 0)), (pad + 1, y + 1))
-            surf.blit(r, (pad, y))
-            y += r.get_height() + gap
+        for i, r in enumerate(rows):
+            x, y = pad, pad + i * (line_h + gap)
+            for k, cell in enumerate(r):
+                if cell:
+                    surf.blit(font.render(cell, True, (0, 0, 0)), (x + 1, y + 1))
+                    surf.blit(font.render(cell, True, (240, 240, 240)), (x, y))
+                x += widths[k] + col_gap
         data = pygame.image.tobytes(surf, "RGBA")
         GL = self.GL
         tex = self.text_tex.get(key)
