@@ -29,11 +29,11 @@ def _f(x):
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
 
-def _weak(x, like):
-    """Python numbers and lists take the float dtype of `like` (as numpy does for
-    scalars), arrays keep theirs."""
+def _weak(x, dtype):
+    """Python numbers and lists take `dtype` (as numpy treats Python scalars),
+    arrays keep theirs."""
     if isinstance(x, (int, float, list, tuple)):
-        return np.asarray(x, dtype=like.dtype)
+        return np.asarray(x, dtype=dtype)
     return _f(x)
 
 
@@ -125,7 +125,7 @@ def slerp(a, b, t):
     """Spherical interpolation along the shortest path; t broadcasts against the
     leading dims (shape [...], no trailing 1). Exact and smooth at a == b."""
     a, b = _f(a), _f(b)
-    t = _weak(t, np.empty(0, np.result_type(a, b)))
+    t = _weak(t, np.result_type(a, b))
     b = np.where(np.sum(a * b, axis=-1, keepdims=True) < 0, -b, b)
     theta = 2 * np.arctan2(_length(a - b), _length(a + b))[..., None]  # angle between a and b in 4D
     t = t[..., None]
@@ -138,7 +138,7 @@ def slerp(a, b, t):
 def nlerp(a, b, t):
     """Normalized linear interpolation along the shortest path (t as in slerp)."""
     a, b = _f(a), _f(b)
-    t = _weak(t, np.empty(0, np.result_type(a, b)))
+    t = _weak(t, np.result_type(a, b))
     b = np.where(np.sum(a * b, axis=-1, keepdims=True) < 0, -b, b)
     t = t[..., None]
     return normalize((1 - t) * a + t * b)
@@ -149,7 +149,7 @@ def nlerp(a, b, t):
 def from_angle_axis(angle, axis):
     """Rotation by angle [...] (radians) about axis [..., 3] (normalized here)."""
     axis = normalize(axis)
-    angle = _weak(angle, axis)
+    angle = _weak(angle, axis.dtype)
     lead = np.broadcast_shapes(angle.shape, axis.shape[:-1])
     h = np.broadcast_to(angle, lead)[..., None] / 2
     return np.concatenate([np.cos(h), np.sin(h) * axis], axis=-1)

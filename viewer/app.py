@@ -1,0 +1,378 @@
+"""The live loop and the headless runner: input -> controller.step -> draw.
+
+    run_live(controller, parents)                       # a window, gamepad/keyboard, 60 Hz ticks
+    run_headless(controller, parents, script, 5.0, "out/capture")   # PNGs + contact sheet, no display
+
+The controller is anything with `reset(pose)` and `step(control_input, dt) -> pose`,
+the pose having `.rotations [J, 4]`, `.positions [J, 3]` (local; joint 0's
+position is the root in world space), optional `.contacts` (bool per joint, or
+per entry of `contact_joints`) and `.info` (a dict). The viewer reads from `info`:
+
+    'clip', 'frame', 'style', 'ms'   shown on the HUD ('ms' = the controller's own time per tick)
+    'debug_lines'   [(points [K, 3], colour)]          drawn while debug drawing is on (G)
+    'debug_points'  [(position [3], colour, radius)]   likewise
+    'ghost'         a pose (rotations, positions) drawn translucent, e.g. the kinematic target
+
+Both loops tick the controller at a fixed 60 Hz; the live one renders as fast
+as vsync allows (catching up at most `MAX_TICKS_PER_FRAME` ticks per frame).
+Edge-triggered inputs (style cycle, toggles) reach the controller on the first
+tick of a frame only. The viewer handles 'help', 'debug', 'pause', 'reset',
+'quit' and 'switch_controller' (when given several controllers) itself; every
+toggle is also passed on to the controller in `ControlInput.toggles` (e.g. 'push').
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from viewer.camera import Camera, FollowSettings, update_follow
+from viewer.input import HELP_LINES, ControlInput
+from viewer.scene import CharacterDraw, Scene
+
+TICK_HZ = 60
+MAX_TICKS_PER_FRAME = 4
+TRAIL_SECONDS = 2.0
+CHARACTER_COLOR = (0.86, 0.52, 0.30)
+GHOST_COLOR = (0.35, 0.55, 0.95)
+
+
+def _default_fk():
+    from anim.quat import fk
+
+    return fk
+
+
+def joint_contacts(contacts, num_joints, contact_joints=None):
+    """A pose's contacts as bool [J]: per joint already, or one flag per joint of
+    `contact_joints` (e.g. the feet); None when unknown."""
+    if contacts is None:
+        return None
+    c = np.asarray(contacts, bool).reshape(-1)
+    if len(c) == num_joints:
+        return c
+    if contact_joints is not None and len(contact_joints) == len(c):
+        out = np.zeros(num_joints, bool)
+        out[list(contact_joints)] = c
+        return out
+    return None
+
+
+@dataclass
+class ViewerState:
+    """Everything the loops keep between frames (no GL here)."""
+
+    controllers: list
+    names: list
+    parents: np.ndarray
+    fk: object
+    initial_pose: object = None
+    contact_joints: tuple | None = None
+    radii: np.ndarray | None = None
+    bone_mask: np.ndarray | None = None
+    camera: Camera = field(default_factory=Camera)
+    follow: FollowSettings = field(default_factory=FollowSettings)
+    current: int = 0
+    pose: object = None
+    global_positions: np.ndarray | None = None
+    show_help: bool = False
+    show_debug: bool = False
+    paused: bool = False
+    quit: bool = False
+    last_input: ControlInput = field(default_factory=ControlInput)
+    trail: list = field(default_factory=list)
+    fps: float = 0.0
+    tick_ms: float = 0.0
+    ticks: int = 0
+    tick_ms_total: float = 0.0
+
+    @property
+    def controller(self):
+        return self.controllers[self.current]
+
+    def reset(self):
+        for c in self.controllers:
+            c.reset(self.initial_pose)
+        self.pose, self.global_positions, self.trail = self.initial_pose, None, []
+        if self.pose is not None:
+            self._update_globals()
+
+    def _update_globals(self):
+        _, gpos = self.fk(np.asarray(self.pose.rotations), np.asarray(self.pose.positions), self.parents)
+        self.global_positions = np.asarray(gpos, np.float32)
+
+    def handle_toggles(self, ci: ControlInput):
+        t = ci.toggles
+        if "quit" in t:
+            self.quit = True
+        if "help" in t:
+            self.show_help = not self.show_help
+        if "debug" in t:
+            self.show_debug = not self.show_debug
+        if "pause" in t:
+            self.paused = not self.paused
+        if "reset" in t:
+            self.reset()
+        if "switch_controller" in t and len(self.controllers) > 1:
+            self.current = (self.current + 1) % len(self.controllers)
+            self.controller.reset(self.pose if self.pose is not None else self.initial_pose)
+
+    def tick(self, ci: ControlInput, dt: float):
+        t0 = time.perf_counter()
+        pose = self.controller.step(ci, dt)
+        wall_ms = (time.perf_counter() - t0) * 1e3
+        info = getattr(pose, "info", None) or {}
+        self.tick_ms = float(info.get("ms", wall_ms))
+        self.ticks += 1
+        self.tick_ms_total += wall_ms
+        self.pose = pose
+        self._update_globals()
+        self.trail.append(self.global_positions[0].copy())
+        del self.trail[:-int(TRAIL_SECONDS * TICK_HZ)]
+
+    def update_camera(self, ci: ControlInput, dt: float):
+        root = self.global_positions[0] if self.global_positions is not None else self.camera.target
+        update_follow(self.camera, root, dt, ci, self.follow)
+
+    def scene(self, extra_hud=()) -> Scene:
+        scene = Scene(camera=self.camera)
+        if self.global_positions is None:
+            return scene
+        pose = self.pose
+        info = getattr(pose, "info", None) or {}
+        j = len(self.parents)
+        scene.characters.append(CharacterDraw(
+            self.global_positions, self.parents, CHARACTER_COLOR,
+            contacts=joint_contacts(getattr(pose, "contacts", None), j, self.contact_joints),
+            radii=self.radii, bone_mask=self.bone_mask))
+        ghost = info.get("ghost")
+        if ghost is not None:
+            _, gpos = self.fk(np.asarray(ghost.rotations), np.asarray(ghost.positions), self.parents)
+            scene.characters.append(CharacterDraw(np.asarray(gpos, np.float32), self.parents, GHOST_COLOR,
+                                                  alpha=0.4, radii=self.radii, bone_mask=self.bone_mask))
+        if self.show_debug:
+            if len(self.trail) > 1:
+                trail = np.array(self.trail, np.float32) * np.float32([1, 0, 1]) + np.float32([0, 0.01, 0])
+                scene.lines.append((trail, (0.15, 0.35, 0.9)))
+            root = self.global_positions[0] * np.float32([1, 0, 1]) + np.float32([0, 0.01, 0])
+            mw = self.last_input.move_world()
+            if np.any(mw):
+                scene.lines.append((np.stack([root, root + mw]), (0.95, 0.2, 0.2)))
+            scene.lines.extend(info.get("debug_lines", []))
+            scene.points.extend(info.get("debug_points", []))
+        ci = self.last_input
+        hud = [f"{self.fps:5.1f} fps    controller {self.tick_ms:.2f} ms/tick",
+               f"clip {info.get('clip', '-')}    frame {info.get('frame', '-')}",
+               f"style {info.get('style', '-')}",
+               f"input {ci.device}" + ("    run" if ci.run else "") + ("    strafe" if ci.strafe else "")]
+        if len(self.controllers) > 1:
+            hud.append(f"controller {self.names[self.current]} ({self.current + 1}/{len(self.controllers)}, M)")
+        if self.paused:
+            hud.append("PAUSED (P)")
+        hud.extend(extra_hud)
+        hud.append("F1 / H: help")
+        scene.hud_lines = hud
+        if self.show_help:
+            scene.help_lines = HELP_LINES
+        return scene
+
+
+def _make_state(controller, parents, initial_pose, contact_joints, radii, bone_mask, fk, camera):
+    if isinstance(controller, dict):
+        names, controllers = list(controller), list(controller.values())
+    elif isinstance(controller, (list, tuple)):
+        controllers = list(controller)
+        names = [type(c).__name__ for c in controllers]
+    else:
+        controllers, names = [controller], [type(controller).__name__]
+    first = controllers[0]
+    st = ViewerState(controllers, names, np.asarray(parents), fk or _default_fk(), initial_pose,
+                     contact_joints if contact_joints is not None else getattr(first, "contact_joints", None),
+                     radii if radii is not None else getattr(first, "radii", None), bone_mask,
+                     camera or Camera())
+    st.reset()
+    return st
+
+
+# ------------------------------------------------------------------------- live
+def run_live(controller, skeleton_parents, *, width=1280, height=720, input_device=None,
+             initial_pose=None, contact_joints=None, radii=None, bone_mask=None, fk=None,
+             camera: Camera | None = None, title="anim viewer", max_seconds=None, vsync=True) -> dict:
+    """Open a window and run until Esc / closed (or `max_seconds`).
+
+    controller: one controller, or a list / {name: controller} to switch between with M / X.
+    input_device: anything with `update(events, pressed) -> ControlInput`
+                  (default: `GamepadKeyboardInput()`). Returns the stats of `run_headless`'s form.
+    """
+    import pygame
+
+    from viewer.input import GamepadKeyboardInput
+    from viewer.renderer import Renderer
+
+    pygame.init()
+    st = _make_state(controller, skeleton_parents, initial_pose, contact_joints, radii, bone_mask, fk, camera)
+    try:
+        renderer = Renderer(width, height, offscreen=False, title=title, vsync=vsync)
+    except Exception as e:
+        raise RuntimeError(f"run_live: could not open an OpenGL window ({e}); "
+                           "without a display use run_headless (python -m viewer --headless DIR)") from e
+    device = input_device if input_device is not None else GamepadKeyboardInput()
+    dt = 1.0 / TICK_HZ
+    acc, frames, start = 0.0, 0, time.perf_counter()
+    last = start
+    fps_avg = None
+    try:
+        while not st.quit:
+            now = time.perf_counter()
+            frame_dt = min(now - last, 0.25)
+            last = now
+            if frame_dt > 0:
+                fps_avg = 1.0 / frame_dt if fps_avg is None else 0.95 * fps_avg + 0.05 / frame_dt
+                st.fps = fps_avg
+            events = pygame.event.get()
+            for e in events:
+                if e.type == pygame.VIDEORESIZE or e.type == getattr(pygame, "WINDOWSIZECHANGED", -1):
+                    w, h = (e.w, e.h) if hasattr(e, "w") else e.size
+                    if w > 0 and h > 0:
+                        renderer.resize(w, h)
+            ci = device.update(events, pygame.key.get_pressed())
+            ci.camera_yaw = st.camera.yaw
+            st.last_input = ci
+            st.handle_toggles(ci)
+            if not st.paused:
+                acc += frame_dt
+                n = 0
+                tick_input = ci
+                while acc >= dt and n < MAX_TICKS_PER_FRAME:
+                    st.tick(tick_input, dt)
+                    tick_input = ci.without_edges()
+                    acc -= dt
+                    n += 1
+                if n == MAX_TICKS_PER_FRAME:
+                    acc = min(acc, dt)  # too slow to keep up: drop time rather than spiral
+            st.update_camera(ci, frame_dt)
+            renderer.draw_frame(st.scene())
+            renderer.present()
+            frames += 1
+            if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+                break
+    finally:
+        renderer.close()
+        pygame.quit()
+    wall = time.perf_counter() - start
+    return {"frames": frames, "ticks": st.ticks, "wall_s": wall, "fps": frames / max(wall, 1e-9),
+            "controller_ms_mean": st.tick_ms_total / max(st.ticks, 1)}
+
+
+# --------------------------------------------------------------------- headless
+def save_png(image: np.ndarray, path: str) -> str:
+    """uint8 [H, W, 3] -> PNG file (via pygame.image; no display needed)."""
+    import pygame
+
+    surf = pygame.image.frombuffer(np.ascontiguousarray(image).tobytes(), (image.shape[1], image.shape[0]), "RGB")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.png"
+    pygame.image.save(surf, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def contact_sheet(images, labels=(), max_width=1600, columns=None) -> np.ndarray:
+    """A grid of frames (uint8 [H, W, 3] each, same size) with a label in each corner."""
+    import pygame
+
+    n = len(images)
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    h, w = images[0].shape[:2]
+    scale = min(1.0, max_width / (cols * w))
+    tw, th = max(int(w * scale), 1), max(int(h * scale), 1)
+    sheet = pygame.Surface((cols * tw, rows * th))
+    sheet.fill((30, 30, 30))
+    if not pygame.font.get_init():
+        pygame.font.init()
+    font = pygame.font.Font(None, 22)
+    for k, img in enumerate(images):
+        surf = pygame.image.frombuffer(np.ascontiguousarray(img).tobytes(), (w, h), "RGB")
+        if scale < 1.0:
+            surf = pygame.transform.smoothscale(surf, (tw, th))
+        x, y = (k % cols) * tw, (k // cols) * th
+        sheet.blit(surf, (x, y))
+        if k < len(labels):
+            sheet.blit(font.render(str(labels[k]), True, (0, 0, 0)), (x + 7, y + th - 21))
+            sheet.blit(font.render(str(labels[k]), True, (255, 255, 255)), (x + 6, y + th - 22))
+    return np.ascontiguousarray(pygame.surfarray.array3d(sheet).swapaxes(0, 1))
+
+
+def _save_ticks(frames_to_save, n_ticks, dt):
+    if isinstance(frames_to_save, int):
+        if frames_to_save <= 0:
+            return []
+        return sorted({int(round(k)) for k in np.linspace(0, n_ticks - 1, frames_to_save)})
+    return sorted({min(max(int(round(t / dt)), 0), n_ticks - 1) for t in frames_to_save})
+
+
+def run_headless(controller, parents, input_script_fn, seconds: float, out_dir: str, frames_to_save=6, *,
+                 width=640, height=360, render_every=1, initial_pose=None, contact_joints=None,
+                 radii=None, bone_mask=None, fk=None, camera: Camera | None = None,
+                 show_debug=False, renderer=None, prefix="frame") -> dict:
+    """Drive the controller from `input_script_fn(t) -> ControlInput` for `seconds`
+    at 60 Hz, render offscreen (every `render_every` ticks, and always on the
+    saved ones), write the saved frames as PNGs and a contact sheet into out_dir.
+
+    frames_to_save: a count (evenly spaced over the run) or a list of times in seconds.
+    Returns timing stats: ticks, frames (rendered), wall_s, fps (rendered frames per
+    wall second, the whole loop), render_fps (draw + read back only),
+    controller_ms_mean, saved (paths), contact_sheet (path or None).
+    """
+    from viewer.renderer import Renderer
+
+    st = _make_state(controller, parents, initial_pose, contact_joints, radii, bone_mask, fk, camera)
+    st.show_debug = show_debug
+    own = renderer is None
+    renderer = renderer or Renderer(width, height, offscreen=True)
+    dt = 1.0 / TICK_HZ
+    n_ticks = max(int(round(seconds * TICK_HZ)), 1)
+    save = set(_save_ticks(frames_to_save, n_ticks, dt))
+    saved, images, labels = [], [], []
+    frames, render_s = 0, 0.0
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        for k in range(n_ticks):
+            t = k * dt
+            ci = input_script_fn(t)
+            ci.camera_yaw = st.camera.yaw
+            st.last_input = ci
+            st.handle_toggles(ci)
+            if not st.paused:
+                st.tick(ci, dt)
+            st.update_camera(ci, dt)
+            if k % render_every == 0 or k in save:
+                r0 = time.perf_counter()
+                st.fps = frames / render_s if render_s > 0 else 0.0
+                renderer.draw_frame(st.scene())
+                img = renderer.read_pixels()
+                render_s += time.perf_counter() - r0
+                frames += 1
+                if k in save:
+                    path = os.path.join(out_dir, f"{prefix}_{k:05d}.png")
+                    saved.append(save_png(img, path))
+                    images.append(img)
+                    labels.append(f"t = {t:.2f} s")
+            if st.quit:
+                break
+    finally:
+        if own:
+            renderer.close()
+    wall = time.perf_counter() - start
+    sheet_path = None
+    if images:
+        sheet_path = save_png(contact_sheet(images, labels), os.path.join(out_dir, f"{prefix}_contact_sheet.png"))
+    return {"ticks": st.ticks, "frames": frames, "wall_s": wall, "fps": frames / max(wall, 1e-9),
+            "render_fps": frames / max(render_s, 1e-9), "controller_ms_mean": st.tick_ms_total / max(st.ticks, 1),
+            "saved": saved, "contact_sheet": sheet_path, "width": renderer.width, "height": renderer.height}
