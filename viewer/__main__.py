@@ -2,6 +2,7 @@
 
     python -m viewer                       a window; gamepad or keyboard (F1 for help)
     python -m viewer --headless out/cap    no display: PNG frames + contact sheet, prints fps
+    python -m viewer --bench               offscreen renderer frames per second
 """
 
 from __future__ import annotations
@@ -40,7 +41,17 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--debug", action="store_true", help="headless: debug drawing on")
+    p.add_argument("--bench", action="store_true", help="measure the offscreen renderer's fps and exit")
+    p.add_argument("--samples", type=int, default=0, help="--bench: MSAA samples (default 0)")
     args = p.parse_args(argv)
+
+    if args.bench:
+        from viewer.app import benchmark_render
+
+        b = benchmark_render(args.width, args.height, samples=args.samples)
+        print(f"{b['renderer']}, {b['width']}x{b['height']}, MSAA {b['samples']}: draw {b['draw_fps']:.1f} fps "
+              f"({b['draw_ms']:.1f} ms), draw + read_pixels {b['draw_read_fps']:.1f} fps ({b['draw_read_ms']:.1f} ms)")
+        return 0
 
     from viewer.app import run_headless, run_live
     from viewer.demo_pose import DemoWalker

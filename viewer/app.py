@@ -23,6 +23,7 @@ toggle is also passed on to the controller in `ControlInput.toggles` (e.g. 'push
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
@@ -201,19 +202,23 @@ def _make_state(controller, parents, initial_pose, contact_joints, radii, bone_m
 # ------------------------------------------------------------------------- live
 def run_live(controller, skeleton_parents, *, width=1280, height=720, input_device=None,
              initial_pose=None, contact_joints=None, radii=None, bone_mask=None, fk=None,
-             camera: Camera | None = None, title="anim viewer", max_seconds=None, vsync=True) -> dict:
+             camera: Camera | None = None, title="anim viewer", max_seconds=None, vsync=True,
+             max_fps=240) -> dict:
     """Open a window and run until Esc / closed (or `max_seconds`).
 
     controller: one controller, or a list / {name: controller} to switch between with M / X.
     input_device: anything with `update(events, pressed) -> ControlInput`
-                  (default: `GamepadKeyboardInput()`). Returns the stats of `run_headless`'s form.
+                  (default: `GamepadKeyboardInput()`).
+    max_fps: a frame-rate cap for when the driver ignores vsync (no busy-spinning at 2000 fps).
+    Returns {frames, ticks, wall_s, fps, controller_ms_mean}.
     """
     import pygame
 
     from viewer.input import GamepadKeyboardInput
     from viewer.renderer import Renderer
 
-    pygame.init()
+    pygame.display.init()
+    pygame.font.init()
     st = _make_state(controller, skeleton_parents, initial_pose, contact_joints, radii, bone_mask, fk, camera)
     try:
         renderer = Renderer(width, height, offscreen=False, title=title, vsync=vsync)
@@ -224,15 +229,19 @@ def run_live(controller, skeleton_parents, *, width=1280, height=720, input_devi
     dt = 1.0 / TICK_HZ
     acc, frames, start = 0.0, 0, time.perf_counter()
     last = start
-    fps_avg = None
+    recent = collections.deque(maxlen=240)  # frame timestamps for the HUD's fps
+    clock = pygame.time.Clock()
     try:
         while not st.quit:
+            clock.tick(max_fps)  # only bites where vsync is unavailable
             now = time.perf_counter()
             frame_dt = min(now - last, 0.25)
             last = now
-            if frame_dt > 0:
-                fps_avg = 1.0 / frame_dt if fps_avg is None else 0.95 * fps_avg + 0.05 / frame_dt
-                st.fps = fps_avg
+            recent.append(now)
+            while len(recent) > 2 and now - recent[0] > 1.0:
+                recent.popleft()
+            if len(recent) > 1 and now > recent[0]:
+                st.fps = (len(recent) - 1) / (now - recent[0])
             events = pygame.event.get()
             for e in events:
                 if e.type == pygame.VIDEORESIZE or e.type == getattr(pygame, "WINDOWSIZECHANGED", -1):
@@ -376,3 +385,35 @@ def run_headless(controller, parents, input_script_fn, seconds: float, out_dir: 
     return {"ticks": st.ticks, "frames": frames, "wall_s": wall, "fps": frames / max(wall, 1e-9),
             "render_fps": frames / max(render_s, 1e-9), "controller_ms_mean": st.tick_ms_total / max(st.ticks, 1),
             "saved": saved, "contact_sheet": sheet_path, "width": renderer.width, "height": renderer.height}
+
+
+# ------------------------------------------------------------------------ bench
+def benchmark_render(width=1280, height=720, frames=60, samples=0) -> dict:
+    """Frames per second of the offscreen renderer on the demo walker (HUD, shadow,
+    contacts, debug lines on): draw only (glFinish'ed) and draw + read_pixels."""
+    from viewer.demo_pose import DemoWalker
+    from viewer.renderer import Renderer
+
+    walker = DemoWalker()
+    st = _make_state(walker, walker.parents, None, None, None, None, None, None)
+    st.show_debug = True
+    ci = ControlInput(move=np.float32([0.3, 1.0]))
+    for _ in range(30):
+        st.tick(ci, 1.0 / TICK_HZ)
+        st.update_camera(ci, 1.0 / TICK_HZ)
+    scene = st.scene()
+    with Renderer(width, height, offscreen=True, samples=samples) as r:
+        r.draw_frame(scene)
+        r.read_pixels()
+        t0 = time.perf_counter()
+        for _ in range(frames):
+            r.draw_frame(scene)
+            r.finish()
+        draw = (time.perf_counter() - t0) / frames
+        t0 = time.perf_counter()
+        for _ in range(frames):
+            r.draw_frame(scene)
+            r.read_pixels()
+        read = (time.perf_counter() - t0) / frames
+        return {"width": width, "height": height, "samples": samples, "renderer": r.gl_renderer,
+                "draw_fps": 1.0 / draw, "draw_read_fps": 1.0 / read, "draw_ms": draw * 1e3, "draw_read_ms": read * 1e3}

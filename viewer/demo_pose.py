@@ -1,5 +1,5 @@
 """A stand-in controller for developing and testing the viewer: a hand-built
-23-joint skeleton walking in place with procedural sine swings, its root
+24-joint skeleton walking in place with procedural sine swings, its root
 steered by the stick. A test fixture, not animation: the real controllers live
 in `controllers/`.
 
@@ -23,7 +23,8 @@ _JOINTS = [  # name, parent, offset (metres; Y up, the character faces +Z, its l
     ("Spine2", "Spine1", (0.0, 0.12, 0.0)),
     ("Neck", "Spine2", (0.0, 0.14, 0.0)),
     ("Head", "Neck", (0.0, 0.09, 0.02)),
-    ("HeadTop", "Head", (0.0, 0.15, 0.0)),
+    ("HeadTop", "Head", (0.0, 0.08, 0.0)),
+    ("Nose", "Head", (0.0, 0.05, 0.125)),
     ("LeftShoulder", "Spine2", (0.06, 0.09, 0.0)),
     ("LeftArm", "LeftShoulder", (0.12, 0.0, 0.0)),
     ("LeftForeArm", "LeftArm", (0.0, -0.28, 0.0)),
@@ -56,12 +57,13 @@ def demo_skeleton() -> Skeleton:
 
 
 def demo_radii(skeleton: Skeleton) -> np.ndarray:
-    """Capsule radii for the demo skeleton: the default ones, with a round head."""
+    """Capsule radii for the demo skeleton: the default ones, with a round head and a nose (to see where it faces)."""
     from viewer.scene import default_bone_radii
 
     r = default_bone_radii(skeleton.parents)
-    r[skeleton.index("HeadTop")] = 0.095
+    r[skeleton.index("HeadTop")] = 0.09
     r[skeleton.index("Neck")] = 0.045
+    r[skeleton.index("Nose")] = 0.025
     return r
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import warnings
 
 
 def choose_platform() -> str | None:
@@ -175,6 +176,11 @@ class EGLContext:
 
 # ------------------------------------------------------------------- pygame window
 def _pygame_gl_window(width, height, title, hidden, samples, vsync, resizable):
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if pyopengl_uses_egl():
+        # PyOpenGL on EGL only sees EGL contexts: have SDL make its X11 window's context with EGL too
+        # (Wayland windows use EGL anyway).
+        os.environ.setdefault("SDL_VIDEO_X11_FORCE_EGL", "1")
     import pygame
 
     pygame.display.init()
@@ -196,7 +202,9 @@ def _pygame_gl_window(width, height, title, hidden, samples, vsync, resizable):
         gl(pygame.GL_MULTISAMPLESAMPLES, ms)
         try:
             try:
-                surf = pygame.display.set_mode((width, height), flags, vsync=1 if vsync else 0)
+                with warnings.catch_warnings():  # "regular vsync for OpenGL not available": fine
+                    warnings.simplefilter("ignore")
+                    surf = pygame.display.set_mode((width, height), flags, vsync=1 if vsync else 0)
             except pygame.error:
                 surf = pygame.display.set_mode((width, height), flags)
             pygame.display.set_caption(title)

@@ -81,7 +81,7 @@ void main() {
     vec3 h = normalize(u_sun + v);
     float spec = pow(max(dot(n, h), 0.0), 32.0) * 0.25;
     float rim = pow(1.0 - max(dot(n, v), 0.0), 3.0) * 0.15;
-    vec3 c = v_color.rgb * (0.55 * hemi * ao + 0.75 * diff * vec3(1.0, 0.97, 0.92)) + spec + rim;
+    vec3 c = v_color.rgb * (0.65 * hemi * ao + 0.75 * diff * vec3(1.0, 0.97, 0.92)) + spec + rim;
     o_color = vec4(c, v_color.a);
 }
 """
@@ -340,7 +340,7 @@ def contact_spots(ch: CharacterDraw):
     pos = np.asarray(ch.positions, np.float32)[c]
     out = np.zeros((len(pos), 8), np.float32)
     out[:, 0], out[:, 1], out[:, 2], out[:, 3] = pos[:, 0], pos[:, 2], pos[:, 0], pos[:, 2]
-    out[:, 4], out[:, 5] = 0.17, 0.6 * float(ch.alpha)
+    out[:, 4], out[:, 5] = 0.2, 0.6 * float(ch.alpha)
     return out
 
 

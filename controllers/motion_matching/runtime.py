@@ -9,12 +9,13 @@ arrays and one mutable state object per piece.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from anim import quat, spring
-from anim.kinematics import two_bone_ik_pose
+from anim import quat
+
+from . import kernels as k
 
 UP = np.array([0.0, 1.0, 0.0], np.float32)
 FWD = np.array([0.0, 0.0, 1.0], np.float32)
@@ -68,10 +69,10 @@ def desired_velocity(move: np.ndarray, sim_rot: np.ndarray, speeds: tuple[float,
     """World desired velocity [3] from a world stick direction [2] (x, z): the
     stick is scaled per direction in character space (forward, side, back)."""
     fwd, side, back = speeds
-    world = np.array([move[0], 0.0, move[1]], np.float32)
-    local = quat.inv_rot(sim_rot, world)
-    local = local * np.array([side, 0.0, fwd if local[2] > 0 else back], np.float32)
-    return quat.rot(sim_rot, local).astype(np.float32)
+    world = np.array([move[0], 0.0, move[1]])
+    local = k.q.inv_rot(sim_rot, world)
+    local = local * np.array([side, 0.0, fwd if local[2] > 0 else back])
+    return k.q.rot(sim_rot, local)
 
 
 def desired_rotation(current: np.ndarray, move: np.ndarray, facing) -> np.ndarray:
@@ -80,222 +81,130 @@ def desired_rotation(current: np.ndarray, move: np.ndarray, facing) -> np.ndarra
     d = facing if facing is not None else move
     if float(np.hypot(d[0], d[1])) < 1e-2:
         return current
-    return quat.from_angle_axis(np.arctan2(d[0], d[1]), UP).astype(np.float32)
+    return k.q.from_angle_axis(float(np.arctan2(d[0], d[1])), UP.astype(np.float64))
 
 
-@dataclass
 class Simulation:
     """The simulated character: a point on the ground with a facing, moved by
     critically damped springs toward the desired velocity and facing."""
 
-    position: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
-    acceleration: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
-    rotation: np.ndarray = field(default_factory=lambda: quat.identity())
-    angular_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    def __init__(self, position=None, rotation=None):
+        self.position = np.zeros(3) if position is None else np.asarray(position, np.float64).copy()
+        self.velocity = np.zeros(3)
+        self.acceleration = np.zeros(3)
+        self.rotation = np.array([1.0, 0, 0, 0]) if rotation is None else np.asarray(rotation, np.float64).copy()
+        self.angular_velocity = np.zeros(3)
 
     def update(self, v_goal, r_goal, cfg: RuntimeConfig, dt: float) -> None:
-        self.position, self.velocity, self.acceleration = spring.spring_character_update(
+        v_goal, r_goal = np.asarray(v_goal, np.float64), np.asarray(r_goal, np.float64)
+        self.position, self.velocity, self.acceleration = k.spring_position(
             self.position, self.velocity, self.acceleration, v_goal, cfg.velocity_halflife, dt)
-        self.rotation, self.angular_velocity = spring.simulation_rotation_update(
+        self.rotation, self.angular_velocity = k.spring_rotation(
             self.rotation, self.angular_velocity, r_goal, cfg.rotation_halflife, dt)
-        self.rotation = quat.normalize(self.rotation)
 
     def predict(self, v_goal, r_goal, cfg: RuntimeConfig, frames, fps: float):
         """Future positions [K,3] and rotations [K,4] at the given frame offsets."""
-        t = np.asarray(frames, np.float32)[:, None] / fps
-        pos, _, _ = spring.spring_character_update(self.position, self.velocity, self.acceleration,
-                                                   v_goal, cfg.velocity_halflife, t)
-        rot, _ = spring.simulation_rotation_update(self.rotation, self.angular_velocity, r_goal,
-                                                   cfg.rotation_halflife, t)
-        return pos, rot
+        times = np.asarray(frames, np.float64) / fps
+        return k.sim_predict(self.position, self.velocity, self.acceleration, self.rotation,
+                             self.angular_velocity, np.asarray(v_goal, np.float64),
+                             np.asarray(r_goal, np.float64), cfg.velocity_halflife, cfg.rotation_halflife, times)
 
 
 def trajectory_features(root_pos, root_rot, fut_pos, fut_rot) -> np.ndarray:
     """Raw trajectory features [4K]: future positions (x, z) then directions
     (x, z) in the space of the character root."""
-    p = quat.inv_rot(root_rot, fut_pos - root_pos)[:, [0, 2]]
-    d = quat.inv_rot(root_rot, quat.rot(fut_rot, FWD))[:, [0, 2]]
-    return np.concatenate([p.ravel(), d.ravel()]).astype(np.float32)
+    return k.trajectory_features(np.asarray(root_pos, np.float64), np.asarray(root_rot, np.float64),
+                                 np.asarray(fut_pos, np.float64), np.asarray(fut_rot, np.float64))
 
 
 # ----------------------------------------------------------- inertialization
-@dataclass
 class Inertializer:
     """Holds the displayed pose as (animation pose placed in the world) +
     decaying offsets. Joint 0 is the root, carried in world space through the
-    transition frame (src: animation space, dst: world)."""
+    transition frame: world = dst * inverse(src) * animation, where src is the
+    root of the animation frame transitioned to and dst where the character
+    stood at that moment."""
 
-    num_joints: int
-    halflife: float = 0.1
+    def __init__(self, num_joints: int, halflife: float = 0.1):
+        j = num_joints
+        self.halflife = halflife
+        self.off_pos = np.zeros((j, 3))
+        self.off_vel = np.zeros((j, 3))
+        self.off_rot = np.tile([1.0, 0, 0, 0], (j, 1))
+        self.off_avel = np.zeros((j, 3))
+        self.src_pos, self.dst_pos = np.zeros(3), np.zeros(3)
+        self.src_rot, self.dst_rot = np.array([1.0, 0, 0, 0]), np.array([1.0, 0, 0, 0])
+        self.out_rot = np.tile([1.0, 0, 0, 0], (j, 1))
+        self.out_pos = np.zeros((j, 3))
+        self.out_vel = np.zeros((j, 3))
+        self.out_avel = np.zeros((j, 3))
 
-    def __post_init__(self):
-        j = self.num_joints
-        self.off_pos = np.zeros((j, 3), np.float32)
-        self.off_vel = np.zeros((j, 3), np.float32)
-        self.off_rot = quat.identity((j,))
-        self.off_avel = np.zeros((j, 3), np.float32)
-        self.src_pos = np.zeros(3, np.float32)
-        self.src_rot = quat.identity()
-        self.dst_pos = np.zeros(3, np.float32)
-        self.dst_rot = quat.identity()
-        self.out_rot = quat.identity((j,))
-        self.out_pos = np.zeros((j, 3), np.float32)
-        self.out_vel = np.zeros((j, 3), np.float32)
-        self.out_avel = np.zeros((j, 3), np.float32)
+    def _state(self):
+        return (self.src_pos, self.src_rot, self.dst_pos, self.dst_rot, self.off_pos, self.off_vel,
+                self.off_rot, self.off_avel, self.out_pos, self.out_vel, self.out_rot, self.out_avel)
 
     def reset(self, rot, pos, vel, avel, root_pos=None, root_rot=None) -> None:
         """Show the animation pose as is, its root placed at root_pos/root_rot."""
-        self.off_pos[:] = 0
-        self.off_vel[:] = 0
-        self.off_rot[:] = quat.identity()
-        self.off_avel[:] = 0
-        self.src_pos, self.src_rot = pos[0].copy(), rot[0].copy()
-        self.dst_pos = pos[0].copy() if root_pos is None else np.asarray(root_pos, np.float32)
-        self.dst_rot = rot[0].copy() if root_rot is None else np.asarray(root_rot, np.float32)
+        self.__init__(rot.shape[0], self.halflife)
+        self.src_pos, self.src_rot = pos[0].astype(np.float64), rot[0].astype(np.float64)
+        self.dst_pos = self.src_pos.copy() if root_pos is None else np.asarray(root_pos, np.float64).copy()
+        self.dst_rot = self.src_rot.copy() if root_rot is None else np.asarray(root_rot, np.float64).copy()
         self.update(rot, pos, vel, avel, 0.0)
 
-    def _to_world(self, rot, pos, vel, avel):
-        r = quat.mul(self.dst_rot, quat.inv(self.src_rot))
-        wp = quat.rot(r, pos[0] - self.src_pos) + self.dst_pos
-        return quat.normalize(quat.mul(r, rot[0])), wp, quat.rot(r, vel[0]), quat.rot(r, avel[0])
-
     def transition(self, rot, pos, vel, avel) -> None:
-        """Switch to a new animation pose (the first frame of the destination)."""
-        # the destination's root is placed where the character is now
+        """Switch to a new animation pose (the first frame of the destination):
+        its root is placed where the character is now."""
         self.dst_pos, self.dst_rot = self.out_pos[0].copy(), self.out_rot[0].copy()
-        self.src_pos, self.src_rot = pos[0].copy(), rot[0].copy()
-        wrot, wpos, wvel, wavel = self._to_world(rot, pos, vel, avel)
-        src_q = np.concatenate([self.out_rot[:1], self.out_rot[1:]])
-        dst_q = np.concatenate([wrot[None], rot[1:]])
-        dst_x = np.concatenate([wpos[None], pos[1:]])
-        dst_v = np.concatenate([wvel[None], vel[1:]])
-        dst_w = np.concatenate([wavel[None], avel[1:]])
-        self.off_pos, self.off_vel = spring.inertialize_transition(
-            self.off_pos, self.off_vel, self.out_pos, self.out_vel, dst_x, dst_v)
-        self.off_rot, self.off_avel = spring.inertialize_transition_quat(
-            self.off_rot, self.off_avel, src_q, self.out_avel, dst_q, dst_w)
+        self.src_pos, self.src_rot = pos[0].astype(np.float64), rot[0].astype(np.float64)
+        k.inert_transition(rot, pos, vel, avel, *self._state())
 
     def update(self, rot, pos, vel, avel, dt: float) -> None:
         """Advance the offsets by dt and compose the displayed pose."""
-        wrot, wpos, wvel, wavel = self._to_world(rot, pos, vel, avel)
-        in_q = np.concatenate([wrot[None], rot[1:]])
-        in_x = np.concatenate([wpos[None], pos[1:]])
-        in_v = np.concatenate([wvel[None], vel[1:]])
-        in_w = np.concatenate([wavel[None], avel[1:]])
-        self.out_pos, self.out_vel, self.off_pos, self.off_vel = spring.inertialize_update(
-            self.off_pos, self.off_vel, in_x, in_v, self.halflife, dt)
-        self.out_rot, self.out_avel, self.off_rot, self.off_avel = spring.inertialize_update_quat(
-            self.off_rot, self.off_avel, in_q, in_w, self.halflife, dt)
-        self.out_rot = quat.normalize(self.out_rot).astype(np.float32)
+        k.inert_update(rot, pos, vel, avel, *self._state(), self.halflife, dt)
 
     def adjust_root(self, new_pos, new_rot) -> None:
-        """Move the displayed root to new_pos/new_rot, re-basing the transition
-        frame so that the animation continues from there (Holden's
-        inertialize_root_adjust)."""
-        diff = new_pos - self.out_pos[0]
-        self.out_pos[0] = self.out_pos[0] + diff
-        self.dst_pos = self.dst_pos + diff
-        self.src_pos = self.src_pos + quat.rot(self.src_rot, quat.inv_rot(
-            self.dst_rot, self.out_pos[0] - self.off_pos[0] - self.dst_pos))
-        self.dst_pos = self.out_pos[0] - self.off_pos[0]
-        self.off_pos[0] = 0
-        rdiff = quat.normalize(quat.mul(new_rot, quat.inv(self.out_rot[0])))
-        self.out_rot[0] = quat.mul(rdiff, self.out_rot[0])
-        self.dst_rot = quat.normalize(quat.mul(rdiff, self.dst_rot))
-
-
-def _damp_fraction(halflife, dt):
-    return 1.0 - np.exp(-(0.69314718056 * dt) / (halflife + 1e-8))
+        """Move the displayed root, re-basing the transition frame so that the
+        animation continues from there (Holden's inertialize_root_adjust)."""
+        k.root_adjust(np.asarray(new_pos, np.float64), np.asarray(new_rot, np.float64), self.src_pos,
+                      self.src_rot, self.dst_pos, self.dst_rot, self.off_pos, self.out_pos, self.out_rot)
 
 
 def adjusted_root(char_pos, char_rot, char_speed, sim: Simulation, cfg: RuntimeConfig, dt: float):
     """Pull the character root toward the simulation: at most adjust_max_ratio
     times the character's own speed (so a standing character does not slide),
     then clamp the distance and angle between the two."""
-    offset = sim.position - char_pos
-    step = offset * _damp_fraction(cfg.adjust_halflife, dt)
-    limit = cfg.adjust_max_ratio * char_speed * dt
-    n = float(np.linalg.norm(step))
-    if n > limit:
-        step = step * (limit / max(n, 1e-8))
-    pos = char_pos + step
-    # rotation: same idea with the angular difference
-    rdiff = quat.abs(quat.mul(sim.rotation, quat.inv(char_rot)))
-    aa = quat.to_scaled_angle_axis(rdiff) * _damp_fraction(cfg.adjust_rotation_halflife, dt)
-    ang_limit = cfg.adjust_rotation_max_ratio * char_speed * dt
-    a = float(np.linalg.norm(aa))
-    if a > ang_limit:
-        aa = aa * (ang_limit / max(a, 1e-8))
-    rot = quat.mul(quat.from_scaled_angle_axis(aa), char_rot)
-    # clamping
-    d = pos - sim.position
-    dn = float(np.linalg.norm(d))
-    if dn > cfg.clamp_distance:
-        pos = sim.position + d * (cfg.clamp_distance / dn)
-    rd = quat.abs(quat.mul(rot, quat.inv(sim.rotation)))
-    aa = quat.to_scaled_angle_axis(rd)
-    a = float(np.linalg.norm(aa))
-    if a > cfg.clamp_angle:
-        rot = quat.mul(quat.from_scaled_angle_axis(aa * (cfg.clamp_angle / a)), sim.rotation)
-    return pos.astype(np.float32), quat.normalize(rot).astype(np.float32)
+    return k.adjusted_root(char_pos, char_rot, float(char_speed), sim.position, sim.rotation,
+                           cfg.adjust_halflife, cfg.adjust_max_ratio, cfg.adjust_rotation_halflife,
+                           cfg.adjust_rotation_max_ratio, cfg.clamp_distance, cfg.clamp_angle, dt)
 
 
 # ----------------------------------------------------------------- foot lock
-@dataclass
-class FootLock:
-    """Pins a foot (its ankle joint) where it touched down while the animation
-    says it is in contact, releases it smoothly (Holden's contact_update)."""
+class FootLocks:
+    """Pins each foot (ankle joint) where it touched down while the animation
+    says it is in contact, and releases it smoothly when the contact ends or the
+    animation's foot drifts beyond unlock_radius (Holden's contact_update), then
+    bends the leg onto it with two-bone IK."""
 
-    halflife: float = 0.1
-    unlock_radius: float = 0.2
+    def __init__(self, parents, feet, halflife: float = 0.1, unlock_radius: float = 0.2):
+        self.parents = np.asarray(parents, np.int64)
+        self.feet = np.asarray(feet, np.int64)
+        self.halflife, self.unlock_radius = halflife, unlock_radius
+        self.state = np.zeros((len(feet), 2), np.int64)     # in contact, locked
+        self.vec = np.zeros((len(feet), 6, 3))              # point, target, position, velocity, off_pos, off_vel
 
-    def __post_init__(self):
-        self.state = False
-        self.locked = False
-        self.point = np.zeros(3, np.float32)
-        self.target = np.zeros(3, np.float32)
-        self.position = np.zeros(3, np.float32)
-        self.velocity = np.zeros(3, np.float32)
-        self.off_pos = np.zeros(3, np.float32)
-        self.off_vel = np.zeros(3, np.float32)
+    def reset(self, rot, pos, contacts) -> None:
+        _, gpos = quat.fk(rot, pos, self.parents)
+        self.state[:] = 0
+        self.vec[:] = 0
+        for i, f in enumerate(self.feet):
+            self.state[i, 0] = int(bool(contacts[i]))
+            self.vec[i, :3] = gpos[f]
 
-    def reset(self, position, contact: bool) -> None:
-        self.__post_init__()
-        self.state = contact
-        self.position = self.target = self.point = np.asarray(position, np.float32).copy()
+    @property
+    def locked(self) -> np.ndarray:
+        return self.state[:, 1] == 1
 
-    def update(self, input_pos, input_contact: bool, dt: float) -> np.ndarray:
-        input_vel = (input_pos - self.target) / (dt + 1e-8)
-        self.target = input_pos.copy()
-        unlock = self.locked and float(np.linalg.norm(self.point - input_pos)) > self.unlock_radius
-        if not self.state and input_contact:
-            self.locked = True
-            self.point = self.position.copy()
-            self.point[1] = input_pos[1]
-            self.off_pos, self.off_vel = spring.inertialize_transition(
-                self.off_pos, self.off_vel, input_pos, input_vel, self.point, np.zeros(3, np.float32))
-        elif (self.locked and self.state and not input_contact) or unlock:
-            self.locked = False
-            self.off_pos, self.off_vel = spring.inertialize_transition(
-                self.off_pos, self.off_vel, self.point, np.zeros(3, np.float32), input_pos, input_vel)
-        if self.locked:
-            goal, goal_v = self.point, np.zeros(3, np.float32)
-        else:
-            goal, goal_v = input_pos, input_vel
-        self.position, self.velocity, self.off_pos, self.off_vel = spring.inertialize_update(
-            self.off_pos, self.off_vel, goal, goal_v, self.halflife, dt)
-        self.state = input_contact
-        return self.position
-
-
-def apply_foot_locks(rot, pos, parents, feet, locks: list[FootLock], contacts, dt: float):
-    """Move each foot (ankle) joint to its lock's position with two-bone IK.
-    rot/pos: local pose with the root in world. Returns new local rotations."""
-    _, gpos = quat.fk(rot, pos, parents)
-    out = rot
-    for lock, foot, contact in zip(locks, feet, contacts):
-        target = lock.update(gpos[foot], bool(contact), dt)
-        if float(np.linalg.norm(target - gpos[foot])) > 1e-4:
-            out = two_bone_ik_pose(out, pos, parents, foot, target)
-    return out
+    def apply(self, rot, pos, contacts, dt: float) -> np.ndarray:
+        fwd = quat.rot(np.asarray(rot[0], np.float64), np.array([0.0, 0.0, 1.0]))
+        return k.apply_foot_locks(rot, pos, self.parents, self.feet, np.asarray(contacts, np.bool_),
+                                  self.state, self.vec, fwd, self.unlock_radius, self.halflife, dt)

@@ -1,0 +1,273 @@
+"""numba kernels of the per-tick runtime (see runtime.py for what each does and
+why). Plain numpy on arrays of 3 or 4 numbers costs microseconds per call;
+these keep one tick of a kinematic controller well under a millisecond.
+State arrays are float64 and updated in place."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from anim import quat_nb as q
+
+_NB = dict(cache=True, nogil=True)
+
+
+@njit(**_NB)
+def root_to_world(rot0, pos0, vel0, avel0, src_pos, src_rot, dst_pos, dst_rot):
+    """Place an animation root (animation space) in the world through the
+    transition frame: world = dst * inverse(src) * animation."""
+    r = q.mul(dst_rot, q.inv(src_rot))
+    wp = q.rot(r, pos0.astype(np.float64) - src_pos) + dst_pos
+    return (q.normalize(q.mul(r, rot0.astype(np.float64))), wp,
+            q.rot(r, vel0.astype(np.float64)), q.rot(r, avel0.astype(np.float64)))
+
+
+@njit(**_NB)
+def inert_transition(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
+                     off_pos, off_vel, off_rot, off_avel, out_pos, out_vel, out_rot, out_avel):
+    """Offsets so that the destination pose + offsets equals the pose shown now."""
+    wr, wp, wv, ww = root_to_world(rot[0], pos[0], vel[0], avel[0], src_pos, src_rot, dst_pos, dst_rot)
+    for j in range(rot.shape[0]):
+        if j == 0:
+            dq, dx, dv, dw = wr, wp, wv, ww
+        else:
+            dq = rot[j].astype(np.float64)
+            dx = pos[j].astype(np.float64)
+            dv = vel[j].astype(np.float64)
+            dw = avel[j].astype(np.float64)
+        off_pos[j] = off_pos[j] + out_pos[j] - dx
+        off_vel[j] = off_vel[j] + out_vel[j] - dv
+        off_rot[j] = q.qabs(q.mul(q.mul(off_rot[j], out_rot[j]), q.inv(dq)))
+        off_avel[j] = off_avel[j] + out_avel[j] - dw
+
+
+@njit(**_NB)
+def inert_update(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
+                 off_pos, off_vel, off_rot, off_avel, out_pos, out_vel, out_rot, out_avel, halflife, dt):
+    """Decay the offsets (critically damped, exact in dt) and compose the output."""
+    y = q.halflife_to_damping(halflife) / 2.0
+    eydt = math.exp(-y * dt)
+    wr, wp, wv, ww = root_to_world(rot[0], pos[0], vel[0], avel[0], src_pos, src_rot, dst_pos, dst_rot)
+    for j in range(rot.shape[0]):
+        if j == 0:
+            iq, ix, iv, iw = wr, wp, wv, ww
+        else:
+            iq = rot[j].astype(np.float64)
+            ix = pos[j].astype(np.float64)
+            iv = vel[j].astype(np.float64)
+            iw = avel[j].astype(np.float64)
+        j1 = off_vel[j] + off_pos[j] * y
+        off_pos[j] = eydt * (off_pos[j] + j1 * dt)
+        off_vel[j] = eydt * (off_vel[j] - j1 * y * dt)
+        r0 = q.to_scaled_angle_axis(off_rot[j])
+        r1 = off_avel[j] + r0 * y
+        off_rot[j] = q.from_scaled_angle_axis(eydt * (r0 + r1 * dt))
+        off_avel[j] = eydt * (off_avel[j] - r1 * y * dt)
+        out_pos[j] = ix + off_pos[j]
+        out_vel[j] = iv + off_vel[j]
+        out_rot[j] = q.normalize(q.mul(off_rot[j], iq))
+        out_avel[j] = iw + off_avel[j]
+
+
+@njit(**_NB)
+def root_adjust(new_pos, new_rot, src_pos, src_rot, dst_pos, dst_rot, off_pos, out_pos, out_rot):
+    """Move the displayed root to new_pos/new_rot and re-base the transition
+    frame so the animation continues from there (Holden's inertialize_root_adjust).
+    Updates src_pos, dst_pos, dst_rot, off_pos[0], out_pos[0], out_rot[0] in place."""
+    diff = new_pos - out_pos[0]
+    out_pos[0] = out_pos[0] + diff
+    dst_pos[:] = dst_pos + diff
+    src_pos[:] = src_pos + q.rot(src_rot, q.inv_rot(dst_rot, out_pos[0] - off_pos[0] - dst_pos))
+    dst_pos[:] = out_pos[0] - off_pos[0]
+    off_pos[0] = 0.0
+    rdiff = q.normalize(q.mul(new_rot, q.inv(out_rot[0])))
+    out_rot[0] = q.mul(rdiff, out_rot[0])
+    dst_rot[:] = q.normalize(q.mul(rdiff, dst_rot))
+
+
+@njit(**_NB)
+def spring_position(x, v, a, v_goal, halflife, t):
+    """Holden's spring_character_update: exact after time t."""
+    y = q.halflife_to_damping(halflife) / 2.0
+    j0 = v - v_goal
+    j1 = a + j0 * y
+    eydt = math.exp(-y * t)
+    x2 = eydt * (((-j1) / (y * y)) + ((-j0 - j1 * t) / y)) + (j1 / (y * y)) + j0 / y + v_goal * t + x
+    v2 = eydt * (j0 + j1 * t) + v_goal
+    a2 = eydt * (a - j1 * y * t)
+    return x2, v2, a2
+
+
+@njit(**_NB)
+def spring_rotation(r, w, r_goal, halflife, t):
+    y = q.halflife_to_damping(halflife) / 2.0
+    j0 = q.to_scaled_angle_axis(q.qabs(q.mul(r, q.inv(r_goal))))
+    j1 = w + j0 * y
+    eydt = math.exp(-y * t)
+    r2 = q.normalize(q.mul(q.from_scaled_angle_axis(eydt * (j0 + j1 * t)), r_goal))
+    return r2, eydt * (w - j1 * y * t)
+
+
+@njit(**_NB)
+def sim_predict(x, v, a, r, w, v_goal, r_goal, vhl, rhl, times):
+    k = times.shape[0]
+    out_p = np.empty((k, 3))
+    out_r = np.empty((k, 4))
+    for i in range(k):
+        out_p[i] = spring_position(x, v, a, v_goal, vhl, times[i])[0]
+        out_r[i] = spring_rotation(r, w, r_goal, rhl, times[i])[0]
+    return out_p, out_r
+
+
+@njit(**_NB)
+def trajectory_features(root_pos, root_rot, fut_pos, fut_rot):
+    """[4K]: future (x, z) positions then (x, z) facing directions, in the root's space."""
+    k = fut_pos.shape[0]
+    out = np.empty(4 * k)
+    fwd = np.array([0.0, 0.0, 1.0])
+    for i in range(k):
+        p = q.inv_rot(root_rot, fut_pos[i] - root_pos)
+        d = q.inv_rot(root_rot, q.rot(fut_rot[i], fwd))
+        out[2 * i] = p[0]
+        out[2 * i + 1] = p[2]
+        out[2 * k + 2 * i] = d[0]
+        out[2 * k + 2 * i + 1] = d[2]
+    return out
+
+
+@njit(**_NB)
+def adjusted_root(char_pos, char_rot, char_speed, sim_pos, sim_rot, halflife, max_ratio,
+                  rot_halflife, rot_max_ratio, clamp_distance, clamp_angle, dt):
+    """Pull the character root toward the simulation, by at most max_ratio times
+    its own speed (no sliding while standing), then clamp distance and angle."""
+    frac = 1.0 - math.exp(-(0.69314718056 * dt) / (halflife + 1e-8))
+    step = (sim_pos - char_pos) * frac
+    limit = max_ratio * char_speed * dt
+    n = q.length(step)
+    if n > limit:
+        step = step * (limit / max(n, 1e-8))
+    pos = char_pos + step
+    aa = q.to_scaled_angle_axis(q.mul(sim_rot, q.inv(char_rot)))
+    aa = aa * (1.0 - math.exp(-(0.69314718056 * dt) / (rot_halflife + 1e-8)))
+    ang_limit = rot_max_ratio * char_speed * dt
+    a = q.length(aa)
+    if a > ang_limit:
+        aa = aa * (ang_limit / max(a, 1e-8))
+    r = q.mul(q.from_scaled_angle_axis(aa), char_rot)
+    d = pos - sim_pos
+    dn = q.length(d)
+    if dn > clamp_distance:
+        pos = sim_pos + d * (clamp_distance / dn)
+    aa = q.to_scaled_angle_axis(q.mul(r, q.inv(sim_rot)))
+    a = q.length(aa)
+    if a > clamp_angle:
+        r = q.mul(q.from_scaled_angle_axis(aa * (clamp_angle / a)), sim_rot)
+    return pos, q.normalize(r)
+
+
+@njit(**_NB)
+def fk_chain(lrot, lpos, parents, end):
+    """Global rotations and positions of joints 0..end (parents before children)."""
+    grot = np.empty((end + 1, 4))
+    gpos = np.empty((end + 1, 3))
+    for j in range(end + 1):
+        p = parents[j]
+        if p < 0:
+            grot[j] = lrot[j]
+            gpos[j] = lpos[j]
+        else:
+            grot[j] = q.mul(grot[p], lrot[j].astype(np.float64))
+            gpos[j] = gpos[p] + q.rot(grot[p], lpos[j].astype(np.float64))
+    return grot, gpos
+
+
+@njit(**_NB)
+def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
+    """Rotate the grandparent (hip) and parent (knee) of `end` so that it
+    reaches `target` (clamped to max_extension of the chain's length), bending
+    in the chain's plane; a straight chain bends toward `fwd`. In place on lrot."""
+    b_i = parents[end]
+    a_i = parents[b_i]
+    grot, gpos = fk_chain(lrot, lpos, parents, end)
+    a, b, c = gpos[a_i], gpos[b_i], gpos[end]
+    lab = q.length(b - a)
+    lcb = q.length(c - b)
+    t = target.astype(np.float64)
+    lat = q.length(t - a)
+    lat = min(max(lat, abs(lab - lcb) + 1e-4), max_extension * (lab + lcb))
+    ac = q.unit(c - a)
+    ab = q.unit(b - a)
+    ac_ab_0 = math.acos(min(max(q.dot3(ac, ab), -1.0), 1.0))
+    ba_bc_0 = math.acos(min(max(q.dot3(q.unit(a - b), q.unit(c - b)), -1.0), 1.0))
+    ac_at_0 = math.acos(min(max(q.dot3(ac, q.unit(t - a)), -1.0), 1.0))
+    ac_ab_1 = math.acos(min(max((lcb * lcb - lab * lab - lat * lat) / (-2.0 * lab * lat), -1.0), 1.0))
+    ba_bc_1 = math.acos(min(max((lat * lat - lab * lab - lcb * lcb) / (-2.0 * lab * lcb), -1.0), 1.0))
+    axis0 = q.cross(c - a, b - a)
+    if q.length(axis0) < 1e-6:
+        axis0 = q.cross(c - a, fwd)
+    axis0 = q.unit(axis0)
+    axis1 = q.cross(c - a, t - a)
+    if q.length(axis1) < 1e-9:
+        axis1 = axis0
+    axis1 = q.unit(axis1)
+    r0 = q.from_angle_axis(ac_ab_1 - ac_ab_0, q.inv_rot(grot[a_i], axis0))
+    r1 = q.from_angle_axis(ba_bc_1 - ba_bc_0, q.inv_rot(grot[b_i], axis0))
+    r2 = q.from_angle_axis(ac_at_0, q.inv_rot(grot[a_i], axis1))
+    lrot[a_i] = q.normalize(q.mul(lrot[a_i].astype(np.float64), q.mul(r0, r2)))
+    lrot[b_i] = q.normalize(q.mul(lrot[b_i].astype(np.float64), r1))
+
+
+@njit(**_NB)
+def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_pos, input_contact,
+              unlock_radius, halflife, dt):
+    """Holden's contact_update. state: int64[2] (in contact, locked); the vectors
+    are updated in place; returns the foot position to reach."""
+    input_vel = (input_pos - target) / (dt + 1e-8)
+    target[:] = input_pos
+    locked = state[1] == 1
+    unlock = locked and q.length(point - input_pos) > unlock_radius
+    zero = np.zeros(3)
+    if state[0] == 0 and input_contact:
+        state[1] = 1
+        point[:] = position
+        point[1] = input_pos[1]
+        off_pos[:] = off_pos + input_pos - point
+        off_vel[:] = off_vel + input_vel - zero
+    elif (locked and state[0] == 1 and not input_contact) or unlock:
+        state[1] = 0
+        off_pos[:] = off_pos + point - input_pos
+        off_vel[:] = off_vel - input_vel
+    if state[1] == 1:
+        goal, goal_v = point.copy(), zero
+    else:
+        goal, goal_v = input_pos.copy(), input_vel
+    y = q.halflife_to_damping(halflife) / 2.0
+    j1 = off_vel + off_pos * y
+    eydt = math.exp(-y * dt)
+    off_pos[:] = eydt * (off_pos + j1 * dt)
+    off_vel[:] = eydt * (off_vel - j1 * y * dt)
+    position[:] = goal + off_pos
+    velocity[:] = goal_v + off_vel
+    state[0] = 1 if input_contact else 0
+    return position.copy()
+
+
+@njit(**_NB)
+def apply_foot_locks(lrot, lpos, parents, feet, contacts, locks_state, locks_vec, fwd,
+                     unlock_radius, halflife, dt):
+    """All feet: update each lock from the animation's foot position and contact,
+    then two-bone IK the leg to the lock. locks_vec: [F, 6, 3] (point, target,
+    position, velocity, off_pos, off_vel). Returns new local rotations."""
+    out = lrot.astype(np.float64).copy()
+    for i in range(feet.shape[0]):
+        f = feet[i]
+        grot, gpos = fk_chain(out, lpos, parents, f)
+        v = locks_vec[i]
+        goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], gpos[f], contacts[i],
+                         unlock_radius, halflife, dt)
+        if q.length(goal - gpos[f]) > 1e-4:
+            two_bone_ik(out, lpos, parents, f, goal, fwd, 0.999)
+    return out
