@@ -89,8 +89,10 @@ def exp(v):
 @njit(**_NB)
 def log(q):
     n = math.sqrt(q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
-    if n < 1e-8:
-        return np.array([q[1], q[2], q[3]])
+    if n < 1e-8 and q[0] > 0.0:
+        return np.array([q[1], q[2], q[3]]) / q[0]
+    if n == 0.0:
+        return np.zeros(3)
     half = math.atan2(n, q[0])
     return np.array([q[1], q[2], q[3]]) * (half / n)
 

@@ -195,13 +195,13 @@ def test_demo_walker_stands_upright_on_the_ground():
     from anim.quat import fk
 
     from viewer.demo_pose import DemoWalker
-    from viewer.input import ControlInput
+    from viewer.input import DeviceInput
 
     w = DemoWalker()
     lows = []
     for k in range(90):
-        ci = ControlInput(move=np.float32([0.0, 1.0]))
-        pose = w.step(ci, 1 / 60)
+        ci = DeviceInput(move=np.float32([0.0, 1.0]))
+        pose = w.step(ci.to_control(), 1 / 60)
         _, g = fk(pose.rotations, pose.positions, w.parents)
         lows.append(g[list(w.contact_joints), 1].min())
         assert pose.contacts is not None and pose.contacts.any()
@@ -217,10 +217,10 @@ def test_run_headless_writes_frames_and_a_contact_sheet(tmp_path, renderer):
 
     from viewer.app import run_headless
     from viewer.demo_pose import DemoWalker
-    from viewer.input import ControlInput
+    from viewer.input import DeviceInput
 
     def script(t):
-        return ControlInput(move=np.float32([0.0, 1.0]), run=t > 0.5,
+        return DeviceInput(move=np.float32([0.0, 1.0]), run=t > 0.5,
                             toggles={"debug"} if t == 0 else set())
 
     w = DemoWalker()

@@ -7,7 +7,7 @@ import pygame
 import pytest
 
 from viewer.input import (AXIS_LT, AXIS_LX, AXIS_LY, AXIS_RT, AXIS_RX, HELP_LINES, PAD_BACK, PAD_Y,
-                          STICK_DEAD_ZONE, STICK_SATURATION, ControlInput, GamepadKeyboardInput, Pad,
+                          STICK_DEAD_ZONE, STICK_SATURATION, DeviceInput, GamepadKeyboardInput, Pad,
                           radial_dead_zone)
 
 E = pygame.event.Event
@@ -169,14 +169,14 @@ def test_second_pad_takes_over_then_hands_back():
 
 
 def test_move_world_follows_the_camera_yaw():
-    ci = ControlInput(move=np.float32([0.0, 1.0]))
+    ci = DeviceInput(move=np.float32([0.0, 1.0]))
     np.testing.assert_allclose(ci.move_world(), [0, 0, 1], atol=1e-6)   # yaw 0: forward is +Z
     ci.move = np.float32([1.0, 0.0])
     np.testing.assert_allclose(ci.move_world(), [-1, 0, 0], atol=1e-6)  # right is -X
     ci.camera_yaw = math.pi / 2
     ci.move = np.float32([0.0, 0.5])
     np.testing.assert_allclose(ci.move_world(), [0.5, 0, 0], atol=1e-6)
-    e = ControlInput(style_cycle=True, toggles={"help"}).without_edges()
+    e = DeviceInput(style_cycle=True, toggles={"help"}).without_edges()
     assert not e.style_cycle and not e.toggles
 
 

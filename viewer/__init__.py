@@ -4,7 +4,7 @@ headless capture. It draws poses and reads devices; it owns no animation logic.
 - `viewer.renderer`: `Renderer(width, height, offscreen)`, `draw_frame(scene)`, `read_pixels()`.
 - `viewer.scene`: `Scene`, `CharacterDraw` (plain data the renderer draws).
 - `viewer.camera`: `Camera`, `project`, `update_follow` (orbit/follow camera).
-- `viewer.input`: `ControlInput`, `GamepadKeyboardInput`, `HELP_LINES`.
+- `viewer.input`: `DeviceInput`, `GamepadKeyboardInput`, `HELP_LINES`.
 - `viewer.app`: `run_live`, `run_headless`.
 - `viewer.demo_pose`: `DemoWalker`, a procedural test fixture controller.
 

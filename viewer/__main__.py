@@ -15,9 +15,9 @@ import numpy as np
 
 def demo_script(t: float):
     """A scripted input for headless runs: walk forward, turn left, run, strafe, stop."""
-    from viewer.input import ControlInput
+    from viewer.input import DeviceInput
 
-    ci = ControlInput()
+    ci = DeviceInput()
     if t < 1.5:
         ci.move = np.float32([0.0, 1.0])
     elif t < 3.0:

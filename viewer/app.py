@@ -18,7 +18,7 @@ as vsync allows (catching up at most `MAX_TICKS_PER_FRAME` ticks per frame).
 Edge-triggered inputs (style cycle, toggles) reach the controller on the first
 tick of a frame only. The viewer handles 'help', 'debug', 'pause', 'reset',
 'quit' and 'switch_controller' (when given several controllers) itself; every
-toggle is also passed on to the controller in `ControlInput.toggles` (e.g. 'push').
+toggle is also passed on to the controller in `DeviceInput.toggles` (e.g. 'push').
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viewer.camera import Camera, FollowSettings, update_follow
-from viewer.input import HELP_LINES, ControlInput
+from viewer.input import HELP_LINES, DeviceInput
 from viewer.scene import CharacterDraw, Scene
 
 TICK_HZ = 60
@@ -84,7 +84,7 @@ class ViewerState:
     show_debug: bool = False
     paused: bool = False
     quit: bool = False
-    last_input: ControlInput = field(default_factory=ControlInput)
+    last_input: DeviceInput = field(default_factory=DeviceInput)
     trail: list = field(default_factory=list)
     fps: float = 0.0
     tick_ms: float = 0.0
@@ -106,7 +106,7 @@ class ViewerState:
         _, gpos = self.fk(np.asarray(self.pose.rotations), np.asarray(self.pose.positions), self.parents)
         self.global_positions = np.asarray(gpos, np.float32)
 
-    def handle_toggles(self, ci: ControlInput):
+    def handle_toggles(self, ci: DeviceInput):
         t = ci.toggles
         if "quit" in t:
             self.quit = True
@@ -122,8 +122,14 @@ class ViewerState:
             self.current = (self.current + 1) % len(self.controllers)
             self.controller.reset(self.pose if self.pose is not None else self.initial_pose)
 
-    def tick(self, ci: ControlInput, dt: float):
+    def tick(self, ci, dt: float):
+        """One controller tick. `ci` is a device's `DeviceInput` (converted here:
+        camera-relative stick to world, strafe facing, style cycling) or an
+        `anim.control.ControlInput` given as is (scripted input)."""
         t0 = time.perf_counter()
+        if isinstance(ci, DeviceInput):
+            c = self.controller
+            ci = ci.to_control(getattr(c, "styles", ()), getattr(c, "style", None))
         pose = self.controller.step(ci, dt)
         wall_ms = (time.perf_counter() - t0) * 1e3
         info = getattr(pose, "info", None) or {}
@@ -135,7 +141,7 @@ class ViewerState:
         self.trail.append(self.global_positions[0].copy())
         del self.trail[:-int(TRAIL_SECONDS * TICK_HZ)]
 
-    def update_camera(self, ci: ControlInput, dt: float):
+    def update_camera(self, ci: DeviceInput, dt: float):
         root = self.global_positions[0] if self.global_positions is not None else self.camera.target
         update_follow(self.camera, root, dt, ci, self.follow)
 
@@ -207,7 +213,7 @@ def run_live(controller, skeleton_parents, *, width=1280, height=720, input_devi
     """Open a window and run until Esc / closed (or `max_seconds`).
 
     controller: one controller, or a list / {name: controller} to switch between with M / X.
-    input_device: anything with `update(events, pressed) -> ControlInput`
+    input_device: anything with `update(events, pressed) -> DeviceInput`
                   (default: `GamepadKeyboardInput()`).
     max_fps: a frame-rate cap for when the driver ignores vsync (no busy-spinning at 2000 fps).
     Returns {frames, ticks, wall_s, fps, controller_ms_mean}.
@@ -244,10 +250,8 @@ def run_live(controller, skeleton_parents, *, width=1280, height=720, input_devi
                 st.fps = (len(recent) - 1) / (now - recent[0])
             events = pygame.event.get()
             for e in events:
-                if e.type == pygame.VIDEORESIZE or e.type == getattr(pygame, "WINDOWSIZECHANGED", -1):
-                    w, h = (e.w, e.h) if hasattr(e, "w") else e.size
-                    if w > 0 and h > 0:
-                        renderer.resize(w, h)
+                if e.type == pygame.VIDEORESIZE and e.w > 0 and e.h > 0:
+                    renderer.resize(e.w, e.h)
             ci = device.update(events, pygame.key.get_pressed())
             ci.camera_yaw = st.camera.yaw
             st.last_input = ci
@@ -329,7 +333,8 @@ def run_headless(controller, parents, input_script_fn, seconds: float, out_dir: 
                  width=640, height=360, render_every=1, initial_pose=None, contact_joints=None,
                  radii=None, bone_mask=None, fk=None, camera: Camera | None = None,
                  show_debug=False, renderer=None, prefix="frame") -> dict:
-    """Drive the controller from `input_script_fn(t) -> ControlInput` for `seconds`
+    """Drive the controller from `input_script_fn(t)` (a `DeviceInput`, or an
+    `anim.control.ControlInput` in world axes, as `anim run` scripts give) for `seconds`
     at 60 Hz, render offscreen (every `render_every` ticks, and always on the
     saved ones), write the saved frames as PNGs and a contact sheet into out_dir.
 
@@ -355,11 +360,14 @@ def run_headless(controller, parents, input_script_fn, seconds: float, out_dir: 
         for k in range(n_ticks):
             t = k * dt
             ci = input_script_fn(t)
-            ci.camera_yaw = st.camera.yaw
+            control = ci
+            if not isinstance(ci, DeviceInput):      # a scripted anim.control.ControlInput (world axes)
+                ci = DeviceInput.from_control(ci)
+            ci.camera_yaw = st.camera.yaw if control is ci else 0.0
             st.last_input = ci
             st.handle_toggles(ci)
             if not st.paused:
-                st.tick(ci, dt)
+                st.tick(control, dt)
             st.update_camera(ci, dt)
             if k % render_every == 0 or k in save:
                 r0 = time.perf_counter()
@@ -397,7 +405,7 @@ def benchmark_render(width=1280, height=720, frames=60, samples=0) -> dict:
     walker = DemoWalker()
     st = _make_state(walker, walker.parents, None, None, None, None, None, None)
     st.show_debug = True
-    ci = ControlInput(move=np.float32([0.3, 1.0]))
+    ci = DeviceInput(move=np.float32([0.3, 1.0]))
     for _ in range(30):
         st.tick(ci, 1.0 / TICK_HZ)
         st.update_camera(ci, 1.0 / TICK_HZ)

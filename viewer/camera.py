@@ -12,7 +12,7 @@ Conventions (DESIGN.md): Y up, metres, radians; the character's forward is +Z.
 The view direction is `forward = (sin yaw cos pitch, -sin pitch, cos yaw cos pitch)`;
 the screen's right is `right = (-cos yaw, 0, sin yaw)` (for a character seen
 from behind, its left +X is on the screen's left). A stick pushed forward means
-`forward` flattened onto the ground: see `ControlInput.move_world`.
+`forward` flattened onto the ground: see `DeviceInput.move_world`.
 
 Matrices are row-major numpy float32 (column vectors: p_clip = P @ V @ p).
 """

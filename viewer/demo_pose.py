@@ -94,19 +94,24 @@ class DemoWalker:
             self.root = np.array([pose.positions[0][0], 0.0, pose.positions[0][2]], np.float32)
 
     @property
+    def styles(self) -> list:
+        return list(STYLES)
+
+    @property
     def style(self) -> str:
         return list(STYLES)[self.style_index]
 
     def step(self, control, dt: float) -> Pose:
         t0 = time.perf_counter()
-        if getattr(control, "style_cycle", False):
-            self.style_index = (self.style_index + 1) % len(STYLES)
+        if control.style is not None and control.style in STYLES:
+            self.style_index = list(STYLES).index(control.style)
         swing, cadence, lean = STYLES[self.style]
-        move = control.move_world() if hasattr(control, "move_world") else np.zeros(3, np.float32)
-        speed = (self.run_speed if getattr(control, "run", False) else self.walk_speed) * float(np.linalg.norm(move))
-        self.root = self.root + move * (self.run_speed if getattr(control, "run", False) else self.walk_speed) * dt
-        if getattr(control, "strafe", False):
-            want = getattr(control, "camera_yaw", self.yaw)
+        move = np.array([control.move[0], 0.0, control.move[1]], np.float32)
+        top_speed = self.run_speed if getattr(control, "run", False) else self.walk_speed
+        speed = top_speed * float(np.linalg.norm(move))
+        self.root = self.root + move * top_speed * dt
+        if control.facing is not None:
+            want = math.atan2(control.facing[0], control.facing[1])
         elif speed > 1e-3:
             want = math.atan2(move[0], move[2])
         else:

@@ -1,4 +1,4 @@
-"""Input devices -> `ControlInput`: a gamepad (hot-pluggable) with keyboard and mouse fallback.
+"""Input devices -> `DeviceInput`: a gamepad (hot-pluggable) with keyboard and mouse fallback.
 
 Mapping (also `HELP_LINES`, shown on screen with F1 / H):
 
@@ -40,7 +40,7 @@ Pad axes and buttons are tracked from events, never polled.
 
 Conventions: `move` and `look` have x = right, y = forward/up (SDL's stick y,
 positive downwards, is flipped). `move` is relative to the camera:
-`ControlInput.move_world()` turns it into a world-space ground direction using
+`DeviceInput.move_world()` turns it into a world-space ground direction using
 `camera_yaw` (which the app fills in each tick); see viewer/camera.py.
 """
 
@@ -107,7 +107,7 @@ JOYSTICK_BUTTONS = {0: PAD_A, 1: PAD_B, 2: PAD_X, 3: PAD_Y, 4: PAD_LB, 5: PAD_RB
 
 
 @dataclass
-class ControlInput:
+class DeviceInput:
     """What the user asks for this tick (device independent).
 
     move:   [2] desired movement, x = right, y = forward, |move| <= 1, camera relative.
@@ -141,9 +141,36 @@ class ControlInput:
         right = np.array([-c, 0.0, s], np.float32)
         return (self.move[0] * right + self.move[1] * fwd).astype(np.float32)
 
-    def without_edges(self) -> "ControlInput":
+    @classmethod
+    def from_control(cls, c) -> "DeviceInput":
+        """A stand-in for a scripted `anim.control.ControlInput` (for the HUD and
+        debug drawing): with camera_yaw = 0, move_world() gives back c.move."""
+        return cls(move=np.array([-c.move[0], c.move[1]], np.float32), run=bool(c.run),
+                   strafe=c.facing is not None, toggles=set(c.actions), device="script")
+
+    def to_control(self, styles=(), current_style=None, facing_yaw=None):
+        """The device-independent `anim.control.ControlInput` a controller takes:
+        `move` in world axes (through the camera yaw); while strafing, the
+        facing is held at `facing_yaw` (default: the camera's forward); a style
+        cycle press picks the style after `current_style` in `styles`."""
+        from anim.control import ControlInput
+
+        mw = self.move_world()
+        facing = None
+        if self.strafe:
+            yaw = self.camera_yaw if facing_yaw is None else facing_yaw
+            facing = np.array([math.sin(yaw), math.cos(yaw)], np.float32)
+        style = None
+        if self.style_cycle and len(styles) > 0:
+            styles = list(styles)
+            i = styles.index(current_style) + 1 if current_style in styles else 0
+            style = styles[i % len(styles)]
+        return ControlInput(move=np.array([mw[0], mw[2]], np.float32), facing=facing, run=self.run,
+                            style=style, actions=frozenset(self.toggles))
+
+    def without_edges(self) -> "DeviceInput":
         """The same held state with this tick's edges cleared (for extra ticks in one frame)."""
-        return ControlInput(self.move.copy(), self.look.copy(), self.run, self.strafe, False, set(),
+        return DeviceInput(self.move.copy(), self.look.copy(), self.run, self.strafe, False, set(),
                             self.device, self.camera_yaw, self.zoom_rate, 0.0, np.zeros(2, np.float32))
 
 
@@ -225,7 +252,7 @@ class PadBackend:
 
 
 class GamepadKeyboardInput:
-    """Keyboard + mouse + hot-pluggable gamepads -> ControlInput.
+    """Keyboard + mouse + hot-pluggable gamepads -> DeviceInput.
 
         inp = GamepadKeyboardInput()
         each frame: ci = inp.update(pygame.event.get(), pygame.key.get_pressed())
@@ -336,8 +363,8 @@ class GamepadKeyboardInput:
                     self._pad_button(pad, JOYSTICK_BUTTONS[e.button], t == pygame.JOYBUTTONDOWN)
 
     # ------------------------------------------------------------------ sample
-    def poll(self, pressed=None) -> ControlInput:
-        """The ControlInput for now; clears the accumulated edges and impulses."""
+    def poll(self, pressed=None) -> DeviceInput:
+        """The DeviceInput for now; clears the accumulated edges and impulses."""
         if pressed is None:
             held_set = self._held_keys
 
@@ -374,7 +401,7 @@ class GamepadKeyboardInput:
             strafe = strafe or trig(AXIS_LT) > TRIGGER_THRESHOLD
             zoom_rate += float(PAD_RB in pad.buttons) - float(PAD_LB in pad.buttons)
 
-        ci = ControlInput(move=move, look=look, run=run, strafe=strafe, style_cycle=self._edge_style,
+        ci = DeviceInput(move=move, look=look, run=run, strafe=strafe, style_cycle=self._edge_style,
                           toggles=set(self._edges_toggles), device=self.device,
                           zoom_rate=float(np.clip(zoom_rate, -1, 1)), zoom_steps=self._zoom_steps,
                           orbit=self._orbit.copy())
@@ -384,7 +411,7 @@ class GamepadKeyboardInput:
         self._zoom_steps = 0.0
         return ci
 
-    def update(self, events, pressed=None) -> ControlInput:
+    def update(self, events, pressed=None) -> DeviceInput:
         """process_events(events) then poll(pressed)."""
         self.process_events(events)
         return self.poll(pressed)

@@ -216,7 +216,7 @@ def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
     r0 = q.from_angle_axis(ac_ab_1 - ac_ab_0, q.inv_rot(grot[a_i], axis0))
     r1 = q.from_angle_axis(ba_bc_1 - ba_bc_0, q.inv_rot(grot[b_i], axis0))
     r2 = q.from_angle_axis(ac_at_0, q.inv_rot(grot[a_i], axis1))
-    lrot[a_i] = q.normalize(q.mul(lrot[a_i].astype(np.float64), q.mul(r0, r2)))
+    lrot[a_i] = q.normalize(q.mul(lrot[a_i].astype(np.float64), q.mul(r2, r0)))
     lrot[b_i] = q.normalize(q.mul(lrot[b_i].astype(np.float64), r1))
 
 

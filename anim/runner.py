@@ -1,0 +1,338 @@
+"""The headless runner: drive a controller with a stick script at 60 Hz, keep
+the motion, measure it, write it out.
+
+    from anim import database, runner, scripts
+    db = database.load("out/databases/locomotion-normal.animdb")
+    ctrl = runner.make_controller("mm", db)
+    rec = runner.run(ctrl, scripts.load("turns"))          # a Recording
+    m = runner.evaluate(rec, db, speeds=ctrl.speeds)         # a metrics dict (JSON-able)
+    print(runner.report_text(m))
+    runner.write_bvh(rec, "out/runs/turns.bvh")
+
+`anim run` is the command-line face of this module. The runner talks to
+controllers only through the `Controller` protocol (reset, step); search
+statistics are read from `controller.stats` when a controller keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import metrics, quat
+from .control import ControlInput
+from .skeleton import Clip, Skeleton
+
+FPS = 60.0
+CONTROLLERS = {"mm": "motion matching (controllers.motion_matching)"}
+ROOT_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
+ROT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")
+
+
+def make_controller(kind: str, db, style: str | None = None, index: str = "kdtree", config=None):
+    """A controller by its short name (see CONTROLLERS) over a database."""
+    if kind == "mm":
+        from controllers.motion_matching import MotionMatchingController, RuntimeConfig
+        return MotionMatchingController(db, config or RuntimeConfig(), index=index, style=style)
+    raise ValueError(f"unknown controller {kind!r} (known: {', '.join(CONTROLLERS)})")
+
+
+@dataclass
+class Recording:
+    """What a headless run produced: T = steps + 1 frames (frame 0 is the reset
+    pose), frame i at time i / fps. Input arrays hold what the script asked at
+    each frame's time (the input of the step that starts there)."""
+
+    skeleton: Skeleton
+    fps: float
+    rotations: np.ndarray                 # [T, J, 4] local
+    positions: np.ndarray                 # [T, J, 3] local, joint 0 in world
+    contacts: np.ndarray                  # [T, 2] bool
+    move: np.ndarray                      # [T, 2]
+    facing: np.ndarray                    # [T, 2], NaN where not strafing
+    run: np.ndarray                       # [T] bool
+    style: list                           # [T] asked style or None
+    clips: list                           # [T] pose.info['clip'] (or None)
+    tick_ms: np.ndarray                   # [T-1] time spent in controller.step
+    stats: dict = field(default_factory=dict)
+    script: str = ""
+    controller: str = ""
+
+    @property
+    def num_frames(self) -> int:
+        return self.rotations.shape[0]
+
+    def global_positions(self) -> np.ndarray:
+        _, g = quat.fk(self.rotations, self.positions, self.skeleton.parents)
+        return g
+
+    def clip(self) -> Clip:
+        return Clip(self.skeleton, self.rotations, self.positions, self.fps, source=self.script)
+
+
+def run(controller, script, seconds: float | None = None, fps: float = FPS, reset_pose=None) -> Recording:
+    """Reset the controller, then step it round(seconds * fps) times with the
+    script's input (`script(t) -> ControlInput`, e.g. an `anim.scripts.Script`),
+    timing each step."""
+    if seconds is None:
+        seconds = getattr(script, "duration", None)
+        if seconds is None:
+            raise ValueError("run: give seconds (the script has no duration)")
+    n = int(round(seconds * fps))
+    if n < 1:
+        raise ValueError(f"run: {seconds} s is less than one tick")
+    dt = 1.0 / fps
+    pose = controller.reset(reset_pose)
+    j = pose.rotations.shape[0]
+    rot = np.empty((n + 1, j, 4), np.float32)
+    pos = np.empty((n + 1, j, 3), np.float32)
+    con = np.zeros((n + 1, 2), bool)
+    move = np.zeros((n + 1, 2), np.float32)
+    facing = np.full((n + 1, 2), np.nan, np.float32)
+    run_ = np.zeros(n + 1, bool)
+    style: list = [None] * (n + 1)
+    clips: list = [None] * (n + 1)
+    ms = np.empty(n, np.float64)
+
+    def keep(i, p, ci):
+        rot[i], pos[i] = p.rotations, p.positions
+        if p.contacts is not None:
+            con[i] = np.asarray(p.contacts, bool)[:2]
+        clips[i] = p.info.get("clip") if p.info else None
+        move[i] = ci.move
+        if ci.facing is not None:
+            facing[i] = ci.facing
+        run_[i] = bool(ci.run)
+        style[i] = ci.style
+
+    for i in range(n):
+        ci: ControlInput = script(i * dt)
+        if i == 0:
+            keep(0, pose, ci)
+        t0 = time.perf_counter()
+        pose = controller.step(ci, dt)
+        ms[i] = 1e3 * (time.perf_counter() - t0)
+        keep(i + 1, pose, script((i + 1) * dt))
+    stats = dict(getattr(controller, "stats", {}) or {})
+    return Recording(controller.skeleton, fps, rot, pos, con, move, facing, run_, style, clips, ms, stats,
+                     script=getattr(script, "path", ""), controller=type(controller).__name__)
+
+
+# ----------------------------------------------------------------- database reference
+_REFERENCE_CACHE: dict = {}
+
+
+def database_reference(db, max_frames: int = 200_000) -> dict:
+    """The database's own numbers to compare a run with: joint-acceleration
+    percentiles (99th, 99.9th, max; m/s^2) pooled over its clips without
+    crossing clip boundaries, and its foot skating (ankles, its contact labels).
+    Clips are subsampled (every k-th) when the database holds more than
+    max_frames frames. Cached per database object."""
+    key = id(db)
+    hit = _REFERENCE_CACHE.get(key)
+    if hit is not None and hit[0] is db:
+        return hit[1]
+    fps = float(db.config.fps)
+    starts, stops = np.asarray(db.range_starts), np.asarray(db.range_stops)
+    step = max(1, int(np.ceil(db.num_frames / max_frames)))
+    feet = [db.skeleton.index(f) for f in db.config.feet]
+    acc, skate_num, skate_n = [], 0.0, 0
+    for c in range(0, len(starts), step):
+        a, b = int(starts[c]), int(stops[c])
+        g = db.global_positions(slice(a, b))
+        acc.append(metrics.joint_accelerations(g, fps).ravel())
+        s = metrics.foot_skating(g[:, feet], np.asarray(db.contacts[a:b]), fps)
+        skate_num += s["mean_cm_s"] * s["samples"]
+        skate_n += s["samples"]
+    acc = np.concatenate(acc)
+    p99, p999 = np.percentile(acc, [99.0, 99.9])
+    ref = {"accel_p99_m_s2": float(p99), "accel_p999_m_s2": float(p999), "accel_max_m_s2": float(acc.max()),
+           "skating_cm_s": skate_num / max(skate_n, 1), "clips_used": len(range(0, len(starts), step))}
+    _REFERENCE_CACHE.clear()
+    _REFERENCE_CACHE[key] = (db, ref)
+    return ref
+
+
+# ---------------------------------------------------------------------- evaluation
+def evaluate(rec: Recording, db, speeds: dict | None = None, series: bool = True) -> dict:
+    """All metrics of a recording (a JSON-able dict). `db` gives the feet, the
+    style tags of the played clips and the reference numbers; `speeds`
+    ({walk, run, side, back} m/s, default controller-independent: measured by
+    the caller) turn the stick into the desired velocity."""
+    if speeds is None:
+        raise ValueError("evaluate: speeds {walk, run, side, back} are needed for the desired velocity")
+    fps = rec.fps
+    g = rec.global_positions()
+    feet = [rec.skeleton.index(f) for f in db.config.feet]
+    vel = metrics.horizontal_velocity(rec.positions[:, 0], fps)
+    desired = metrics.desired_velocity(rec.move, rec.facing, rec.run, speeds)
+    head = metrics.headings(rec.rotations[:, 0])
+    target = metrics.desired_heading(rec.move, rec.facing, initial=head[0])
+    herr = np.degrees(metrics.heading_error(head, target))
+    moving = (np.linalg.norm(rec.move, axis=-1) > 1e-3) | np.isfinite(rec.facing).all(-1)
+    events = metrics.responsiveness(vel, desired, head, target, fps)
+    ref = database_reference(db)
+    skating = metrics.foot_skating(g[:, feet], rec.contacts, fps)
+    smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names)
+    tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}
+    played = [tag_of.get(c) for c in rec.clips]
+    stats = dict(rec.stats)
+    if "transitions" in stats:
+        stats["average_transition_cost"] = (stats.get("transition_cost", 0.0) / stats["transitions"]
+                                            if stats["transitions"] else 0.0)
+    key = [e for e in events if e["kind"] == "speed-up" or (e["kind"] == "turn" and e["angle_deg"] >= 150)]
+    key_times = [e["response_s"] for e in key]
+    worst = None if not key_times else (None if any(t is None for t in key_times) else max(key_times))
+    out = {
+        "script": rec.script, "controller": rec.controller, "fps": fps, "seconds": (rec.num_frames - 1) / fps,
+        "frames": rec.num_frames, "speeds": {k: float(v) for k, v in speeds.items()},
+        "responsiveness": {
+            "events": events,
+            "key_events": len(key),
+            "worst_key_response_s": worst,
+            "mean_response_s": _mean([e["response_s"] for e in events]),
+            "unreached": sum(e["response_s"] is None for e in events),
+        },
+        "heading_error_deg": {"mean": float(herr[moving].mean()) if moving.any() else 0.0,
+                              "max": float(herr[moving].max()) if moving.any() else 0.0},
+        "foot_skating": skating,
+        "smoothness": smooth,
+        "search": stats,
+        "tick": metrics.tick_times(rec.tick_ms),
+        "style_changes": metrics.style_changes(rec.style, played, fps),
+        "ground": {"root_y_max_abs_m": float(np.abs(rec.positions[:, 0, 1]).max()),
+                   "lowest_foot_m": float(g[:, feet, 1].min()),
+                   "hips_height_m": [float(g[:, 1, 1].min()), float(g[:, 1, 1].max())] if g.shape[1] > 1 else None},
+        "finite": bool(np.isfinite(rec.rotations).all() and np.isfinite(rec.positions).all()),
+        "database": ref,
+        "targets": targets(worst, skating["mean_cm_s"], smooth["ratio"], bool(key)),
+    }
+    if series:
+        speed = np.linalg.norm(vel, axis=-1)
+        out["series"] = {
+            "t": _r(np.arange(rec.num_frames) / fps, 4),
+            "speed_m_s": _r(speed), "desired_speed_m_s": _r(np.linalg.norm(desired, axis=-1)),
+            "heading_error_deg": _r(herr, 2),
+            "contacts": rec.contacts.astype(int).tolist(),
+            "tick_ms": _r(rec.tick_ms, 4),
+        }
+    return out
+
+
+def targets(worst_response, skating, accel_ratio, has_key_events: bool = True) -> dict:
+    """Each issue target: the measured value, the bound, met or not."""
+    t = metrics.TARGETS
+    return {
+        "response_s": {"value": worst_response, "bound": t["response_s"],
+                       "met": None if not has_key_events else (worst_response is not None
+                                                               and worst_response <= t["response_s"])},
+        "skating_cm_s": {"value": skating, "bound": t["skating_cm_s"], "met": skating <= t["skating_cm_s"]},
+        "accel_ratio": {"value": accel_ratio, "bound": t["accel_ratio"], "met": accel_ratio <= t["accel_ratio"]},
+    }
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def _r(a, nd=3):
+    return [round(float(x), nd) for x in np.asarray(a).ravel()]
+
+
+def _fmt(x, f="{:.2f}"):
+    return "never" if x is None else f.format(x)
+
+
+def report_text(m: dict) -> str:
+    """The metrics as a few readable lines."""
+    r = m["responsiveness"]
+    lines = [f"{os.path.basename(m['script']) or 'run'}: {m['controller']}, {m['seconds']:.1f} s "
+             f"({m['frames']} frames at {m['fps']:g} Hz)"]
+    lines.append("  responsiveness (90% of the asked velocity):")
+    for e in r["events"]:
+        extra = f", heading within 15 deg {_fmt(e.get('heading_s'))} s" if e["kind"] == "turn" else ""
+        lines.append(f"    t={e['time_s']:5.2f}  {e['kind']:<9} {e['angle_deg']:5.0f} deg  "
+                     f"{e['from']:.2f} -> {e['to']:.2f} m/s: {_fmt(e['response_s'])} s{extra}")
+    if not r["events"]:
+        lines.append("    (no sharp change in this script)")
+    h = m["heading_error_deg"]
+    lines.append(f"  heading error: mean {h['mean']:.1f} deg, max {h['max']:.1f} deg")
+    s = m["foot_skating"]
+    lines.append(f"  foot skating in contact: mean {s['mean_cm_s']:.2f} cm/s, p95 {s['p95_cm_s']:.2f}, "
+                 f"max {s['max_cm_s']:.1f} ({s['samples']} foot-frames; database "
+                 f"{m['database']['skating_cm_s']:.2f} cm/s)")
+    a = m["smoothness"]
+    lines.append(f"  largest joint acceleration: {a['max_m_s2']:.1f} m/s^2 ({a.get('joint')} at "
+                 f"t={a.get('time_s', 0):.2f} s) = {a['ratio']:.2f} x database p99.9 "
+                 f"({a.get('reference_m_s2', 0):.1f}); own p99.9 {a['p999_m_s2']:.1f}, "
+                 f"{100 * a['above_fraction']:.2f}% of joint-frames above")
+    st = m["search"]
+    if st:
+        lines.append(f"  search: {st.get('searches', 0)} searches, {st.get('transitions', 0)} transitions, "
+                     f"average cost {st.get('average_transition_cost', 0):.3f}, "
+                     f"{st.get('forced', 0)} forced")
+    t = m["tick"]
+    lines.append(f"  tick: p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, max {t['max_ms']:.1f} ms")
+    for c in m["style_changes"]:
+        lines.append(f"  style {c['from']} -> {c['to']} at t={c['time_s']:.2f}: on screen after "
+                     f"{_fmt(c['latency_s'])} s")
+    lines.append("  targets: " + "; ".join(
+        f"{k} {_fmt(v['value'])} <= {v['bound']:g}: "
+        f"{'n/a' if v['met'] is None else ('met' if v['met'] else 'MISSED')}"
+        for k, v in m["targets"].items()))
+    return "\n".join(lines)
+
+
+def summary_table(results: list[dict]) -> str:
+    """One Markdown row per run (for BENCHMARKS.md)."""
+    head = ("| script | worst walk-to-run / 180 response (s) | mean response (s) | heading err mean (deg) "
+            "| skating (cm/s) | max accel (m/s^2) | / db p99.9 | searches | transitions | avg cost "
+            "| tick p50 / p99 (ms) |")
+    rows = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for m in results:
+        r, st, t = m["responsiveness"], m["search"], m["tick"]
+        rows.append(
+            f"| {os.path.splitext(os.path.basename(m['script']))[0]} "
+            f"| {_fmt(r['worst_key_response_s']) if r['key_events'] else '-'} "
+            f"| {_fmt(r['mean_response_s'])} | {m['heading_error_deg']['mean']:.1f} "
+            f"| {m['foot_skating']['mean_cm_s']:.2f} | {m['smoothness']['max_m_s2']:.1f} "
+            f"| {m['smoothness']['ratio']:.2f} | {st.get('searches', '-')} | {st.get('transitions', '-')} "
+            f"| {st.get('average_transition_cost', 0):.3f} | {t['p50_ms']:.2f} / {t['p99_ms']:.2f} |")
+    return "\n".join(rows)
+
+
+# -------------------------------------------------------------------------- output
+def bvh_skeleton(skeleton: Skeleton, positions: np.ndarray, tol: float = 1e-6) -> Skeleton:
+    """The skeleton with BVH channels for writing `positions` [T, J, 3]: the root
+    and every joint whose local position moves (e.g. the hips under the
+    simulation bone) get position channels, the others rotations only."""
+    moves = np.abs(positions - skeleton.offsets[None]).max(axis=0).max(axis=-1) > tol
+    channels = tuple(ROOT_CHANNELS if (p < 0 or moves[j]) else ROT_CHANNELS
+                     for j, p in enumerate(skeleton.parents.tolist()))
+    return Skeleton(skeleton.names, skeleton.parents, skeleton.offsets, channels, skeleton.end_sites)
+
+
+def write_bvh(rec: Recording, path: str, scale: float = 0.01) -> None:
+    """Write the recorded motion as BVH on the controller's skeleton; `scale`
+    0.01 writes centimetres (the database is in metres, the source data in cm)."""
+    from .bvh import write_bvh as _write
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    skel = bvh_skeleton(rec.skeleton, rec.positions)
+    _write(path, skel, Clip(skel, rec.rotations, rec.positions, rec.fps, source=rec.script), scale=scale)
+
+
+def write_json(m: dict, path: str) -> None:
+    """Write metrics as JSON (atomically: temporary file, then rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(m, f, indent=1)
+    os.replace(tmp, path)

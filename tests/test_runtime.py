@@ -1,0 +1,151 @@
+"""The per-tick runtime of kinematic controllers: numba quaternion helpers,
+springs, inertialization, root adjustment and foot locking."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anim import quat
+from anim import quat_nb as qn
+from anim import spring
+from controllers.motion_matching import kernels as k
+from controllers.motion_matching.runtime import (FootLocks, Inertializer, RuntimeConfig, Simulation,
+                                                 adjusted_root)
+
+finite = st.floats(-3.0, 3.0, allow_nan=False)
+vec3 = st.tuples(finite, finite, finite).map(lambda t: np.array(t))
+unit_q = st.tuples(finite, finite, finite, finite).filter(lambda t: sum(x * x for x in t) > 1e-2).map(
+    lambda t: np.array(t) / np.linalg.norm(t))
+
+
+@settings(max_examples=60, deadline=None)
+@given(unit_q, unit_q, vec3)
+def test_numba_quaternions_agree_with_the_reference(a, b, v):
+    assert np.allclose(qn.mul(a, b), quat.mul(a, b), atol=1e-12)
+    assert np.allclose(qn.rot(a, v), quat.rot(a, v), atol=1e-9)
+    assert np.allclose(qn.inv_rot(a, v), quat.inv_rot(a, v), atol=1e-9)
+    assert np.allclose(qn.to_scaled_angle_axis(a), quat.to_scaled_angle_axis(a), atol=1e-7)
+    assert np.allclose(qn.from_scaled_angle_axis(v), quat.from_scaled_angle_axis(v), atol=1e-9)
+    assert np.allclose(qn.log(a), quat.log(a), atol=1e-7)
+    assert np.allclose(qn.exp(v), quat.exp(v), atol=1e-9)
+
+
+def test_spring_prediction_is_exact_in_time():
+    """Predicting k dt ahead equals k updates of dt (the springs are closed form)."""
+    cfg = RuntimeConfig()
+    sim = Simulation()
+    sim.velocity[:] = [0.3, 0, 0.1]
+    v_goal = np.array([0.0, 0.0, 2.0])
+    r_goal = quat.from_angle_axis(np.pi * 0.75, np.array([0.0, 1, 0])).astype(np.float64)
+    pos, rot = sim.predict(v_goal, r_goal, cfg, [20, 40], 60.0)
+    for _ in range(40):
+        sim.update(v_goal, r_goal, cfg, 1 / 60)
+    assert np.allclose(sim.position, pos[1], atol=1e-9)
+    assert abs(abs(np.dot(sim.rotation, rot[1])) - 1) < 1e-9
+    for _ in range(600):
+        sim.update(v_goal, r_goal, cfg, 1 / 60)
+    assert np.allclose(sim.velocity, v_goal, atol=1e-4)                   # converges to the goal
+    assert abs(abs(np.dot(sim.rotation, r_goal)) - 1) < 1e-6
+    # and the numpy reference in anim.spring agrees
+    x, v, a = spring.spring_character_update(np.zeros(3), np.zeros(3), np.zeros(3), v_goal, 0.27, 0.5)
+    assert np.allclose(k.spring_position(np.zeros(3), np.zeros(3), np.zeros(3), v_goal, 0.27, 0.5)[0], x)
+
+
+def _pose(rng, j=5):
+    rot = quat.normalize(rng.normal(size=(j, 4))).astype(np.float32)
+    pos = rng.normal(size=(j, 3)).astype(np.float32)
+    vel = rng.normal(size=(j, 3)).astype(np.float32)
+    avel = rng.normal(size=(j, 3)).astype(np.float32)
+    return rot, pos, vel, avel
+
+
+def test_inertialized_transition_does_not_pop_and_then_decays():
+    rng = np.random.default_rng(0)
+    a, b = _pose(rng), _pose(rng)
+    ine = Inertializer(5, halflife=0.1)
+    ine.reset(*a, root_pos=np.array([1.0, 0, 2]), root_rot=np.array([1.0, 0, 0, 0]))
+    ine.update(*a, 1 / 60)
+    shown_rot, shown_pos, shown_vel = ine.out_rot.copy(), ine.out_pos.copy(), ine.out_vel.copy()
+    ine.transition(*b)
+    ine.update(*b, 0.0)                      # the same instant: nothing may jump
+    assert np.allclose(np.abs(np.sum(ine.out_rot * shown_rot, -1)), 1, atol=1e-6)
+    assert np.allclose(ine.out_pos, shown_pos, atol=1e-6)
+    assert np.allclose(ine.out_vel, shown_vel, atol=1e-6)
+    # one tick later the pose has moved by about velocity * dt, not to b
+    ine.update(*b, 1 / 60)
+    assert np.abs(ine.out_pos[1:] - shown_pos[1:]).max() < 0.2
+    for _ in range(300):                      # 5 s: offsets are gone, b's local pose shows
+        ine.update(*b, 1 / 60)
+    assert np.allclose(ine.out_pos[1:], b[1][1:], atol=1e-4)
+    assert np.allclose(np.abs(np.sum(ine.out_rot[1:] * b[0][1:], -1)), 1, atol=1e-5)
+    # the root keeps where the character was: b's root placed at the transition point
+    assert np.linalg.norm(ine.out_pos[0] - shown_pos[0]) < 0.5
+
+
+def test_root_adjustment_is_bounded_and_does_not_slide_a_standing_character():
+    cfg = RuntimeConfig()
+    sim = Simulation(position=np.array([1.0, 0, 0]))
+    ident = np.array([1.0, 0, 0, 0])
+    # standing still: no pull at all
+    pos, rot = adjusted_root(np.zeros(3), ident, 0.0, sim, cfg, 1 / 60)
+    assert np.allclose(pos, [1.0 - cfg.clamp_distance, 0, 0])   # only the hard clamp applies
+    sim2 = Simulation(position=np.array([0.05, 0, 0]))
+    pos, _ = adjusted_root(np.zeros(3), ident, 0.0, sim2, cfg, 1 / 60)
+    assert np.allclose(pos, 0)
+    # moving at 1 m/s: pulled by at most adjust_max_ratio * speed * dt
+    pos, _ = adjusted_root(np.zeros(3), ident, 1.0, sim2, cfg, 1 / 60)
+    assert 0 < pos[0] <= cfg.adjust_max_ratio * 1.0 / 60 + 1e-9
+
+
+def _leg():
+    # root, hip, knee, ankle: a leg hanging down with a slight knee bend
+    parents = np.array([-1, 0, 1, 2])
+    rot = np.tile(np.array([1.0, 0, 0, 0], np.float32), (4, 1))
+    pos = np.array([[0, 0, 0], [0.1, 0.9, 0], [0, -0.42, 0.1], [0, -0.42, -0.1]], np.float32)
+    return parents, rot, pos
+
+
+def test_two_bone_ik_kernel_reaches_and_keeps_bone_lengths():
+    parents, rot, pos = _leg()
+    out = rot.astype(np.float64).copy()
+    target = np.array([0.2, 0.2, 0.25])
+    k.two_bone_ik(out, pos, parents, 3, target, np.array([0.0, 0, 1]), 0.999)
+    _, g = quat.fk(out, pos, parents)
+    assert np.allclose(g[3], target, atol=1e-5)
+    _, g0 = quat.fk(rot, pos, parents)
+    for a, b in ((1, 2), (2, 3)):
+        assert np.linalg.norm(g[a] - g[b]) == pytest.approx(np.linalg.norm(g0[a] - g0[b]), abs=1e-6)
+    # an unreachable target: the leg points at it, slightly bent, no NaN
+    out = rot.astype(np.float64).copy()
+    k.two_bone_ik(out, pos, parents, 3, np.array([0.1, -5.0, 0.0]), np.array([0.0, 0, 1]), 0.999)
+    assert np.isfinite(out).all()
+
+
+def test_foot_lock_pins_a_planted_foot_and_releases_it():
+    parents, rot, pos = _leg()
+    locks = FootLocks(parents, [3], halflife=0.05, unlock_radius=0.2)
+    locks.reset(rot, pos, [False])
+    _, g0 = quat.fk(rot, pos, parents)
+    planted = None
+    for i in range(30):
+        p = pos.copy()
+        p[0, 0] = 0.002 * i                    # the animation's body (and foot) slides 12 cm/s
+        out = locks.apply(rot, p, [i >= 1], 1 / 60)
+        _, g = quat.fk(out, p, parents)
+        if i == 10:                            # the lock blends in over a few half-lives
+            planted = g[3].copy()
+        if i > 10:
+            assert np.linalg.norm(g[3] - planted) < 1e-3   # then the pinned foot does not slide
+    _, ga = quat.fk(rot, p, parents)
+    assert np.linalg.norm(ga[3] - planted) > 0.03           # while the animation's foot did
+    assert locks.locked.all()
+    # contact ends: the foot returns to the animation's foot within a few half-lives
+    for i in range(60):
+        p = pos.copy()
+        p[0, 0] = 0.06
+        out = locks.apply(rot, p, [False], 1 / 60)
+    _, g = quat.fk(out, p, parents)
+    _, ga = quat.fk(rot, p, parents)
+    assert not locks.locked.any()
+    assert np.linalg.norm(g[3] - ga[3]) < 1e-3
