@@ -543,6 +543,9 @@ def save(db: Database, path: str) -> None:
             for k, a in arrays.items():
                 f.seek(data_start + header["arrays"][k]["offset"])
                 f.write(a.tobytes())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

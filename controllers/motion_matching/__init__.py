@@ -1,6 +1,6 @@
 """Motion matching: the runtime controller over a motion database."""
 
-from .controller import MotionMatchingController, measured_speeds
+from .controller import DatabaseSource, KinematicController, MotionMatchingController, measured_speeds
 from .runtime import RuntimeConfig
 
-__all__ = ["MotionMatchingController", "RuntimeConfig", "measured_speeds"]
+__all__ = ["DatabaseSource", "KinematicController", "MotionMatchingController", "RuntimeConfig", "measured_speeds"]

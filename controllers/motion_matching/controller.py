@@ -1,17 +1,23 @@
-"""The motion-matching controller (Holden, Kanoun, Perepichka, Popa 2020; Clavet 2016).
+"""The motion-matching controller (Clavet 2016; Holden, Kanoun, Perepichka, Popa 2020).
 
 Each 60 Hz tick: the input sets a desired velocity and facing; springs move the
 simulated character and predict its trajectory; every `search_interval` (or at
-once when the input changes sharply, or at a clip end) the database is searched
-for the frame whose features best match the current pose plus that trajectory;
-a better frame (by a margin) starts an inertialized transition; the character's
-root is pulled toward the simulation within bounds; feet in contact are pinned
-with two-bone IK.
+once when the input changes sharply, or at a clip end) the motion source is
+searched for the state whose features best match the current pose plus that
+trajectory; a better state (by a margin) starts an inertialized transition;
+the character's root is pulled toward the simulation within bounds; feet in
+contact are pinned with two-bone IK.
+
+`KinematicController` is that loop over a *motion source* (a backend):
+`DatabaseSource` plays database frames found by a kd-tree (motion matching);
+`controllers.learned` plugs in its networks (learned motion matching) with the
+same loop, so both behave alike but for what they store.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import numpy as np
 
@@ -19,7 +25,7 @@ from anim import quat_nb as q
 from anim import search
 from anim.control import ControlInput
 from anim.database import Database
-from anim.skeleton import Pose
+from anim.skeleton import Pose, Skeleton
 
 from .runtime import (FootLocks, Inertializer, RuntimeConfig, Simulation, adjusted_root, desired_rotation,
                       desired_velocity, trajectory_features)
@@ -43,65 +49,140 @@ def measured_speeds(db: Database) -> dict:
     return {"walk": walk, "run": run, "side": side, "back": back}
 
 
-class MotionMatchingController:
-    """Motion matching over a `Database`, searched with one of `anim.search`'s
-    indexes. `style` restricts matching to frames of that style tag (None: all);
-    it can change live through ControlInput.style."""
+class MotionSource(Protocol):
+    """What the kinematic loop needs from a motion source.
 
-    def __init__(self, db: Database, config: RuntimeConfig = RuntimeConfig(), index: str = "kdtree",
-                 style: str | None = None, style_key: str = "style"):
+    The source has a current state (a database frame, or a learned feature and
+    latent vector). Poses are local rotations/positions [J,4]/[J,3] with
+    velocities, angular velocities and contacts; joint 0 (the root) lives in the
+    source's own animation space (the loop places it in the world)."""
+
+    styles: list
+    feature_offset: np.ndarray
+    feature_scale: np.ndarray
+
+    def set_style(self, style: str | None) -> None: ...
+    def reset(self, standing: bool = True) -> None: ...
+    def features(self) -> np.ndarray: ...            # normalized features of the current state
+    def at_end(self) -> bool: ...                    # no next state to play (clip end)
+    def search(self, query: np.ndarray, must_move: bool, margin: float) -> tuple[bool, float]: ...
+    def advance(self, dt: float) -> None: ...        # play on by one tick
+    def pose(self) -> tuple: ...                     # (rot, pos, vel, avel, contacts)
+    def info(self) -> dict: ...
+
+
+class DatabaseSource:
+    """Motion matching's source: the database frames, searched with a kd-tree
+    (or any `anim.search` index), restricted to a style by a tag mask."""
+
+    def __init__(self, db: Database, index: str = "kdtree", style_key: str = "style"):
         self.db = db
-        self.skeleton = db.skeleton
-        self.config = config
-        self.fps = float(db.config.fps)
         self.index = search.make_index(index, np.asarray(db.features), np.asarray(db.valid))
         self.style_key = style_key
         self.styles = db.tag_values(style_key)
         self._mask_ids: dict = {}
-        self.style = None
-        measured = measured_speeds(db)
-        self.speeds = {k: getattr(config, f"{k}_speed") or measured[k] for k in ("walk", "run", "side", "back")}
-        self.feet = [db.skeleton.index(f) for f in db.config.feet]
-        self.traj_frames = list(db.config.trajectory_frames)
-        self.traj_slice = slice(db.feature_slice("trajectory_positions").start,
-                                db.feature_slice("trajectory_directions").stop)
+        self._style_frames: dict = {}
         # pose data as plain arrays (a memory-mapped database is read in once here)
         self.rot = np.asarray(db.rotations)
         self.pos = np.asarray(db.positions)
         self.vel = np.asarray(db.velocities)
         self.avel = np.asarray(db.angular_velocities)
         self.contacts = np.asarray(db.contacts)
-        self.features = np.asarray(db.features)
+        self.X = np.asarray(db.features)
         self.valid = np.asarray(db.valid)
         self.stops = np.repeat(np.asarray(db.range_stops), np.asarray(db.range_stops - db.range_starts))
+        self.feature_offset = np.asarray(db.features_offset)
+        self.feature_scale = np.asarray(db.features_scale)
+        v = db.root_velocity_character()
+        self._speed = np.hypot(v[:, 0], v[:, 2])
+        self.frame = 0
+        self.stats = {"transitions": 0, "transition_cost": 0.0}
+        self.set_style(None)
+
+    def nbytes(self) -> int:
+        """Bytes motion matching holds at run time: pose data, features and index."""
+        n = sum(a.nbytes for a in (self.rot, self.pos, self.vel, self.avel, self.contacts, self.X, self.valid))
+        return n + getattr(self.index, "nbytes", 0)
+
+    def set_style(self, style):
+        if style is not None and style not in self.styles:
+            raise ValueError(f"style {style!r} not in the database (has: {', '.join(self.styles)})")
+        if style is not None and style not in self._mask_ids:
+            mask = self.db.tag_mask(**{self.style_key: style})
+            self._mask_ids[style] = self.index.mask_id(mask)
+            self._style_frames[style] = mask
+        self.style = style
+        self._mask = None if style is None else self._mask_ids[style]
+        self._ok = self.valid if style is None else self.valid & self._style_frames[style]
+
+    def reset(self, standing: bool = True, frame: int | None = None):
+        if frame is None:   # the slowest matchable frame of the style
+            frame = int(np.argmin(np.where(self._ok, self._speed, np.inf)))
+        self.frame = int(frame)
+
+    def features(self):
+        return self.X[self.frame]
+
+    def at_end(self):
+        return self.frame + 1 >= self.stops[self.frame]
+
+    def search(self, query, must_move, margin):
+        cur = self.frame
+        cur_ok = bool(self._ok[cur])
+        cur_cost = float(np.sum((query - self.X[cur]) ** 2)) if cur_ok else np.inf
+        best, cost = self.index.query(query, mask=self._mask, init=cur if cur_ok else -1)
+        if best < 0 or best == cur:
+            return False, cur_cost
+        if must_move or not cur_ok or cost < cur_cost - margin:
+            self.frame = int(best)
+            return True, float(cost)
+        return False, cur_cost
+
+    def advance(self, dt):
+        if self.frame + 1 < self.stops[self.frame]:
+            self.frame += 1
+
+    def pose(self):
+        f = self.frame
+        return self.rot[f], self.pos[f], self.vel[f], self.avel[f], self.contacts[f]
+
+    def info(self):
+        clip = self.db.clip_of(self.frame)
+        return {"clip": self.db.clip_names[clip], "frame": int(self.frame - self.db.range_starts[clip])}
+
+
+class KinematicController:
+    """The runtime loop shared by motion matching and learned motion matching."""
+
+    name = "kinematic"
+
+    def __init__(self, source: MotionSource, skeleton: Skeleton, feet, trajectory_frames, traj_slice: slice,
+                 speeds: dict, config: RuntimeConfig = RuntimeConfig(), fps: float = 60.0,
+                 style: str | None = None):
+        self.source = source
+        self.skeleton = skeleton
+        self.config = config
+        self.fps = float(fps)
+        self.feet = list(feet)
+        self.contact_joints = self.feet
+        self.traj_frames = list(trajectory_frames)
+        self.traj_slice = traj_slice
+        self.speeds = {k: getattr(config, f"{k}_speed") or speeds[k] for k in ("walk", "run", "side", "back")}
+        self.styles = list(source.styles)
         self.set_style(style)
         self.reset()
         self.step(ControlInput(), 1.0 / self.fps)   # compile / load the numba kernels now, not mid-run
         self.reset()
 
-    # --------------------------------------------------------------- styles
     def set_style(self, style: str | None) -> None:
-        if style is not None and style not in self.styles:
-            raise ValueError(f"style {style!r} not in the database (has: {', '.join(self.styles)})")
-        if style is not None and style not in self._mask_ids:
-            self._mask_ids[style] = self.index.mask_id(self.db.tag_mask(**{self.style_key: style}))
+        self.source.set_style(style)
         self.style = style
-        self._mask = None if style is None else self._mask_ids[style]
-        self._style_ok = None if style is None else self.db.tag_mask(**{self.style_key: style})
 
-    # ---------------------------------------------------------------- reset
-    def _start_frame(self) -> int:
-        """A standing-still valid frame of the current style to start from."""
-        v = self.db.root_velocity_character()
-        speed = np.hypot(v[:, 0], v[:, 2])
-        ok = self.valid if self._style_ok is None else self.valid & self._style_ok
-        return int(np.argmin(np.where(ok, speed, np.inf)))
-
-    def reset(self, pose: Pose | None = None, frame: int | None = None) -> Pose:
-        """Start at a database frame (default: the slowest valid frame of the
-        style) with the root at the origin facing +Z, or at `pose`'s root."""
-        self.frame = self._start_frame() if frame is None else int(frame)
-        f = self.frame
+    def reset(self, pose: Pose | None = None) -> Pose:
+        """Start standing (the slowest state of the style) with the root at the
+        origin facing +Z, or at `pose`'s root."""
+        self.source.reset()
+        rot, pos, vel, avel, contacts = self.source.pose()
         root_pos = np.zeros(3)
         root_rot = np.array([1.0, 0.0, 0.0, 0.0])
         if pose is not None:
@@ -109,28 +190,28 @@ class MotionMatchingController:
             root_pos[1] = 0.0
             root_rot = np.asarray(pose.rotations[0], np.float64)
         self.inert = Inertializer(self.skeleton.num_joints, self.config.inertialize_halflife)
-        self.inert.reset(self.rot[f], self.pos[f], self.vel[f], self.avel[f], root_pos, root_rot)
-        self.sim = Simulation(position=root_pos.copy(), rotation=root_rot.copy())
+        self.inert.reset(rot, pos, vel, avel, root_pos, root_rot)
+        self.sim = Simulation(position=root_pos, rotation=root_rot)
         self.desired_rot = root_rot.astype(np.float64)
         self.desired_vel = np.zeros(3)
         self.search_timer = 0.0
         self.locks = FootLocks(self.skeleton.parents, self.feet, self.config.foot_halflife,
                                self.config.unlock_radius)
-        self.locks.reset(self.inert.out_rot, self.inert.out_pos, self.contacts[f])
+        self.locks.reset(self.inert.out_rot, self.inert.out_pos, contacts)
         self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0}
         self.last_query = None
         self.last_trajectory = None
         self.ms = 0.0
-        return self._pose(self.inert.out_rot, self.inert.out_pos)
+        return self._pose(self.inert.out_rot, self.inert.out_pos, contacts)
 
-    # ----------------------------------------------------------------- step
     def query(self, fut_pos, fut_rot) -> np.ndarray:
-        """Normalized query: the current frame's pose features, the predicted
+        """Normalized query: the current state's pose features, and the predicted
         trajectory in the space of the displayed root."""
-        q = self.features[self.frame].copy()
+        qv = np.array(self.source.features(), np.float32)
+        sl = self.traj_slice
         raw = trajectory_features(self.inert.out_pos[0], self.inert.out_rot[0], fut_pos, fut_rot)
-        q[self.traj_slice] = (raw - self.db.features_offset[self.traj_slice]) / self.db.features_scale[self.traj_slice]
-        return q
+        qv[sl] = (raw - self.source.feature_offset[sl]) / self.source.feature_scale[sl]
+        return qv
 
     def step(self, control: ControlInput, dt: float = 1.0 / 60.0) -> Pose:
         t0 = time.perf_counter()
@@ -139,15 +220,15 @@ class MotionMatchingController:
             self.set_style(control.style)
             self.search_timer = 0.0
         # 1. desired velocity and facing from the input
-        speeds = (self.speeds["run"] if control.run else self.speeds["walk"], self.speeds["side"],
-                  self.speeds["back"])
+        fwd = self.speeds["run"] if control.run else self.speeds["walk"]
+        side, back = self.speeds["side"], self.speeds["back"]
         if control.run:
-            speeds = (speeds[0], max(speeds[1], 0.5 * speeds[0]), max(speeds[2], 0.5 * speeds[0]))
+            side, back = max(side, 0.5 * fwd), max(back, 0.5 * fwd)
         move = np.asarray(control.move, np.float64)
         n = float(np.hypot(move[0], move[1]))
         if n > 1.0:
             move = move / n
-        v_goal = desired_velocity(move, self.sim.rotation, speeds)
+        v_goal = desired_velocity(move, self.sim.rotation, (fwd, side, back))
         r_goal = desired_rotation(self.desired_rot, move, control.facing)
         dv = float(np.linalg.norm(v_goal - self.desired_vel)) / dt
         dr = q.length(q.to_scaled_angle_axis(q.mul(r_goal, q.inv(self.desired_rot)))) / dt
@@ -157,18 +238,24 @@ class MotionMatchingController:
         # 2. trajectory prediction and search
         fut_pos, fut_rot = self.sim.predict(v_goal, r_goal, cfg, self.traj_frames, self.fps)
         self.last_trajectory = (fut_pos, fut_rot)
-        end_of_clip = self.frame + 1 >= self.stops[self.frame]
+        end = self.source.at_end()
         self.search_timer -= dt
-        if force or end_of_clip or self.search_timer <= 0.0:
-            self._search(self.query(fut_pos, fut_rot), end_of_clip or force)
+        if force or end or self.search_timer <= 0.0:
+            qv = self.query(fut_pos, fut_rot)
+            self.last_query = qv
+            self.stats["searches"] += 1
             self.stats["forced"] += int(force)
+            moved, cost = self.source.search(qv, end, cfg.transition_margin)
+            if moved:
+                self.stats["transitions"] += 1
+                self.stats["transition_cost"] += cost
+                self.inert.transition(*self.source.pose()[:4])
             self.search_timer = cfg.search_interval
 
-        # 3. play on: next frame of the clip, inertialized
-        if self.frame + 1 < self.stops[self.frame]:
-            self.frame += 1
-        f = self.frame
-        self.inert.update(self.rot[f], self.pos[f], self.vel[f], self.avel[f], dt)
+        # 3. play on, inertialized
+        self.source.advance(dt)
+        rot, pos, vel, avel, contacts = self.source.pose()
+        self.inert.update(rot, pos, vel, avel, dt)
 
         # 4. simulation, and the character root pulled toward it
         self.sim.update(v_goal, r_goal, cfg, dt)
@@ -177,33 +264,33 @@ class MotionMatchingController:
         self.inert.adjust_root(new_pos, new_rot)
 
         # 5. foot locking
-        rot = self.inert.out_rot
+        out_rot = self.inert.out_rot
         if cfg.foot_lock:
-            rot = self.locks.apply(rot, self.inert.out_pos, self.contacts[f], dt)
+            out_rot = self.locks.apply(out_rot, self.inert.out_pos, contacts, dt)
         self.ms = 1e3 * (time.perf_counter() - t0)
-        return self._pose(rot, self.inert.out_pos)
+        return self._pose(out_rot, self.inert.out_pos, contacts)
 
-    def _search(self, q: np.ndarray, must_move: bool) -> None:
-        self.stats["searches"] += 1
-        self.last_query = q
-        cur = self.frame
-        cur_ok = bool(self.valid[cur]) and (self._style_ok is None or bool(self._style_ok[cur]))
-        cur_cost = float(np.sum((q - self.features[cur]) ** 2)) if cur_ok else np.inf
-        best, cost = self.index.query(q, mask=self._mask, init=cur if cur_ok else -1)
-        if best < 0:
-            return
-        if best == cur:
-            return
-        if must_move or not cur_ok or cost < cur_cost - self.config.transition_margin:
-            self.stats["transitions"] += 1
-            self.stats["transition_cost"] += float(cost)
-            self.frame = int(best)
-            f = self.frame
-            self.inert.transition(self.rot[f], self.pos[f], self.vel[f], self.avel[f])
+    def _pose(self, rot, pos, contacts) -> Pose:
+        info = {**self.source.info(), "style": self.style or "all", "ms": self.ms, "controller": self.name}
+        return Pose(np.array(rot, np.float32), np.array(pos, np.float32), np.array(contacts, bool), info)
 
-    def _pose(self, rot, pos) -> Pose:
-        f = self.frame
-        clip = self.db.clip_of(f)
-        info = {"clip": self.db.clip_names[clip], "frame": int(f - self.db.range_starts[clip]),
-                "style": self.style or "all", "ms": self.ms, "controller": "motion matching"}
-        return Pose(np.array(rot, np.float32), np.array(pos, np.float32), self.contacts[f].copy(), info)
+
+class MotionMatchingController(KinematicController):
+    """Motion matching over a `Database`, searched with one of `anim.search`'s
+    indexes. `style` restricts matching to frames of that style tag (None: all);
+    it can change live through ControlInput.style."""
+
+    name = "motion matching"
+
+    def __init__(self, db: Database, config: RuntimeConfig = RuntimeConfig(), index: str = "kdtree",
+                 style: str | None = None, style_key: str = "style"):
+        self.db = db
+        source = DatabaseSource(db, index, style_key)
+        self.index = source.index
+        traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
+        super().__init__(source, db.skeleton, [db.skeleton.index(f) for f in db.config.feet],
+                         db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style)
+
+    @property
+    def frame(self) -> int:
+        return self.source.frame
