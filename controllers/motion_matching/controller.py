@@ -169,6 +169,8 @@ class KinematicController:
         self.traj_slice = traj_slice
         self.speeds = {k: getattr(config, f"{k}_speed") or speeds[k] for k in ("walk", "run", "side", "back")}
         self.styles = list(source.styles)
+        self.debug = False          # toggled by the 'debug' action: fills Pose.info debug drawing
+        self._searched = 0
         self.set_style(style)
         self.reset()
         self.step(ControlInput(), 1.0 / self.fps)   # compile / load the numba kernels now, not mid-run
@@ -216,6 +218,8 @@ class KinematicController:
     def step(self, control: ControlInput, dt: float = 1.0 / 60.0) -> Pose:
         t0 = time.perf_counter()
         cfg = self.config
+        if "debug" in control.actions:
+            self.debug = not self.debug
         if control.style is not None and control.style != self.style:
             self.set_style(control.style)
             self.search_timer = 0.0
@@ -246,6 +250,7 @@ class KinematicController:
             self.stats["searches"] += 1
             self.stats["forced"] += int(force)
             moved, cost = self.source.search(qv, end, cfg.transition_margin)
+            self._searched = 2 if moved else 1
             if moved:
                 self.stats["transitions"] += 1
                 self.stats["transition_cost"] += cost
@@ -272,7 +277,37 @@ class KinematicController:
 
     def _pose(self, rot, pos, contacts) -> Pose:
         info = {**self.source.info(), "style": self.style or "all", "ms": self.ms, "controller": self.name}
+        if self.debug:
+            info.update(self.debug_drawing())
+        self._searched = 0
         return Pose(np.array(rot, np.float32), np.array(pos, np.float32), np.array(contacts, bool), info)
+
+    def debug_drawing(self) -> dict:
+        """Lines and points for the viewer's debug mode: the desired (simulated)
+        trajectory in red, the matched state's trajectory in green, the feature
+        foot positions in blue (yellow while locked), and a white marker on
+        the ground at each search (larger when it took a transition)."""
+        root_p, root_r = self.inert.out_pos[0], self.inert.out_rot[0]
+        lift = np.array([0.0, 0.02, 0.0])
+        lines, points = [], []
+        if self.last_trajectory is not None:
+            fut = np.concatenate([self.sim.position[None], self.last_trajectory[0]]) + lift
+            lines.append((fut.astype(np.float32), (0.95, 0.25, 0.2)))
+        f = np.asarray(self.source.features(), np.float64) * self.source.feature_scale + self.source.feature_offset
+        sl = self.traj_slice
+        k = len(self.traj_frames)
+        local = np.zeros((k, 3))
+        local[:, [0, 2]] = f[sl][: 2 * k].reshape(k, 2)
+        matched = np.array([q.rot(root_r, v) for v in local]) + root_p
+        lines.append((np.concatenate([root_p[None], matched]).astype(np.float32) + lift.astype(np.float32),
+                      (0.2, 0.85, 0.3)))
+        for i, foot_local in enumerate((f[0:3], f[3:6])):
+            p = q.rot(root_r, foot_local) + root_p
+            color = (0.95, 0.85, 0.2) if self.locks.locked[i] else (0.2, 0.45, 0.95)
+            points.append((p.astype(np.float32), color, 0.03))
+        if self._searched:
+            points.append(((root_p + lift).astype(np.float32), (1.0, 1.0, 1.0), 0.04 * self._searched))
+        return {"debug_lines": lines, "debug_points": points}
 
 
 class MotionMatchingController(KinematicController):
