@@ -163,6 +163,22 @@ def walkthrough_queries(db) -> list[tuple[str, "np.ndarray"]]:
     return out
 
 
+def cmd_run(args) -> int:
+    """Drive a controller headless with stick scripts; write BVH and metrics."""
+    from . import database, runner
+
+    path = args.db or default_db_path()
+    if not os.path.exists(path) and not args.db:
+        print(f"{path} not found: building the default database (normal-style locomotion)...")
+        ns = argparse.Namespace(preset="locomotion-normal", tag=None, out=path, no_mirror=False,
+                                quiet=False, data=None, dataset=None, scale=1.0)
+        cmd_build_db(ns)
+    db = database.load(path)
+    runner.run_command(db, path, controller=args.controller, inputs=args.input or ["walk"],
+                       seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index)
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Until the live viewer lands: build the default database and run the search walk-through."""
     ns = argparse.Namespace(db=args.db, index="kdtree")
@@ -180,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  anim data list                       datasets, clips, minutes, tags\n"
                "  anim build-db --preset locomotion    all locomotion styles, mirrored, 60 Hz\n"
                "  anim search                          scripted search walk-through\n"
+               "  anim run --input turns               headless controller run: BVH + metrics\n"
                "  anim demo                            the demo (builds what it needs)\n")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -223,6 +240,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index", choices=["kdtree", "aabb", "brute", "ckdtree"], default="kdtree",
                    help="search implementation (default kdtree)")
     s.set_defaults(func=cmd_search)
+
+    r = sub.add_parser("run", help="drive a controller headless with a stick script; BVH + metrics",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Drive a controller at 60 Hz with a scripted stick (a .stick file: "
+                                   "timed keys such as 't=2 move=0,-1 run=1', see anim/scripts/), write "
+                                   "the motion as BVH (centimetres, the database skeleton) and a metrics "
+                                   "report (JSON, and text on screen): responsiveness, heading error, "
+                                   "foot skating, joint accelerations against the database's, search "
+                                   "statistics, per-tick time.",
+                       epilog="Shipped scripts: walk, run, turns, circles, strafe, stop_start, styles "
+                              "(styles needs `anim build-db --preset locomotion` and --db "
+                              "out/databases/locomotion.animdb).\n"
+                              "  anim run --input turns\n"
+                              "  anim run --input all --out out/runs/mm\n")
+    r.add_argument("--controller", choices=["mm"], default="mm", help="controller (default mm: motion matching)")
+    r.add_argument("--input", action="append", metavar="SCRIPT",
+                   help="a shipped script name, a .stick file, or 'all' (repeatable; default walk)")
+    r.add_argument("--seconds", type=float, help="run length (default: the script's duration)")
+    r.add_argument("--db", metavar="FILE", help="database file (default: the normal-style locomotion "
+                                                "database, built on first use)")
+    r.add_argument("--out", metavar="DIR", help="output folder (default out/runs/CONTROLLER): SCRIPT.bvh, "
+                                                "SCRIPT.json, summary.md")
+    r.add_argument("--style", help="style tag to start in (default: match every style)")
+    r.add_argument("--index", choices=["kdtree", "aabb", "brute", "ckdtree"], default="kdtree",
+                   help="search implementation (default kdtree)")
+    r.set_defaults(func=cmd_run)
 
     dm = sub.add_parser("demo", help="run the demo (headless: the search walk-through)",
                         description="Run the demo. Builds the default database on first use.")

@@ -23,7 +23,7 @@ import numpy as np
 from . import quat
 
 __all__ = ["horizontal_velocity", "headings", "desired_velocity", "desired_heading", "sharp_changes",
-           "response_time", "responsiveness", "heading_error", "foot_skating", "joint_accelerations",
+           "heading_changes", "response_time", "responsiveness", "heading_error", "foot_skating", "joint_accelerations",
            "acceleration_percentile", "smoothness", "tick_times", "style_changes", "TARGETS"]
 
 # The issue's targets (shipped scripts, normal-style locomotion database).
@@ -155,6 +155,19 @@ def sharp_changes(desired: np.ndarray, min_angle_deg: float = 90.0, min_speed_ra
     return out
 
 
+def heading_changes(target_heading: np.ndarray, min_angle_deg: float = 90.0) -> list[dict]:
+    """Frames where the asked heading [T, 2] jumps by >= min_angle_deg (e.g. a
+    new strafing direction): dicts with frame, kind 'facing', angle_deg."""
+    h = np.asarray(target_heading, np.float64)
+    out = []
+    for i in range(1, len(h)):
+        ang = _angle(h[i - 1], h[i])
+        if ang >= min_angle_deg:
+            s = 0.0
+            out.append({"frame": i, "kind": "facing", "angle_deg": round(ang, 1), "from": s, "to": s})
+    return out
+
+
 def response_time(vel: np.ndarray, desired: np.ndarray, frame: int, stop: int, fps: float,
                   fraction: float = 0.9, max_angle_deg: float = 20.0) -> float | None:
     """Seconds from `frame` until the velocity vel [T, 3] reaches the asked
@@ -187,14 +200,19 @@ def responsiveness(vel: np.ndarray, desired: np.ndarray, heading: np.ndarray, ta
     time (`response_time`, None if not reached before the next change or the
     end), and for turns the time until the heading [T, 2] is within
     heading_tolerance_deg of the target [T, 2]."""
-    events = sharp_changes(desired) if events is None else events
+    if events is None:
+        events = sharp_changes(desired)
+        seen = {e["frame"] for e in events}
+        events += [e for e in heading_changes(target_heading) if e["frame"] not in seen]
+        events.sort(key=lambda e: e["frame"])
     out = []
     for n, e in enumerate(events):
         stop = events[n + 1]["frame"] if n + 1 < len(events) else len(vel)
         r = dict(e)
         r["time_s"] = float(e["frame"] / fps)
-        r["response_s"] = response_time(vel, desired, e["frame"], stop, fps, fraction)
-        if e["kind"] == "turn":
+        r["response_s"] = (None if e["kind"] == "facing" else
+                           response_time(vel, desired, e["frame"], stop, fps, fraction))
+        if e["kind"] in ("turn", "facing"):
             err = np.degrees(heading_error(heading[e["frame"]:stop], target_heading[e["frame"]:stop]))
             hit = np.flatnonzero(err <= heading_tolerance_deg)
             r["heading_s"] = float(hit[0] / fps) if hit.size else None
@@ -241,21 +259,30 @@ def acceleration_percentile(segments, fps: float, q=99.9) -> np.ndarray | float:
     return np.percentile(acc, q)
 
 
-def smoothness(gpos: np.ndarray, fps: float, reference: float, names=None) -> dict:
+def smoothness(gpos: np.ndarray, fps: float, reference: float, names=None, marks=None) -> dict:
     """The largest joint acceleration of gpos [T, J, 3] against a reference
     (the database's 99.9th percentile): max_m_s2, ratio (max / reference),
     where (joint, time of the middle frame), p999_m_s2 (this motion's own 99.9th
     percentile), above_fraction (share of joint-frames above the reference; a
-    motion drawn like the database has about 0.001)."""
+    motion drawn like the database has about 0.001). With marks [T] bool (e.g.
+    the frames a transition starts), also the largest acceleration whose
+    3-frame stencil touches a marked frame (max_near_marks_m_s2) and elsewhere."""
     a = joint_accelerations(gpos, fps)
     if a.size == 0:
         return {"max_m_s2": 0.0, "ratio": 0.0, "p999_m_s2": 0.0, "above_fraction": 0.0}
     i, j = np.unravel_index(int(np.argmax(a)), a.shape)
     mx = float(a[i, j])
-    return {"max_m_s2": mx, "ratio": mx / max(float(reference), 1e-9), "reference_m_s2": float(reference),
-            "joint": names[j] if names is not None else int(j), "time_s": float((i + 1) / fps),
-            "p999_m_s2": float(np.percentile(a, 99.9)),
-            "above_fraction": float((a > reference).mean())}
+    out = {"max_m_s2": mx, "ratio": mx / max(float(reference), 1e-9), "reference_m_s2": float(reference),
+           "joint": names[j] if names is not None else int(j), "time_s": float((i + 1) / fps),
+           "p999_m_s2": float(np.percentile(a, 99.9)),
+           "above_fraction": float((a > reference).mean())}
+    if marks is not None:
+        m = np.asarray(marks, bool)
+        near = m[:-2] | m[1:-1] | m[2:]
+        per_frame = a.max(axis=1)
+        out["max_near_marks_m_s2"] = float(per_frame[near].max()) if near.any() else 0.0
+        out["max_elsewhere_m_s2"] = float(per_frame[~near].max()) if (~near).any() else 0.0
+    return out
 
 
 # ----------------------------------------------------------------- other stats

@@ -58,6 +58,7 @@ class Recording:
     style: list                           # [T] asked style or None
     clips: list                           # [T] pose.info['clip'] (or None)
     tick_ms: np.ndarray                   # [T-1] time spent in controller.step
+    transitions: np.ndarray | None = None # [T] bool: the step to this frame took a transition
     stats: dict = field(default_factory=dict)
     script: str = ""
     controller: str = ""
@@ -97,6 +98,8 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
     style: list = [None] * (n + 1)
     clips: list = [None] * (n + 1)
     ms = np.empty(n, np.float64)
+    counts = getattr(controller, "stats", None)
+    transitions = np.zeros(n + 1, bool) if isinstance(counts, dict) and "transitions" in counts else None
 
     def keep(i, p, ci):
         rot[i], pos[i] = p.rotations, p.positions
@@ -113,12 +116,16 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
         ci: ControlInput = script(i * dt)
         if i == 0:
             keep(0, pose, ci)
+        before = controller.stats["transitions"] if transitions is not None else 0
         t0 = time.perf_counter()
         pose = controller.step(ci, dt)
         ms[i] = 1e3 * (time.perf_counter() - t0)
+        if transitions is not None:
+            transitions[i + 1] = controller.stats["transitions"] > before
         keep(i + 1, pose, script((i + 1) * dt))
     stats = dict(getattr(controller, "stats", {}) or {})
-    return Recording(controller.skeleton, fps, rot, pos, con, move, facing, run_, style, clips, ms, stats,
+    return Recording(controller.skeleton, fps, rot, pos, con, move, facing, run_, style, clips, ms,
+                     transitions, stats,
                      script=getattr(script, "path", ""), controller=type(controller).__name__)
 
 
@@ -158,16 +165,16 @@ def database_reference(db, max_frames: int = 200_000) -> dict:
 
 
 # ---------------------------------------------------------------------- evaluation
-def evaluate(rec: Recording, db, speeds: dict | None = None, series: bool = True) -> dict:
+def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
     """All metrics of a recording (a JSON-able dict). `db` gives the feet, the
-    style tags of the played clips and the reference numbers; `speeds`
-    ({walk, run, side, back} m/s, default controller-independent: measured by
-    the caller) turn the stick into the desired velocity."""
-    if speeds is None:
-        raise ValueError("evaluate: speeds {walk, run, side, back} are needed for the desired velocity")
+    hips, the style tags of the played clips and the reference numbers;
+    `speeds` ({walk, run, side, back} m/s, e.g. the controller's `.speeds`)
+    turn the stick into the desired velocity. `series` adds per-frame time
+    series (speed, desired speed, heading error, contacts, tick time)."""
     fps = rec.fps
     g = rec.global_positions()
     feet = [rec.skeleton.index(f) for f in db.config.feet]
+    hips = rec.skeleton.index(db.config.hips)
     vel = metrics.horizontal_velocity(rec.positions[:, 0], fps)
     desired = metrics.desired_velocity(rec.move, rec.facing, rec.run, speeds)
     head = metrics.headings(rec.rotations[:, 0])
@@ -177,7 +184,7 @@ def evaluate(rec: Recording, db, speeds: dict | None = None, series: bool = True
     events = metrics.responsiveness(vel, desired, head, target, fps)
     ref = database_reference(db)
     skating = metrics.foot_skating(g[:, feet], rec.contacts, fps)
-    smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names)
+    smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names, rec.transitions)
     tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}
     played = [tag_of.get(c) for c in rec.clips]
     stats = dict(rec.stats)
@@ -194,8 +201,8 @@ def evaluate(rec: Recording, db, speeds: dict | None = None, series: bool = True
             "events": events,
             "key_events": len(key),
             "worst_key_response_s": worst,
-            "mean_response_s": _mean([e["response_s"] for e in events]),
-            "unreached": sum(e["response_s"] is None for e in events),
+            "mean_response_s": _mean([e["response_s"] for e in events if e["kind"] != "facing"]),
+            "unreached": sum(e["response_s"] is None for e in events if e["kind"] != "facing"),
         },
         "heading_error_deg": {"mean": float(herr[moving].mean()) if moving.any() else 0.0,
                               "max": float(herr[moving].max()) if moving.any() else 0.0},
@@ -206,7 +213,7 @@ def evaluate(rec: Recording, db, speeds: dict | None = None, series: bool = True
         "style_changes": metrics.style_changes(rec.style, played, fps),
         "ground": {"root_y_max_abs_m": float(np.abs(rec.positions[:, 0, 1]).max()),
                    "lowest_foot_m": float(g[:, feet, 1].min()),
-                   "hips_height_m": [float(g[:, 1, 1].min()), float(g[:, 1, 1].max())] if g.shape[1] > 1 else None},
+                   "hips_height_m": [float(g[:, hips, 1].min()), float(g[:, hips, 1].max())]},
         "finite": bool(np.isfinite(rec.rotations).all() and np.isfinite(rec.positions).all()),
         "database": ref,
         "targets": targets(worst, skating["mean_cm_s"], smooth["ratio"], bool(key)),
@@ -255,6 +262,10 @@ def report_text(m: dict) -> str:
              f"({m['frames']} frames at {m['fps']:g} Hz)"]
     lines.append("  responsiveness (90% of the asked velocity):")
     for e in r["events"]:
+        if e["kind"] == "facing":
+            lines.append(f"    t={e['time_s']:5.2f}  {e['kind']:<9} {e['angle_deg']:5.0f} deg  "
+                         f"heading within 15 deg after {_fmt(e.get('heading_s'))} s")
+            continue
         extra = f", heading within 15 deg {_fmt(e.get('heading_s'))} s" if e["kind"] == "turn" else ""
         lines.append(f"    t={e['time_s']:5.2f}  {e['kind']:<9} {e['angle_deg']:5.0f} deg  "
                      f"{e['from']:.2f} -> {e['to']:.2f} m/s: {_fmt(e['response_s'])} s{extra}")
@@ -271,6 +282,9 @@ def report_text(m: dict) -> str:
                  f"t={a.get('time_s', 0):.2f} s) = {a['ratio']:.2f} x database p99.9 "
                  f"({a.get('reference_m_s2', 0):.1f}); own p99.9 {a['p999_m_s2']:.1f}, "
                  f"{100 * a['above_fraction']:.2f}% of joint-frames above")
+    if "max_near_marks_m_s2" in a:
+        lines.append(f"    largest at transition frames {a['max_near_marks_m_s2']:.1f} m/s^2, "
+                     f"elsewhere {a['max_elsewhere_m_s2']:.1f}")
     st = m["search"]
     if st:
         lines.append(f"  search: {st.get('searches', 0)} searches, {st.get('transitions', 0)} transitions, "
@@ -282,8 +296,8 @@ def report_text(m: dict) -> str:
         lines.append(f"  style {c['from']} -> {c['to']} at t={c['time_s']:.2f}: on screen after "
                      f"{_fmt(c['latency_s'])} s")
     lines.append("  targets: " + "; ".join(
-        f"{k} {_fmt(v['value'])} <= {v['bound']:g}: "
-        f"{'n/a' if v['met'] is None else ('met' if v['met'] else 'MISSED')}"
+        f"{k} n/a" if v["met"] is None else
+        f"{k} {_fmt(v['value'])} <= {v['bound']:g}: {'met' if v['met'] else 'MISSED'}"
         for k, v in m["targets"].items()))
     return "\n".join(lines)
 
@@ -336,3 +350,60 @@ def write_json(m: dict, path: str) -> None:
     with open(tmp, "w") as f:
         json.dump(m, f, indent=1)
     os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------ command
+def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seconds: float | None = None,
+                out_dir: str | None = None, style: str | None = None, index: str = "kdtree",
+                echo=print) -> list[dict]:
+    """What `anim run` does once the database is loaded: for each input script
+    (names of shipped scripts, paths, or 'all'), run a fresh controller, write
+    SCRIPT.bvh and SCRIPT.json under out_dir and print the report; with several
+    scripts also a Markdown summary (summary.md). Scripts asking for styles
+    the database lacks are an error, or skipped with a note under 'all'."""
+    from . import scripts as stick
+
+    names = list(inputs)
+    every = "all" in names
+    if every:
+        names = [str(p) for p in stick.shipped()] + [n for n in names if n != "all"]
+    loaded = []
+    styles = db.tag_values("style")
+    for n in names:
+        s = stick.load(n)
+        try:
+            s.check_styles(styles, db_path)
+        except stick.ScriptError as e:
+            if not every:
+                raise
+            echo(f"skipped {s.name}: {e.problem.split(';')[0]}; run it with --db "
+                 f"out/databases/locomotion.animdb (built by `anim build-db --preset locomotion`)")
+            continue
+        loaded.append(s)
+    out_dir = out_dir or os.path.join("out", "runs", controller)
+    results = []
+    for s in loaded:
+        ctrl = make_controller(controller, db, style=style, index=index)
+        speeds = getattr(ctrl, "speeds", None)
+        if speeds is None:
+            raise ValueError(f"controller {controller!r} has no .speeds (walk/run/side/back m/s) to "
+                             f"turn the stick into a desired velocity")
+        rec = run(ctrl, s, seconds)
+        m = evaluate(rec, db, speeds)
+        m["database_file"] = db_path
+        bvh_path = os.path.join(out_dir, f"{s.name}.bvh")
+        json_path = os.path.join(out_dir, f"{s.name}.json")
+        write_bvh(rec, bvh_path)
+        write_json(m, json_path)
+        echo(report_text(m))
+        echo(f"  wrote {bvh_path} and {json_path}\n")
+        results.append(m)
+    if len(results) > 1:
+        table = summary_table(results)
+        path = os.path.join(out_dir, "summary.md")
+        with open(path + ".tmp", "w") as f:
+            f.write(f"database: {db_path}\n\n{table}\n")
+        os.replace(path + ".tmp", path)
+        echo(table)
+        echo(f"wrote {path}")
+    return results

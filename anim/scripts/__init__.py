@@ -254,7 +254,7 @@ def parse(text: str, path: str = "<string>") -> Script:
         if "move" in fields:
             move = _vec2(path, n, "move", fields["move"])
             length = float(np.hypot(*move))
-            if length > 1.0 + 1e-4:
+            if length > 1.0 + 1e-3:
                 raise ScriptError(path, n, f"move={fields['move']}: stick length {length:.3f} > 1 "
                                            f"(scale it to at most 1)")
         elif ramp:
