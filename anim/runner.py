@@ -146,13 +146,13 @@ def database_reference(db, max_frames: int = 200_000) -> dict:
     fps = float(db.config.fps)
     starts, stops = np.asarray(db.range_starts), np.asarray(db.range_stops)
     step = max(1, int(np.ceil(db.num_frames / max_frames)))
-    feet = [db.skeleton.index(f) for f in db.config.feet]
+    toes = [db.skeleton.index(f) for f in db.config.toes]   # the joints contacts are defined on
     acc, skate_num, skate_n = [], 0.0, 0
     for c in range(0, len(starts), step):
         a, b = int(starts[c]), int(stops[c])
         g = db.global_positions(slice(a, b))
         acc.append(metrics.joint_accelerations(g, fps).ravel())
-        s = metrics.foot_skating(g[:, feet], np.asarray(db.contacts[a:b]), fps)
+        s = metrics.foot_skating(g[:, toes], np.asarray(db.contacts[a:b]), fps)
         skate_num += s["mean_cm_s"] * s["samples"]
         skate_n += s["samples"]
     acc = np.concatenate(acc)
@@ -183,7 +183,8 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
     moving = (np.linalg.norm(rec.move, axis=-1) > 1e-3) | np.isfinite(rec.facing).all(-1)
     events = metrics.responsiveness(vel, desired, head, target, fps)
     ref = database_reference(db)
-    skating = metrics.foot_skating(g[:, feet], rec.contacts, fps)
+    toes = [rec.skeleton.index(f) for f in db.config.toes]
+    skating = metrics.foot_skating(g[:, toes], rec.contacts, fps)   # on the contact joints (toes)
     smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names, rec.transitions)
     tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}
     played = [tag_of.get(c) for c in rec.clips]

@@ -99,10 +99,10 @@ def test_root_adjustment_is_bounded_and_does_not_slide_a_standing_character():
 
 
 def _leg():
-    # root, hip, knee, ankle: a leg hanging down with a slight knee bend
-    parents = np.array([-1, 0, 1, 2])
-    rot = np.tile(np.array([1.0, 0, 0, 0], np.float32), (4, 1))
-    pos = np.array([[0, 0, 0], [0.1, 0.9, 0], [0, -0.42, 0.1], [0, -0.42, -0.1]], np.float32)
+    # root, hip, knee, ankle, toe: a leg hanging down with a knee bend
+    parents = np.array([-1, 0, 1, 2, 3])
+    rot = np.tile(np.array([1.0, 0, 0, 0], np.float32), (5, 1))
+    pos = np.array([[0, 0, 0], [0.1, 0.9, 0], [0, -0.42, 0.1], [0, -0.42, -0.1], [0, -0.04, 0.12]], np.float32)
     return parents, rot, pos
 
 
@@ -124,7 +124,7 @@ def test_two_bone_ik_kernel_reaches_and_keeps_bone_lengths():
 
 def test_foot_lock_pins_a_planted_foot_and_releases_it():
     parents, rot, pos = _leg()
-    locks = FootLocks(parents, [3], halflife=0.05, unlock_radius=0.2)
+    locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.2)
     locks.reset(rot, pos, [False])
     _, g0 = quat.fk(rot, pos, parents)
     planted = None
@@ -134,11 +134,11 @@ def test_foot_lock_pins_a_planted_foot_and_releases_it():
         out = locks.apply(rot, p, [i >= 1], 1 / 60)
         _, g = quat.fk(out, p, parents)
         if i == 10:                            # the lock blends in over a few half-lives
-            planted = g[3].copy()
+            planted = g[4].copy()
         if i > 10:
-            assert np.linalg.norm(g[3] - planted) < 1e-3   # then the pinned foot does not slide
+            assert np.linalg.norm(g[4] - planted) < 1e-3   # then the pinned foot does not slide
     _, ga = quat.fk(rot, p, parents)
-    assert np.linalg.norm(ga[3] - planted) > 0.03           # while the animation's foot did
+    assert np.linalg.norm(ga[4] - planted) > 0.03           # while the animation's foot did
     assert locks.locked.all()
     # contact ends: the foot returns to the animation's foot within a few half-lives
     for i in range(60):
@@ -148,4 +148,35 @@ def test_foot_lock_pins_a_planted_foot_and_releases_it():
     _, g = quat.fk(out, p, parents)
     _, ga = quat.fk(rot, p, parents)
     assert not locks.locked.any()
-    assert np.linalg.norm(g[3] - ga[3]) < 1e-3
+    assert np.linalg.norm(g[4] - ga[4]) < 1e-3
+
+
+def test_foot_lock_engages_at_reset_when_in_contact():
+    parents, rot, pos = _leg()
+    locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.2)
+    locks.reset(rot, pos, [True])
+    assert locks.locked.all()
+    _, g0 = quat.fk(rot, pos, parents)
+    p = pos.copy()
+    for i in range(20):
+        p[0, 0] = 0.003 * i
+        out = locks.apply(rot, p, [True], 1 / 60)
+    _, g = quat.fk(out, p, parents)
+    assert np.linalg.norm(g[4] - g0[4]) < 2e-3
+
+
+def test_back_to_back_transitions_keep_the_shown_pose():
+    """A second transition while the first one's offsets are still decaying
+    must not count the old offset twice."""
+    rng = np.random.default_rng(1)
+    a, b, c = _pose(rng), _pose(rng), _pose(rng)
+    ine = Inertializer(5, halflife=0.2)
+    ine.reset(*a)
+    ine.transition(*b)
+    ine.update(*b, 1 / 60)
+    ine.update(*b, 1 / 60)
+    shown_rot, shown_pos = ine.out_rot.copy(), ine.out_pos.copy()
+    ine.transition(*c)
+    ine.update(*c, 0.0)
+    assert np.allclose(ine.out_pos, shown_pos, atol=1e-6)
+    assert np.allclose(np.abs(np.sum(ine.out_rot * shown_rot, -1)), 1, atol=1e-6)

@@ -97,6 +97,8 @@ class DatabaseSource:
         self._speed = np.hypot(v[:, 0], v[:, 2])
         self.frame = 0
         self.stats = {"transitions": 0, "transition_cost": 0.0}
+        for style in self.styles:     # register every style's mask now: no stall on a live switch
+            self.set_style(style)
         self.set_style(None)
 
     def nbytes(self) -> int:
@@ -156,7 +158,7 @@ class KinematicController:
 
     name = "kinematic"
 
-    def __init__(self, source: MotionSource, skeleton: Skeleton, feet, trajectory_frames, traj_slice: slice,
+    def __init__(self, source: MotionSource, skeleton: Skeleton, feet, toes, trajectory_frames, traj_slice: slice,
                  speeds: dict, config: RuntimeConfig = RuntimeConfig(), fps: float = 60.0,
                  style: str | None = None):
         self.source = source
@@ -164,7 +166,8 @@ class KinematicController:
         self.config = config
         self.fps = float(fps)
         self.feet = list(feet)
-        self.contact_joints = self.feet
+        self.toes = list(toes)
+        self.contact_joints = self.toes
         self.traj_frames = list(trajectory_frames)
         self.traj_slice = traj_slice
         self.speeds = {k: getattr(config, f"{k}_speed") or speeds[k] for k in ("walk", "run", "side", "back")}
@@ -197,7 +200,7 @@ class KinematicController:
         self.desired_rot = root_rot.astype(np.float64)
         self.desired_vel = np.zeros(3)
         self.search_timer = 0.0
-        self.locks = FootLocks(self.skeleton.parents, self.feet, self.config.foot_halflife,
+        self.locks = FootLocks(self.skeleton.parents, self.feet, self.toes, self.config.foot_halflife,
                                self.config.unlock_radius)
         self.locks.reset(self.inert.out_rot, self.inert.out_pos, contacts)
         self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0}
@@ -324,7 +327,7 @@ class MotionMatchingController(KinematicController):
         self.index = source.index
         traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
         super().__init__(source, db.skeleton, [db.skeleton.index(f) for f in db.config.feet],
-                         db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style)
+                         [db.skeleton.index(t) for t in db.config.toes], db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style)
 
     @property
     def frame(self) -> int:

@@ -38,10 +38,12 @@ def inert_transition(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
             dx = pos[j].astype(np.float64)
             dv = vel[j].astype(np.float64)
             dw = avel[j].astype(np.float64)
-        off_pos[j] = off_pos[j] + out_pos[j] - dx
-        off_vel[j] = off_vel[j] + out_vel[j] - dv
-        off_rot[j] = q.qabs(q.mul(q.mul(off_rot[j], out_rot[j]), q.inv(dq)))
-        off_avel[j] = off_avel[j] + out_avel[j] - dw
+        # the shown pose (out = source + offset) minus the destination: the new
+        # offset makes destination + offset == what is shown now
+        off_pos[j] = out_pos[j] - dx
+        off_vel[j] = out_vel[j] - dv
+        off_rot[j] = q.qabs(q.mul(out_rot[j], q.inv(dq)))
+        off_avel[j] = out_avel[j] - dw
 
 
 @njit(**_NB)
@@ -256,18 +258,36 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_
 
 
 @njit(**_NB)
-def apply_foot_locks(lrot, lpos, parents, feet, contacts, locks_state, locks_vec, fwd,
+def between(a, b):
+    """Shortest rotation taking direction a to direction b."""
+    a = q.unit(a)
+    b = q.unit(b)
+    c = q.cross(a, b)
+    w = 1.0 + q.dot3(a, b)
+    if w < 1e-8:
+        return np.array([1.0, 0.0, 0.0, 0.0])   # opposite: leave it (never happens in a lock step)
+    return q.normalize(np.array([w, c[0], c[1], c[2]]))
+
+
+@njit(**_NB)
+def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, locks_vec, fwd,
                      unlock_radius, halflife, dt):
-    """All feet: update each lock from the animation's foot position and contact,
-    then two-bone IK the leg to the lock. locks_vec: [F, 6, 3] (point, target,
-    position, velocity, off_pos, off_vel). Returns new local rotations."""
+    """All feet: update each lock from the animation's toe position and contact
+    (contacts are defined on the toes), move the ankle by the toe's correction
+    with two-bone IK of the leg, then turn the ankle so the toe lands on its
+    target. locks_vec: [F, 6, 3] (point, target, position, velocity, off_pos,
+    off_vel). Returns new local rotations."""
     out = lrot.astype(np.float64).copy()
     for i in range(feet.shape[0]):
-        f = feet[i]
-        grot, gpos = fk_chain(out, lpos, parents, f)
+        f, t = feet[i], toes[i]
+        grot, gpos = fk_chain(out, lpos, parents, t)
         v = locks_vec[i]
-        goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], gpos[f], contacts[i],
+        goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], gpos[t], contacts[i],
                          unlock_radius, halflife, dt)
-        if q.length(goal - gpos[f]) > 1e-4:
-            two_bone_ik(out, lpos, parents, f, goal, fwd, 0.999)
+        if q.length(goal - gpos[t]) > 1e-4:
+            two_bone_ik(out, lpos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
+            grot, gpos = fk_chain(out, lpos, parents, t)
+            r = between(gpos[t] - gpos[f], goal - gpos[f])
+            p = parents[f]
+            out[f] = q.normalize(q.mul(q.inv(grot[p]), q.mul(r, grot[f])))
     return out

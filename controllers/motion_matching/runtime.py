@@ -25,7 +25,9 @@ FWD = np.array([0.0, 0.0, 1.0], np.float32)
 class RuntimeConfig:
     """Documented defaults (seconds, metres, m/s).
 
-    velocity_halflife, rotation_halflife: springs of the simulated trajectory.
+    velocity_halflife, rotation_halflife: springs of the simulated trajectory
+        (0.15 s: 90% of a walk-to-run step in ~0.45 s; Holden's demo uses 0.27,
+        which needs ~0.76 s).
     inertialize_halflife: decay of transition offsets.
     search_interval: seconds between searches (Holden: 0.1 s, every 6 frames).
     force_search_velocity, force_search_rotation: a change of desired velocity
@@ -42,8 +44,8 @@ class RuntimeConfig:
         blend in and out of the lock.
     """
 
-    velocity_halflife: float = 0.27
-    rotation_halflife: float = 0.27
+    velocity_halflife: float = 0.15
+    rotation_halflife: float = 0.15
     inertialize_halflife: float = 0.1
     search_interval: float = 0.1
     force_search_velocity: float = 30.0
@@ -60,8 +62,8 @@ class RuntimeConfig:
     clamp_distance: float = 0.15
     clamp_angle: float = 0.5 * np.pi
     foot_lock: bool = True
-    unlock_radius: float = 0.2
-    foot_halflife: float = 0.1
+    unlock_radius: float = 0.3
+    foot_halflife: float = 0.05
 
 
 # --------------------------------------------------------------- trajectory
@@ -180,25 +182,28 @@ def adjusted_root(char_pos, char_rot, char_speed, sim: Simulation, cfg: RuntimeC
 
 # ----------------------------------------------------------------- foot lock
 class FootLocks:
-    """Pins each foot (ankle joint) where it touched down while the animation
-    says it is in contact, and releases it smoothly when the contact ends or the
-    animation's foot drifts beyond unlock_radius (Holden's contact_update), then
-    bends the leg onto it with two-bone IK."""
+    """Pins each foot where its toe touched down while the animation says it is
+    in contact, and releases it smoothly when the contact ends or the
+    animation's toe drifts beyond unlock_radius (Holden's contact_update); the
+    leg is bent onto it with two-bone IK and the ankle turned so the toe lands."""
 
-    def __init__(self, parents, feet, halflife: float = 0.1, unlock_radius: float = 0.2):
+    def __init__(self, parents, feet, toes, halflife: float = 0.1, unlock_radius: float = 0.2):
         self.parents = np.asarray(parents, np.int64)
         self.feet = np.asarray(feet, np.int64)
+        self.toes = np.asarray(toes, np.int64)
         self.halflife, self.unlock_radius = halflife, unlock_radius
         self.state = np.zeros((len(feet), 2), np.int64)     # in contact, locked
         self.vec = np.zeros((len(feet), 6, 3))              # point, target, position, velocity, off_pos, off_vel
 
     def reset(self, rot, pos, contacts) -> None:
+        """Start at the pose: feet in contact are locked where they stand."""
         _, gpos = quat.fk(rot, pos, self.parents)
         self.state[:] = 0
         self.vec[:] = 0
-        for i, f in enumerate(self.feet):
-            self.state[i, 0] = int(bool(contacts[i]))
-            self.vec[i, :3] = gpos[f]
+        for i, t in enumerate(self.toes):
+            c = int(bool(contacts[i]))
+            self.state[i] = (c, c)
+            self.vec[i, :3] = gpos[t]
 
     @property
     def locked(self) -> np.ndarray:
@@ -206,5 +211,5 @@ class FootLocks:
 
     def apply(self, rot, pos, contacts, dt: float) -> np.ndarray:
         fwd = quat.rot(np.asarray(rot[0], np.float64), np.array([0.0, 0.0, 1.0]))
-        return k.apply_foot_locks(rot, pos, self.parents, self.feet, np.asarray(contacts, np.bool_),
+        return k.apply_foot_locks(rot, pos, self.parents, self.feet, self.toes, np.asarray(contacts, np.bool_),
                                   self.state, self.vec, fwd, self.unlock_radius, self.halflife, dt)
