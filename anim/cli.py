@@ -98,12 +98,7 @@ def cmd_search(args) -> int:
 
     from . import database, search
 
-    path = args.db or default_db_path()
-    if not os.path.exists(path) and not args.db:
-        print(f"{path} not found: building the default database (normal-style locomotion)...")
-        ns = argparse.Namespace(preset="locomotion-normal", tag=None, out=path, no_mirror=False,
-                                quiet=False, data=None, dataset=None, scale=1.0)
-        cmd_build_db(ns)
+    path = ensure_db(args.db, "locomotion-normal")
     t0 = time.perf_counter()
     db = database.load(path)
     print(f"loaded {path} in {1e3 * (time.perf_counter() - t0):.0f} ms: {db.describe()}")
@@ -167,22 +162,41 @@ def cmd_run(args) -> int:
     """Drive a controller headless with stick scripts; write BVH and metrics."""
     from . import database, runner
 
-    path = args.db or default_db_path()
-    if not os.path.exists(path) and not args.db:
-        print(f"{path} not found: building the default database (normal-style locomotion)...")
-        ns = argparse.Namespace(preset="locomotion-normal", tag=None, out=path, no_mirror=False,
-                                quiet=False, data=None, dataset=None, scale=1.0)
-        cmd_build_db(ns)
+    path = ensure_db(args.db, "locomotion-normal")
     db = database.load(path)
     runner.run_command(db, path, controller=args.controller, inputs=args.input or ["walk"],
                        seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index)
     return 0
 
 
+def ensure_db(path: str | None, preset: str) -> str:
+    """The database file to use: `path` if given (it must exist), else the
+    preset's default file, built on first use."""
+    if path:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such database file (build one with `anim build-db`)")
+        return path
+    path = default_db_path(preset)
+    if not os.path.exists(path):
+        print(f"{path} not found: building it (preset {preset}; once, ~1 min)...")
+        ns = argparse.Namespace(preset=preset, tag=None, out=path, no_mirror=False, quiet=False, data=None,
+                                dataset=None, scale=1.0)
+        cmd_build_db(ns)
+    return path
+
+
 def cmd_demo(args) -> int:
-    """Until the live viewer lands: build the default database and run the search walk-through."""
-    ns = argparse.Namespace(db=args.db, index="kdtree")
-    return cmd_search(ns)
+    """The gamepad demo: a live window with a display, a scripted headless session without."""
+    from viewer.demo import run_demo
+
+    from . import database
+
+    path = ensure_db(args.db, args.preset)
+    db = database.load(path)
+    headless = True if args.headless else (False if args.live else None)
+    run_demo(db, path, headless=headless, out_dir=args.out, seconds=args.seconds, width=args.width,
+             height=args.height)
+    return 0
 
 
 # ---------------------------------------------------------------- the parser
@@ -267,9 +281,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search implementation (default kdtree)")
     r.set_defaults(func=cmd_run)
 
-    dm = sub.add_parser("demo", help="run the demo (headless: the search walk-through)",
-                        description="Run the demo. Builds the default database on first use.")
-    dm.add_argument("--db", metavar="FILE", help="database file")
+    dm = sub.add_parser("demo", help="the gamepad demo (live window; headless: PNGs + metrics)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="The motion-matching demo. With a display it opens a window: a gamepad "
+                                    "(plugged in any time) or the keyboard drives the character. Without a "
+                                    "display it runs a scripted session headless and writes PNG frames, a "
+                                    "contact sheet, the motion as BVH and the metrics under --out. Builds "
+                                    "the database on first use.",
+                        epilog="Keys: WASD move, Shift run, Q strafe, Tab cycle style, G debug drawing, "
+                               "F1/H help, arrows/mouse orbit, wheel zoom, R reset, Esc quit.\n"
+                               "Gamepad: left stick move, RT run, LT strafe, Y style, right stick camera, "
+                               "Back debug, Start help.")
+    dm.add_argument("--db", metavar="FILE", help="database file (default: the preset's, built on first use)")
+    dm.add_argument("--preset", choices=sorted(PRESETS), default="locomotion",
+                    help="database preset when --db is not given (default locomotion: every style)")
+    g = dm.add_mutually_exclusive_group()
+    g.add_argument("--headless", action="store_true", help="force the headless scripted session")
+    g.add_argument("--live", action="store_true", help="force the live window")
+    dm.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
+                    help="headless output folder (default out/demo)")
+    dm.add_argument("--seconds", type=float, help="headless session length (default: the script's)")
+    dm.add_argument("--width", type=int, default=1280, help="window / image width (default 1280)")
+    dm.add_argument("--height", type=int, default=720, help="window / image height (default 720)")
     dm.set_defaults(func=cmd_demo)
     return p
 

@@ -82,14 +82,15 @@ class DatabaseSource:
         self.styles = db.tag_values(style_key)
         self._mask_ids: dict = {}
         self._style_frames: dict = {}
-        # pose data as plain arrays (a memory-mapped database is read in once here)
-        self.rot = np.asarray(db.rotations)
-        self.pos = np.asarray(db.positions)
-        self.vel = np.asarray(db.velocities)
-        self.avel = np.asarray(db.angular_velocities)
-        self.contacts = np.asarray(db.contacts)
-        self.X = np.asarray(db.features)
-        self.valid = np.asarray(db.valid)
+        # pose data copied into memory once here: a memory-mapped database would
+        # page-fault from disk in the middle of a tick
+        self.rot = np.array(db.rotations)
+        self.pos = np.array(db.positions)
+        self.vel = np.array(db.velocities)
+        self.avel = np.array(db.angular_velocities)
+        self.contacts = np.array(db.contacts)
+        self.X = np.array(db.features)
+        self.valid = np.array(db.valid)
         self.stops = np.repeat(np.asarray(db.range_stops), np.asarray(db.range_stops - db.range_starts))
         self.feature_offset = np.asarray(db.features_offset)
         self.feature_scale = np.asarray(db.features_scale)
