@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 
 import numpy as np
 
 from . import quat
+from .fileio import atomic_write
 from .skeleton import Clip, Skeleton
 
 __all__ = ["BVHError", "read_bvh", "parse_bvh", "read_bvh_header", "write_bvh", "DEFAULT_ROOT_CHANNELS",
@@ -454,20 +454,8 @@ def parse_bvh(data: bytes | str, path="<string>", scale: float = 1.0):
 # --------------------------------------------------------------------------- writing
 
 def _atomic_write_bytes(path, payload: bytes):
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        f.write(payload)
 
 
 def _g(x) -> str:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import quat
+from .fileio import atomic_write
 from .kinematics import detect_contacts
 from .skeleton import Clip, Skeleton
 
@@ -532,25 +532,13 @@ def save(db: Database, path: str) -> None:
         offset += a.nbytes
     blob = json.dumps(header).encode()
     data_start = (len(_MAGIC) + 8 + len(blob) + 63) // 64 * 64
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".animdb")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_MAGIC)
-            f.write(len(blob).to_bytes(8, "little"))
-            f.write(blob)
-            for k, a in arrays.items():
-                f.seek(data_start + header["arrays"][k]["offset"])
-                f.write(a.tobytes())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        f.write(_MAGIC)
+        f.write(len(blob).to_bytes(8, "little"))
+        f.write(blob)
+        for k, a in arrays.items():
+            f.seek(data_start + header["arrays"][k]["offset"])
+            f.write(a.tobytes())
 
 
 def load(path: str, skeleton: Skeleton | None = None, mmap: bool = True) -> Database:

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -212,19 +211,10 @@ def select_files(dataset_or_datasets, tags: dict | None = None) -> list[tuple[Da
 
 def _atomic_write(path: Path, write: Callable):
     """write(file object) into a temporary file beside `path`, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from anim.fileio import atomic_write
+
+    with atomic_write(path) as f:
+        write(f)
 
 
 def _cache_dir(ds: Dataset) -> Path:
