@@ -8,13 +8,21 @@ it returns a frame at the true minimum distance (ties broken arbitrarily).
 Indexes (one interface, `SearchIndex`; make one with `make_index(kind, X, valid)`):
 
 - ``'brute'``   `BruteForce`: numpy over all candidate rows. The reference answer.
-- ``'kdtree'``  `KDTree`: the engine's own kd-tree in numba. Built in the
-  principal axes of the valid frames (a rotation: distances unchanged, boxes
-  fit the data far better), median splits on the widest axis, leaves of 32
-  frames stored contiguously in leaf order, a tight bounding box per node; a
-  query descends depth first, nearer child first, skips every node whose box
-  is farther than the best so far, and abandons a leaf row after its 8 leading
-  axes when they already exceed the best. The fastest; the one to use.
+- ``'kdtree'``  `KDTree`: the engine's own kd-tree in numba, the one to use.
+  A *wide* kd-tree: 32 children per node, 16 frames per leaf, built by median
+  splits on the widest axis in the principal axes of the valid frames (a
+  rotation: distances unchanged, boxes fit the data far better). Each node
+  stores the tight boxes of its 32 children dims-major and each leaf its 16
+  frames dims-major, so a query measures all children of a node, or all frames
+  of a leaf, at once in SIMD lanes (16 float32; two small LLVM-IR kernels,
+  see `_vec_kernel`). Depth first, nearest child first, skipping every child
+  whose box is farther than the best so far. Why this shape: on the whole
+  corpus the hard queries are the ones far from every frame (a controller
+  asking for a trajectory no clip has), where hundreds of leaves lie at nearly
+  the same distance and must all be opened; the time goes to touching those
+  leaves and boxes, so the work per leaf and per box is what was cut (p99
+  ~2.5x lower on the controller's queries, 5-7x on noisy rows, against the
+  binary kd-tree with ~19-frame leaves it replaced).
 - ``'aabb'``    `AABBSearch`: Holden's bounding-box scan (Motion-Matching demo,
   ``database.h``): frames in contiguous blocks of 16 and 64 with a min/max box
   each; a linear pass skips blocks whose box is farther than the best so far.
@@ -56,6 +64,11 @@ when it is not a candidate. The answer is still the exact minimum; when
 
 Numba kernels are compiled (or loaded from the on-disk cache) and warmed up when
 an index is built, so the first query in the live loop is not a compile.
+
+Memory: `index.nbytes` is what the index holds beyond X (trees of the
+unmasked set and of each prepared mask); the kd-tree keeps a rotated copy of
+its candidates' features (~F * 4 bytes per candidate) plus ~20% for boxes
+and ids.
 """
 
 from __future__ import annotations
@@ -71,8 +84,9 @@ __all__ = ["SearchIndex", "BruteForce", "KDTree", "AABBSearch", "CKDTree",
 
 # fastmath without 'nnan'/'ninf': the kernels use +inf as "nothing yet".
 _FM = {"nsz", "arcp", "contract", "reassoc"}
-_HEAD = 8             # kd-tree leaf scan: dims summed before the first early-out test
-_STACK = 128          # kd-tree depth is ~log2(N / leaf) + 1 (17 at 770k); plenty
+LANES = 16            # SIMD width of the kd-tree kernels (float32 lanes)
+UNROLL = 4            # independent accumulators in those kernels
+_PREFETCH = 4         # kd-tree: leaves requested from memory ahead of the one scanned
 BLOCK_SMALL = 16      # AABB block sizes, as in Holden's database.h
 BLOCK_LARGE = 64
 
@@ -137,6 +151,19 @@ class _Index:
 
     def _build(self):
         """Structures shared by all candidate sets (after X and valid are set)."""
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the numpy arrays prepared for all candidate sets, not counting X
+        (nor what scipy's cKDTree holds inside)."""
+        def size(obj):
+            if isinstance(obj, np.ndarray):
+                return obj.nbytes
+            if isinstance(obj, (tuple, list)):
+                return sum(size(o) for o in obj)
+            return 0
+        entries = [self._full] + self._registered + list(self._lru.values())
+        return self.valid.nbytes + sum(size(e) for e in entries)
 
     # -- masks -----------------------------------------------------------------
     def _key(self, mask) -> tuple[bytes, np.ndarray]:
@@ -239,126 +266,341 @@ class BruteForce(_Index):
 
 
 # ----------------------------------------------------------------------------
+# SIMD lanes: the kd-tree's two inner loops, written in LLVM IR (numba intrinsics)
+# ----------------------------------------------------------------------------
+# numba runs LLVM with its SLP vectorizer off, and the loop vectorizer never
+# sees the short fixed loops of a 16-frame leaf or a 32-child node (they are
+# fully unrolled into scalar code first). So these two loops are emitted as
+# <16 x float> operations directly: a 16-frame x 27-dim leaf takes ~25 ns
+# against ~120-250 ns for the scalar loop numba makes of it (measured in L1).
+# LLVM lowers the vectors to whatever the CPU has (AVX-512, AVX2, NEON); the
+# prefetch is a hint (llvm.prefetch), a no-op where unsupported.
+
+def _vec_kernel(kind: str):
+    """An intrinsic f(A, i, q, out) on block i of a C-contiguous float32 array A,
+    q float32 [F], out float32 [M] (M a multiple of LANES); for each lane m:
+
+    'sqdist':  A [n, F, M];  out[m] = sum_f (A[i, f, m] - q[f])**2
+    'boxdist': A [n, F, 2M] (per dim the M lower bounds, then the M upper ones);
+               out[m] = sum_f max(A[i, f, m] - q[f], q[f] - A[i, f, M + m], 0)**2
+    """
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    f32 = ir.FloatType()
+    vec = ir.VectorType(f32, LANES)
+    i32 = ir.IntType(32)
+    zero = ir.Constant(vec, [0.0] * LANES)
+
+    def kernel(typingctx, A, i, q, out):
+        for a in (A, q, out):
+            if not (isinstance(a, types.Array) and a.dtype == types.float32 and a.layout == "C"):
+                raise TypeError("search: SIMD kernels take C-contiguous float32 arrays")
+        if A.ndim != 3 or q.ndim != 1 or out.ndim != 1:
+            raise TypeError("search: SIMD kernels take A [n, F, M], q [F] and out [M]")
+        sig = types.void(A, types.intp, q, out)
+
+        def codegen(context, builder, signature, args):
+            a = context.make_array(signature.args[0])(context, builder, args[0])
+            qa = context.make_array(signature.args[2])(context, builder, args[2])
+            oa = context.make_array(signature.args[3])(context, builder, args[3])
+            F = builder.extract_value(a.shape, 1)
+            stride = builder.extract_value(a.shape, 2)      # floats from one dim to the next
+            M = stride if kind == "sqdist" else builder.udiv(stride, ir.Constant(stride.type, 2))
+            base = builder.bitcast(a.data, ir.IntType(8).as_pointer())
+            row = builder.bitcast(builder.gep(base, [builder.mul(args[1], builder.extract_value(a.strides, 0))]),
+                                  f32.as_pointer())        # &A[i, 0, 0]
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{LANES}f32")
+
+            def load(off):
+                return builder.load(builder.bitcast(builder.gep(row, [off]), vec.as_pointer()), align=4)
+
+            def vmax(x, y):
+                return builder.select(builder.fcmp_ordered(">", x, y), x, y)
+
+            def term(f, m0):       # what is squared for dim f, lanes m0 .. m0 + LANES
+                off = builder.add(builder.mul(f, stride), m0)
+                x = builder.load(builder.gep(qa.data, [f]))
+                x = builder.insert_element(ir.Constant(vec, ir.Undefined), x, ir.Constant(i32, 0))
+                x = builder.shuffle_vector(x, ir.Constant(vec, ir.Undefined),
+                                           ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
+                if kind == "sqdist":
+                    return builder.fsub(load(off), x)
+                t = vmax(builder.fsub(load(off), x), builder.fsub(x, load(builder.add(off, M))))
+                return vmax(t, zero)
+
+            # UNROLL independent accumulators over the dims: with a single one
+            # every add waits for the previous one (latency bound, ~2x slower)
+            accs = [cgutils.alloca_once(builder, vec) for _ in range(UNROLL)]
+
+            def accumulate(acc, t):
+                builder.store(builder.call(fma, [t, t, builder.load(acc)]), acc)
+
+            unroll = ir.Constant(F.type, UNROLL)
+            with cgutils.for_range(builder, builder.udiv(M, ir.Constant(M.type, LANES))) as chunk:
+                m0 = builder.mul(chunk.index, ir.Constant(M.type, LANES))
+                for acc in accs:
+                    builder.store(zero, acc)
+                n_main = builder.udiv(F, unroll)
+                with cgutils.for_range(builder, n_main) as loop:
+                    f0 = builder.mul(loop.index, unroll)
+                    for u, acc in enumerate(accs):
+                        accumulate(acc, term(builder.add(f0, ir.Constant(F.type, u)), m0))
+                f_rest = builder.mul(n_main, unroll)
+                with cgutils.for_range(builder, builder.sub(F, f_rest)) as loop:
+                    accumulate(accs[0], term(builder.add(f_rest, loop.index), m0))
+                total = builder.load(accs[0])
+                for acc in accs[1:]:
+                    total = builder.fadd(total, builder.load(acc))
+                builder.store(total, builder.bitcast(builder.gep(oa.data, [m0]), vec.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    kernel.__name__ = f"_lanes_{kind}"
+    return intrinsic(kernel)
+
+
+def _prefetch_kernel():
+    """An intrinsic f(A, i): prefetch (into all cache levels) every cache line of A[i]."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+
+    def _prefetch(typingctx, A, i):
+        if not (isinstance(A, types.Array) and A.layout == "C"):
+            raise TypeError("search: prefetch takes a C-contiguous array")
+        sig = types.void(A, types.intp)
+
+        def codegen(context, builder, signature, llargs):
+            a = context.make_array(signature.args[0])(context, builder, llargs[0])
+            stride = builder.extract_value(a.strides, 0)
+            base = builder.gep(builder.bitcast(a.data, i8p), [builder.mul(llargs[1], stride)])
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+            line = ir.Constant(stride.type, 64)
+            n = builder.udiv(builder.add(stride, ir.Constant(stride.type, 63)), line)
+            with cgutils.for_range(builder, n) as loop:
+                p = builder.gep(base, [builder.mul(loop.index, line)])
+                builder.call(fn, [p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return intrinsic(_prefetch)
+
+
+_lanes_sqdist = _vec_kernel("sqdist")
+_lanes_boxdist = _vec_kernel("boxdist")
+_prefetch = _prefetch_kernel()
+
+
+# ----------------------------------------------------------------------------
 # kd-tree (numba)
 # ----------------------------------------------------------------------------
 
 @njit(cache=True)
-def _kd_build(X, leaf_size):
-    """kd-tree over the rows of X [n, F]. Returns (perm, bounds, nodes).
+def _select(keys, perm, s, e, k):
+    """Reorder keys[s:e] (carrying perm) so keys[k] is the k-th smallest, with
+    nothing larger before it and nothing smaller after (Hoare / Wirth)."""
+    lo = s
+    hi = e - 1
+    while hi > lo:
+        a = keys[lo]
+        b = keys[(lo + hi) // 2]
+        c = keys[hi]
+        if a > b:
+            a, b = b, a
+        if b > c:
+            b = c
+        pivot = max(a, b)     # median of three
+        i = lo
+        j = hi
+        while i <= j:
+            while keys[i] < pivot:
+                i += 1
+            while keys[j] > pivot:
+                j -= 1
+            if i <= j:
+                keys[i], keys[j] = keys[j], keys[i]
+                perm[i], perm[j] = perm[j], perm[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+
+
+@njit(cache=True)
+def _range_box(X, perm, s, e, lo, hi):
+    """Tight min/max box of rows perm[s:e] of X into lo, hi [F]."""
+    F = X.shape[1]
+    r0 = perm[s]
+    for f in range(F):
+        lo[f] = X[r0, f]
+        hi[f] = X[r0, f]
+    for p in range(s + 1, e):
+        r = perm[p]
+        for f in range(F):
+            v = X[r, f]
+            if v < lo[f]:
+                lo[f] = v
+            if v > hi[f]:
+                hi[f] = v
+
+
+@njit(cache=True)
+def _kd_build(X, leaf, fanout):
+    """Wide kd-tree over the rows of X [n, F]. Returns (perm, boxes, child, leaves, slot, height).
+
+    Every node has up to `fanout` children, cut by repeated kd splits (on the
+    widest axis of the part being cut, near its median: at a multiple of the
+    child size) so that a child of a node at height h holds exactly
+    leaf * fanout**(h - 1) rows but for the node's last child; so every leaf
+    holds `leaf` rows but the last leaf of each node. Node 0 is the root.
 
     perm:   int64 [n], rows of X in leaf order.
-    bounds: float32 [nodes, 2, F], tight min/max box of each node's points.
-    nodes:  int32 [nodes, 3]: (right child, or -1 for a leaf; start; end) into perm.
-            Nodes are in depth-first order, so the left child of node k is k + 1.
-    Splits at the median of the widest dimension of the node's box.
+    boxes:  float32 [nodes, F, 2 * fanout]: tight box of each child, per dim
+            the lower bounds of all children then their upper bounds (so one
+            node's children are SIMD lanes, and a node is one contiguous
+            block); unused slots hold +inf / -inf.
+    child:  int32 [nodes, fanout]: >= 0 a node, < 0 the leaf ~child.
+    leaves: float32 [num_leaves, F, leaf]: each leaf's rows, dims major; a short
+            leaf repeats its first row in the unused lanes.
+    slot:   int64 [num_leaves, leaf]: index into perm of each lane.
     """
     n, F = X.shape
     perm = np.arange(n)
+    height = 1
+    cap = leaf * fanout
+    while cap < n:
+        cap *= fanout
+        height += 1
+    # nodes at height h: at most n // (leaf * fanout**h) full ones plus one
+    # partial per parent
+    max_nodes = 1
+    per = 1
+    full = leaf
+    for _ in range(height):
+        full *= fanout
+    for h in range(height - 1, 0, -1):
+        full //= fanout
+        per = n // full + per
+        max_nodes += per
+    max_leaves = n // leaf + max_nodes + 1
     if n == 0:
-        return perm, np.empty((0, 2, F), np.float32), np.empty((0, 3), np.int32)
-    # a split node has > leaf_size points, so leaves hold > leaf_size // 2: < 4n/leaf + 2 nodes
-    max_nodes = 4 * (n // leaf_size) + 3
-    bounds = np.empty((max_nodes, 2, F), np.float32)
-    nodes = np.empty((max_nodes, 3), np.int32)
+        max_nodes = 0
+        max_leaves = 0
+    boxes = np.empty((max_nodes, F, 2 * fanout), np.float32)
+    boxes[:, :, :fanout] = np.inf
+    boxes[:, :, fanout:] = -np.inf
+    child = np.zeros((max_nodes, fanout), np.int32)
+    spans = np.empty((max_leaves, 2), np.int64)
     keys = np.empty(n, np.float32)
-    st_parent = np.empty(_STACK, np.int64)
-    st_s = np.empty(_STACK, np.int64)
-    st_e = np.empty(_STACK, np.int64)
-    sp = 1
-    st_parent[0] = -1
-    st_s[0] = 0
-    st_e[0] = n
-    count = 0
-    while sp > 0:
-        sp -= 1
-        parent = st_parent[sp]
-        s = st_s[sp]
-        e = st_e[sp]
-        nd = count
-        count += 1
-        if parent >= 0 and nd != parent + 1:   # a right child: link it to its parent
-            nodes[parent, 0] = nd
-        r0 = perm[s]
-        for f in range(F):
-            bounds[nd, 0, f] = X[r0, f]
-            bounds[nd, 1, f] = X[r0, f]
-        for p in range(s + 1, e):
+    blo = np.empty(F, np.float32)
+    bhi = np.empty(F, np.float32)
+    # pending nodes: (start, end, height, parent, parent slot)
+    t_s = np.empty(max_nodes + 1, np.int64)
+    t_e = np.empty(max_nodes + 1, np.int64)
+    t_h = np.empty(max_nodes + 1, np.int64)
+    t_par = np.empty(max_nodes + 1, np.int64)
+    t_slot = np.empty(max_nodes + 1, np.int64)
+    # pending splits inside one node: (start, end, number of children)
+    s_s = np.empty(2 * fanout + 2, np.int64)
+    s_e = np.empty(2 * fanout + 2, np.int64)
+    s_m = np.empty(2 * fanout + 2, np.int64)
+    tp = 0
+    if n > 0:
+        t_s[0] = 0
+        t_e[0] = n
+        t_h[0] = height
+        t_par[0] = -1
+        t_slot[0] = 0
+        tp = 1
+    num_nodes = 0
+    num_leaves = 0
+    while tp > 0:
+        tp -= 1
+        s = t_s[tp]
+        e = t_e[tp]
+        h = t_h[tp]
+        nd = num_nodes
+        num_nodes += 1
+        if t_par[tp] >= 0:
+            child[t_par[tp], t_slot[tp]] = nd
+        c = leaf                       # rows per child
+        for _ in range(h - 1):
+            c *= fanout
+        slot = 0
+        sp = 1
+        s_s[0] = s
+        s_e[0] = e
+        s_m[0] = (e - s + c - 1) // c
+        while sp > 0:
+            sp -= 1
+            a = s_s[sp]
+            b = s_e[sp]
+            m = s_m[sp]
+            _range_box(X, perm, a, b, blo, bhi)
+            if m == 1:                 # one child: record its box
+                for f in range(F):
+                    boxes[nd, f, slot] = blo[f]
+                    boxes[nd, f, fanout + slot] = bhi[f]
+                if h == 1:
+                    spans[num_leaves, 0] = a
+                    spans[num_leaves, 1] = b
+                    child[nd, slot] = -(num_leaves + 1)
+                    num_leaves += 1
+                else:
+                    t_s[tp] = a
+                    t_e[tp] = b
+                    t_h[tp] = h - 1
+                    t_par[tp] = nd
+                    t_slot[tp] = slot
+                    tp += 1
+                slot += 1
+                continue
+            dim = 0
+            widest = np.float32(-1.0)
+            for f in range(F):
+                w = bhi[f] - blo[f]
+                if w > widest:
+                    widest = w
+                    dim = f
+            m1 = (m + 1) // 2
+            k = a + m1 * c             # the left part holds m1 full children
+            if widest > 0:
+                for p in range(a, b):
+                    keys[p] = X[perm[p], dim]
+                _select(keys, perm, a, b, k)
+            s_s[sp] = k
+            s_e[sp] = b
+            s_m[sp] = m - m1
+            sp += 1
+            s_s[sp] = a
+            s_e[sp] = k
+            s_m[sp] = m1
+            sp += 1
+    leaves = np.empty((num_leaves, F, leaf), np.float32)
+    slots = np.empty((num_leaves, leaf), np.int64)
+    for l in range(num_leaves):
+        a = spans[l, 0]
+        b = spans[l, 1]
+        for i in range(leaf):
+            p = a + i if a + i < b else a
+            slots[l, i] = p
             r = perm[p]
             for f in range(F):
-                v = X[r, f]
-                if v < bounds[nd, 0, f]:
-                    bounds[nd, 0, f] = v
-                if v > bounds[nd, 1, f]:
-                    bounds[nd, 1, f] = v
-        nodes[nd, 0] = -1
-        nodes[nd, 1] = s
-        nodes[nd, 2] = e
-        if e - s <= leaf_size:
-            continue
-        dim = 0
-        widest = np.float32(-1.0)
-        for f in range(F):
-            w = bounds[nd, 1, f] - bounds[nd, 0, f]
-            if w > widest:
-                widest = w
-                dim = f
-        if widest <= 0:       # all points identical: keep them in one (big) leaf
-            continue
-        nodes[nd, 0] = 0      # internal; its right child links itself when popped
-        # median: quickselect on the keys, carrying perm along (Hoare / Wirth)
-        for p in range(s, e):
-            keys[p] = X[perm[p], dim]
-        k = (s + e) // 2
-        lo = s
-        hi = e - 1
-        while hi > lo:
-            a = keys[lo]
-            b = keys[(lo + hi) // 2]
-            c = keys[hi]
-            if a > b:
-                a, b = b, a
-            if b > c:
-                b = c
-            pivot = max(a, b)     # median of three
-            i = lo
-            j = hi
-            while i <= j:
-                while keys[i] < pivot:
-                    i += 1
-                while keys[j] > pivot:
-                    j -= 1
-                if i <= j:
-                    keys[i], keys[j] = keys[j], keys[i]
-                    perm[i], perm[j] = perm[j], perm[i]
-                    i += 1
-                    j -= 1
-            if k <= j:
-                hi = j
-            elif k >= i:
-                lo = i
-            else:
-                break
-        # push right then left, so the left child is popped next (id nd + 1)
-        st_parent[sp] = nd
-        st_s[sp] = k
-        st_e[sp] = e
-        sp += 1
-        st_parent[sp] = nd
-        st_s[sp] = s
-        st_e[sp] = k
-        sp += 1
-    return perm, bounds[:count].copy(), nodes[:count].copy()
-
-
-@njit(cache=True, fastmath=_FM, inline="always")
-def _box_dist(q, bounds, nd):
-    z = np.float32(0.0)
-    acc = np.float32(0.0)
-    for f in range(q.shape[0]):
-        x = q[f]
-        t = max(bounds[nd, 0, f] - x, x - bounds[nd, 1, f], z)
-        acc += t * t
-    return acc
+                leaves[l, f, i] = X[r, f]
+    return perm, boxes[:num_nodes].copy(), child[:num_nodes].copy(), leaves, slots, height
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
@@ -371,21 +613,25 @@ def _sqdist(a, b):
 
 
 @njit(cache=True, fastmath=_FM)
-def _kd_query(q, rot, Xp, ids, bounds, nodes, X, cand, init):
+def _kd_query(q, rot, boxes, child, leaves, ids, height, X, cand, init):
     """Nearest candidate frame to q: (frame, squared distance), or (-1, inf).
 
-    The tree lives in a rotated frame: row r of Xp is (X[ids[r]] - mean) @ R,
-    with rot = [R; -mean @ R] ([F + 1, F]). Rotation keeps distances, so the
-    search runs on the rotated query; the answer's distance is recomputed in
-    the original frame. `init` (a frame, or -1) seeds the best if a candidate.
+    The tree lives in a rotated frame: rot = [R; -mean @ R] ([F + 1, F]) maps a
+    row x to (x - mean) @ R. Rotation keeps distances, so the search runs on the
+    rotated query; the answer's distance is recomputed in the original frame.
+    Depth first: at each node the boxes of all its children are measured at
+    once (SIMD lanes), and the children nearer than the best so far are visited
+    nearest first. `init` (a frame, or -1) seeds the best if it is a candidate.
     """
     F = q.shape[0]
+    K = child.shape[1]
+    L = leaves.shape[2]
     best_i = -1
     best_d = np.float32(np.inf)
     if init >= 0 and cand[init]:
         best_i = init
         best_d = _sqdist(X[init], q)
-    if nodes.shape[0] == 0:
+    if child.shape[0] == 0:
         return best_i, best_d
     qr = np.empty(F, np.float32)
     for g in range(F):
@@ -394,89 +640,97 @@ def _kd_query(q, rot, Xp, ids, bounds, nodes, X, cand, init):
         x = q[f]
         for g in range(F):
             qr[g] += x * rot[f, g]
-    H = min(_HEAD, F)
-    best_p = -1
-    st_n = np.empty(_STACK, np.int32)
-    st_d = np.empty(_STACK, np.float32)
-    d0 = _box_dist(qr, bounds, 0)
-    sp = 0
-    if d0 < best_d:
-        st_n[0] = 0
-        st_d[0] = d0
-        sp = 1
+    box = np.empty(K, np.float32)
+    dist = np.empty(L, np.float32)
+    order = np.empty(K, np.int64)
+    st_n = np.empty(height * K + 1, np.int64)
+    st_d = np.empty(height * K + 1, np.float32)
+    st_n[0] = 0
+    st_d[0] = 0.0
+    sp = 1
+    best_l = -1
+    best_m = 0
     while sp > 0:
         sp -= 1
         if st_d[sp] >= best_d:
             continue
         nd = st_n[sp]
-        right = nodes[nd, 0]
-        if right < 0:
-            for p in range(nodes[nd, 1], nodes[nd, 2]):
-                # leading (highest-variance) dims first; finish only if still better
-                acc = np.float32(0.0)
-                for f in range(H):
-                    t = Xp[p, f] - qr[f]
-                    acc += t * t
-                if acc >= best_d:
-                    continue
-                for f in range(H, F):
-                    t = Xp[p, f] - qr[f]
-                    acc += t * t
-                if acc < best_d:
-                    best_d = acc
-                    best_p = p
-        else:
-            left = nd + 1
-            dl = _box_dist(qr, bounds, left)
-            dr = _box_dist(qr, bounds, right)
-            if dl <= dr:
-                if dr < best_d:
-                    st_n[sp] = right
-                    st_d[sp] = dr
-                    sp += 1
-                if dl < best_d:
-                    st_n[sp] = left
-                    st_d[sp] = dl
-                    sp += 1
-            else:
-                if dl < best_d:
-                    st_n[sp] = left
-                    st_d[sp] = dl
-                    sp += 1
-                if dr < best_d:
-                    st_n[sp] = right
-                    st_d[sp] = dr
-                    sp += 1
-    if best_p >= 0:
-        best_i = ids[best_p]
+        _lanes_boxdist(boxes, nd, qr, box)
+        # children nearer than the best, sorted nearest first (insertion sort)
+        cnt = 0
+        for j in range(K):
+            b = box[j]
+            if b < best_d:
+                k = cnt
+                while k > 0 and box[order[k - 1]] > b:
+                    order[k] = order[k - 1]
+                    k -= 1
+                order[k] = j
+                cnt += 1
+        if cnt == 0:
+            continue
+        if child[nd, order[0]] < 0:              # children are leaves: scan them
+            # the leaves to open are known: have the next few in flight from memory
+            for k in range(min(cnt, _PREFETCH)):
+                _prefetch(leaves, -child[nd, order[k]] - 1)
+            for k in range(cnt):
+                if k + _PREFETCH < cnt:
+                    _prefetch(leaves, -child[nd, order[k + _PREFETCH]] - 1)
+                j = order[k]
+                if box[j] >= best_d:
+                    break
+                leaf = -child[nd, j] - 1
+                _lanes_sqdist(leaves, leaf, qr, dist)
+                for m in range(L):
+                    if dist[m] < best_d:
+                        best_d = dist[m]
+                        best_l = leaf
+                        best_m = m
+        else:                                    # push, nearest on top
+            for k in range(cnt - 1, -1, -1):
+                j = order[k]
+                st_n[sp] = child[nd, j]
+                st_d[sp] = box[j]
+                sp += 1
+    if best_l >= 0:
+        best_i = ids[best_l, best_m]
         best_d = _sqdist(X[best_i], q)
     return best_i, best_d
 
 
 @njit(cache=True)
-def _kd_query_batch(Q, rot, Xp, ids, bounds, nodes, X, cand):
+def _kd_query_batch(Q, rot, boxes, child, leaves, ids, height, X, cand):
     m = Q.shape[0]
     out_i = np.empty(m, np.int64)
     out_d = np.empty(m, np.float32)
     for k in range(m):
-        i, d = _kd_query(Q[k], rot, Xp, ids, bounds, nodes, X, cand, -1)
+        i, d = _kd_query(Q[k], rot, boxes, child, leaves, ids, height, X, cand, -1)
         out_i[k] = i
         out_d[k] = d
     return out_i, out_d
 
 
+def _round_lanes(n: int) -> int:
+    return max(LANES, -(-int(n) // LANES) * LANES)
+
+
 class KDTree(_Index):
     """The engine's kd-tree (numba): one tree per candidate set (per mask).
 
-    rotate=True (default) builds the trees in the principal axes of the valid
-    frames (an orthogonal change of basis: same distances): axis-aligned boxes
-    fit the data much better and the leaf scan can stop after the leading axes.
+    A wide kd-tree: `fanout` children per node (32), `leaf_size` frames per
+    leaf (16), both rounded up to a multiple of LANES = 16 (the SIMD width).
+    Built in the principal axes of the valid frames (rotate=True; an orthogonal
+    change of basis: same distances), where axis-aligned boxes fit the data far
+    better. Measured on the whole corpus: leaves of 16 beat 32, and fanout 32
+    beats 16 and 48 (fewer nodes to open; each a 7 kB block).
     """
 
     kind = "kdtree"
 
-    def __init__(self, X, valid=None, leaf_size: int = 32, rotate: bool = True, max_cached: int = 8):
-        self.leaf_size = max(1, int(leaf_size))
+    def __init__(self, X, valid=None, leaf_size: int = 16, fanout: int = 32, rotate: bool = True,
+                 max_cached: int = 8):
+        self.leaf_size = _round_lanes(leaf_size)
+        self.fanout = _round_lanes(fanout)
         self.rotate = bool(rotate)
         super().__init__(X, valid, max_cached)
 
@@ -496,19 +750,19 @@ class KDTree(_Index):
 
     def _prepare(self, cand):
         rows = np.flatnonzero(cand)
-        R = self.rot[:-1]
-        Xc = self.X[rows] @ R + self.rot[-1]
-        perm, bounds, nodes = _kd_build(Xc, self.leaf_size)
-        return (np.ascontiguousarray(Xc[perm]), rows[perm], bounds, nodes, cand.copy())
+        Xc = np.ascontiguousarray(self.X[rows] @ self.rot[:-1] + self.rot[-1], dtype=np.float32)
+        perm, boxes, child, leaves, slots, height = _kd_build(Xc, self.leaf_size, self.fanout)
+        ids = rows[perm][slots] if len(rows) else np.empty((0, self.leaf_size), np.int64)
+        return boxes, child, leaves, np.ascontiguousarray(ids, dtype=np.int64), int(height), cand.copy()
 
     def _query(self, q, entry, init):
-        Xp, ids, bounds, nodes, cand = entry
-        i, d = _kd_query(q, self.rot, Xp, ids, bounds, nodes, self.X, cand, init)
+        boxes, child, leaves, ids, height, cand = entry
+        i, d = _kd_query(q, self.rot, boxes, child, leaves, ids, height, self.X, cand, init)
         return int(i), float(d)
 
     def _query_batch(self, Q, entry):
-        Xp, ids, bounds, nodes, cand = entry
-        return _kd_query_batch(Q, self.rot, Xp, ids, bounds, nodes, self.X, cand)
+        boxes, child, leaves, ids, height, cand = entry
+        return _kd_query_batch(Q, self.rot, boxes, child, leaves, ids, height, self.X, cand)
 
 
 # ----------------------------------------------------------------------------

@@ -26,22 +26,32 @@ ALL = ("brute", "kdtree", "aabb", "ckdtree")
 def run(X: np.ndarray, valid: np.ndarray, masks: dict[str, np.ndarray] | None = None,
         n_queries: int = 2000, rng: np.random.Generator | int | None = 0,
         impls: tuple[str, ...] = ALL, noise: float = 0.1, brute_queries: int = 100,
-        with_init: bool = True, verbose: bool = True) -> list[dict]:
-    """Time each index kind on queries X[random candidate rows] + N(0, noise).
+        with_init: bool = True, verbose: bool = True,
+        query_sets: list[dict] | None = None, noise_label: str | None = None) -> list[dict]:
+    """Time each index kind on queries X[random candidate rows] + N(0, noise),
+    and on any recorded query sets.
 
-    Rows: impl, mask ('-' for none; '-/init' when seeded with init = the next
-    frame of the query's source row, as a controller seeds with the continuation
-    frame), candidates, build_s (index build, or mask registration for a mask
-    row), p50_us, p99_us, mean_us, max_us, n (queries timed; brute force is
-    capped at `brute_queries`, it takes tens of ms each), mismatches (answers
-    whose distance differs from brute force's by more than 1e-5 relative, over
-    the first `brute_queries` queries; None when brute is not run).
+    query_sets: [{"name": str, "Q": float32 [M, F], "init": int [M] or None,
+    "mask": bool [N] or None, "mask_name": str}]: queries timed in their
+    recorded order (e.g. what a controller asked, see bench.search_db); with
+    `init` (and with_init) each is also timed seeded with its init frame.
+
+    Rows: impl, queries (the query set: `noise_label`, default
+    'rows+N(0, <noise>)', or a query_sets name), mask ('-' for none; '/init'
+    appended when seeded with init: for noisy rows the next frame of the
+    query's source row, as a controller seeds with the continuation frame),
+    candidates, build_s (index build, or mask registration for a mask row),
+    p50_us, p99_us, mean_us, max_us, n (queries timed; brute force is capped at
+    `brute_queries`, it takes tens of ms each), mismatches (answers whose
+    distance differs from brute force's by more than 1e-5 relative, over the
+    first `brute_queries` queries; None when brute is not run).
     """
     rng = np.random.default_rng(rng)
     masks = dict(masks or {})
     X = np.ascontiguousarray(X, dtype=np.float32)
     valid = np.asarray(valid, bool)
     n, f = X.shape
+    label = noise_label or f"rows+N(0, {noise:g})"
 
     def queries(cand):
         rows = np.flatnonzero(cand)
@@ -51,16 +61,29 @@ def run(X: np.ndarray, valid: np.ndarray, masks: dict[str, np.ndarray] | None = 
         Q = (X[src] + rng.normal(0.0, noise, (n_queries, f))).astype(np.float32)
         return Q, np.minimum(src + 1, n - 1)
 
-    # (name, mask, seeded with init, queries, init frames); a masked search draws its
-    # queries from its own candidates, as a controller playing that style would
-    Q, init = queries(valid)
-    cases = [("-", None, False, Q, init)]
-    if with_init:
-        cases.append(("-/init", None, True, Q, init))
-    cases += [(name, np.asarray(m, bool), False) + queries(np.asarray(m, bool) & valid)
-              for name, m in masks.items()]
+    # (query set, mask name, mask, seeded with init, queries, init frames); a masked
+    # search draws its noisy queries from its own candidates, as a controller playing
+    # that style would
+    cases = []
+    if n_queries > 0:
+        Q, init = queries(valid)
+        cases.append((label, "-", None, False, Q, init))
+        if with_init:
+            cases.append((label, "-/init", None, True, Q, init))
+        cases += [(label, name, np.asarray(m, bool), False) + queries(np.asarray(m, bool) & valid)
+                  for name, m in masks.items()]
+    for qs in query_sets or []:
+        qname = qs["name"]
+        Q = np.ascontiguousarray(qs["Q"], dtype=np.float32)
+        m = qs.get("mask")
+        mname = qs.get("mask_name", "mask") if m is not None else "-"
+        m = None if m is None else np.asarray(m, bool)
+        init = qs.get("init")
+        cases.append((qname, mname, m, False, Q, np.full(len(Q), -1) if init is None else init))
+        if init is not None and with_init:
+            cases.append((qname, mname + "/init", m, True, Q, np.asarray(init)))
 
-    ref: dict[str, np.ndarray] = {}      # case -> brute-force distances
+    ref: dict[tuple, np.ndarray] = {}      # case -> brute-force distances
     rows = []
     for kind in impls:
         make_index(kind, X[:64], valid[:64])   # numba compile / cache load: not build time
@@ -69,14 +92,14 @@ def run(X: np.ndarray, valid: np.ndarray, masks: dict[str, np.ndarray] | None = 
         build_s = time.perf_counter() - t
         if verbose:
             print(f"{kind}: built in {build_s:.2f} s", flush=True)
-        for name, m, use_init, Q, init in cases:
+        for qname, name, m, use_init, Q, init in cases:
             mid, reg_s, cands = None, build_s, int(valid.sum())
             if m is not None:
                 t = time.perf_counter()
                 mid = index.mask_id(m)
                 reg_s = time.perf_counter() - t
                 cands = int((m & valid).sum())
-            k = min(n_queries, brute_queries) if kind == "brute" else n_queries
+            k = min(len(Q), brute_queries) if kind == "brute" else len(Q)
             lat = np.empty(k)
             dist = np.empty(k)
             gc_was = gc.isenabled()
@@ -92,15 +115,16 @@ def run(X: np.ndarray, valid: np.ndarray, masks: dict[str, np.ndarray] | None = 
             finally:
                 if gc_was:
                     gc.enable()
+            key = (qname, name)
             if kind == "brute":
-                ref[name] = dist
+                ref[key] = dist
             mism = None
-            if name in ref:
-                r = ref[name]
+            if key in ref:
+                r = ref[key]
                 c = min(len(r), k)
                 mism = int(np.sum(~np.isclose(dist[:c], r[:c], rtol=1e-5, atol=1e-6)))
             lat /= 1e3
-            row = dict(impl=kind, mask=name, candidates=cands, build_s=round(reg_s, 4),
+            row = dict(impl=kind, queries=qname, mask=name, candidates=cands, build_s=round(reg_s, 4),
                        p50_us=float(np.percentile(lat, 50)), p99_us=float(np.percentile(lat, 99)),
                        mean_us=float(lat.mean()), max_us=float(lat.max()), n=k, mismatches=mism)
             rows.append(row)
@@ -152,13 +176,16 @@ def synthetic(n: int = 770_000, f: int = 27, seed: int = 0, latent: int = 8):
 
 def _fmt_row(r: dict) -> str:
     mism = "" if r["mismatches"] is None else str(r["mismatches"])
-    return (f"| {r['impl']:8s} | {r['mask']:7s} | {r['candidates']:9,d} | {r['build_s']:8.3f} | "
-            f"{r['p50_us']:10.1f} | {r['p99_us']:10.1f} | {r['mean_us']:10.1f} | {r['n']:5d} | {mism:5s} |")
+    return (f"| {r['impl']:8s} | {r['queries']:16s} | {r['mask']:12s} | {r['candidates']:9,d} | "
+            f"{r['build_s']:8.3f} | {r['p50_us']:10.1f} | {r['p99_us']:10.1f} | {r['mean_us']:10.1f} | "
+            f"{r['n']:5d} | {mism:5s} |")
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| impl     | mask    | cands     | build s  |    p50 µs  |    p99 µs  |   mean µs  |     n | mism  |\n"
-            "| -------- | ------- | --------- | -------- | ---------- | ---------- | ---------- | ----- | ----- |")
+    head = ("| impl     | queries          | mask         | cands     | build s  |    p50 µs  |    p99 µs  |"
+            "   mean µs  |     n | mism  |\n"
+            "| -------- | ---------------- | ------------ | --------- | -------- | ---------- | ---------- |"
+            " ---------- | ----- | ----- |")
     return "\n".join([head] + [_fmt_row(r) for r in rows])
 
 

@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from anim.search import KINDS, BruteForce, KDTree, SearchIndex, make_index
+from anim.search import (KINDS, LANES, BruteForce, KDTree, SearchIndex, _kd_build, _lanes_boxdist,
+                         _lanes_sqdist, make_index)
+from numba import njit
 
 KIND_NAMES = sorted(KINDS)
 RTOL, ATOL = 1e-5, 1e-6
@@ -101,6 +103,7 @@ DATASETS = {
     "n1": lambda: uniform(1),
     "n2": lambda: uniform(2),
     "n17": lambda: clustered(17),
+    "n513": lambda: clustered(513),     # one more than a kd-tree node of 32 leaves of 16
 }
 
 
@@ -201,14 +204,75 @@ def test_init_seed(kind):
     assert index.query(Q[0], init=10**9)[1] == pytest.approx(index.query(Q[0])[1], rel=RTOL)
 
 
-@pytest.mark.parametrize("leaf_size,rotate", [(1, True), (4, False), (64, True)])
-def test_kdtree_options(leaf_size, rotate):
-    for name in ("clustered", "duplicates", "n17"):
+@pytest.mark.parametrize("leaf_size,fanout,rotate", [(1, 16, True), (16, 16, False), (64, 64, True)])
+def test_kdtree_options(leaf_size, fanout, rotate):
+    for name in ("clustered", "duplicates", "n17", "n513"):
         X, valid = dataset(name)
-        index = KDTree(X, valid, leaf_size=leaf_size, rotate=rotate)
+        index = KDTree(X, valid, leaf_size=leaf_size, fanout=fanout, rotate=rotate)
+        assert index.leaf_size % LANES == 0 and index.fanout % LANES == 0
         Q = queries(X, 500)
         idx, dist = index.query_batch(Q)
         check(X, Q, valid, idx, dist, reference(X, Q, valid))
+
+
+@njit
+def _run_sqdist(A, i, q, out):
+    _lanes_sqdist(A, i, q, out)
+
+
+@njit
+def _run_boxdist(B, i, q, out):
+    _lanes_boxdist(B, i, q, out)
+
+
+@pytest.mark.parametrize("F", [1, 3, 5, 27])
+@pytest.mark.parametrize("M", [LANES, 2 * LANES])
+def test_simd_kernels_match_numpy(F, M):
+    rng = np.random.default_rng(F * 100 + M)
+    A = rng.normal(0, 3, (4, F, M)).astype(np.float32)
+    q = rng.normal(0, 3, F).astype(np.float32)
+    out = np.full(M, np.nan, np.float32)
+    _run_sqdist(A, 2, q, out)
+    np.testing.assert_allclose(out, ((A[2] - q[:, None]) ** 2).sum(0), rtol=1e-5)
+    lo = rng.normal(0, 3, (4, F, M)).astype(np.float32)
+    hi = lo + rng.random((4, F, M), dtype=np.float32) * 2
+    lo[1, :, M - 3:] = np.inf                   # unused child slots
+    hi[1, :, M - 3:] = -np.inf
+    B = np.ascontiguousarray(np.concatenate([lo, hi], axis=2))
+    for i in (1, 3):
+        _run_boxdist(B, i, q, out)
+        t = np.maximum(np.maximum(lo[i] - q[:, None], q[:, None] - hi[i]), 0)
+        np.testing.assert_allclose(out, (t ** 2).sum(0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 511, 512, 513, 3000])
+@pytest.mark.parametrize("leaf,fanout", [(16, 16), (16, 32)])
+def test_kdtree_build_structure(n, leaf, fanout):
+    """Every row sits in exactly one leaf, inside every box on its path."""
+    X = clustered(n, f=5, seed=n)
+    perm, boxes, child, leaves, slots, height = _kd_build(X, leaf, fanout)
+    assert sorted(perm) == list(range(n))
+    assert boxes.shape[1:] == (5, 2 * fanout) and child.shape[1] == fanout
+    assert leaf * fanout ** (height - 1) < max(n, 2) <= leaf * fanout ** height or height == 1
+    seen = np.zeros(n, int)
+    for l in range(len(leaves)):
+        used = np.unique(slots[l])
+        seen[used] += 1
+        np.testing.assert_array_equal(leaves[l].T, X[perm[slots[l]]])    # lanes hold their rows
+    assert (seen == 1).all()
+    # walk the tree: each child's box holds all rows below it
+    def rows_below(node):
+        out = []
+        for j in range(fanout):
+            c = child[node, j]
+            if boxes[node, 0, j] > boxes[node, 0, fanout + j]:   # unused slot
+                continue
+            r = perm[np.unique(slots[-c - 1])] if c < 0 else rows_below(c)
+            lo, hi = boxes[node, :, j], boxes[node, :, fanout + j]
+            assert (X[r] >= lo).all() and (X[r] <= hi).all()
+            out.append(r)
+        return np.concatenate(out)
+    assert sorted(rows_below(0)) == list(range(n))
 
 
 def test_all_identical_points():
