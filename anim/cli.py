@@ -165,7 +165,8 @@ def cmd_run(args) -> int:
     path = ensure_db(args.db, "locomotion-normal")
     db = database.load(path)
     runner.run_command(db, path, controller=args.controller, inputs=args.input or ["walk"],
-                       seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index)
+                       seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index,
+                       weights=args.weights)
     return 0
 
 
@@ -268,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "out/databases/locomotion.animdb).\n"
                               "  anim run --input turns\n"
                               "  anim run --input all --out out/runs/mm\n")
-    r.add_argument("--controller", choices=["mm"], default="mm", help="controller (default mm: motion matching)")
+    r.add_argument("--controller", choices=["mm", "lmm"], default="mm",
+                   help="controller (default mm: motion matching; lmm: learned motion matching with the "
+                        "shipped weights, or --weights)")
+    r.add_argument("--weights", metavar="FILE", help="weights file of a learned controller")
     r.add_argument("--input", action="append", metavar="SCRIPT",
                    help="a shipped script name, a .stick file, or 'all' (repeatable; default walk)")
     r.add_argument("--seconds", type=float, help="run length (default: the script's duration)")
@@ -280,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--index", choices=["kdtree", "aabb", "brute", "ckdtree"], default="kdtree",
                    help="search implementation (default kdtree)")
     r.set_defaults(func=cmd_run)
+
+    tr = sub.add_parser("train", help="train a learned controller (lmm, ...)",
+                        description="Train a learned controller. Each kind writes a versioned weights file; "
+                                    "training shows progress, checkpoints, resumes and is seeded.")
+    what = tr.add_subparsers(dest="what", metavar="KIND")
+    from controllers.learned.cli import add_train_lmm_parser
+
+    add_train_lmm_parser(what)
+    tr.set_defaults(func=lambda a: (tr.print_help(), 0)[1])
 
     dm = sub.add_parser("demo", help="the gamepad demo (live window; headless: PNGs + metrics)",
                         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -28,16 +28,26 @@ from .control import ControlInput
 from .skeleton import Clip, Skeleton
 
 FPS = 60.0
-CONTROLLERS = {"mm": "motion matching (controllers.motion_matching)"}
+CONTROLLERS = {"mm": "motion matching (controllers.motion_matching)",
+               "lmm": "learned motion matching (controllers.learned, shipped weights)"}
 ROOT_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 ROT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")
 
 
-def make_controller(kind: str, db, style: str | None = None, index: str = "kdtree", config=None):
-    """A controller by its short name (see CONTROLLERS) over a database."""
+def make_controller(kind: str, db, style: str | None = None, index: str = "kdtree", config=None,
+                    weights: str | None = None):
+    """A controller by its short name (see CONTROLLERS): 'mm' over the database,
+    'lmm' from a weights file (default: the shipped one; it must be for the
+    database's skeleton)."""
+    from controllers.motion_matching import RuntimeConfig
+
     if kind == "mm":
-        from controllers.motion_matching import MotionMatchingController, RuntimeConfig
+        from controllers.motion_matching import MotionMatchingController
         return MotionMatchingController(db, config or RuntimeConfig(), index=index, style=style)
+    if kind == "lmm":
+        from controllers.learned import DEFAULT_WEIGHTS, LearnedController
+        return LearnedController.load(weights or DEFAULT_WEIGHTS, config or RuntimeConfig(), style=style,
+                                      skeleton=db.skeleton)
     raise ValueError(f"unknown controller {kind!r} (known: {', '.join(CONTROLLERS)})")
 
 
@@ -356,7 +366,7 @@ def write_json(m: dict, path: str) -> None:
 # ------------------------------------------------------------------------ command
 def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seconds: float | None = None,
                 out_dir: str | None = None, style: str | None = None, index: str = "kdtree",
-                echo=print) -> list[dict]:
+                echo=print, weights: str | None = None) -> list[dict]:
     """What `anim run` does once the database is loaded: for each input script
     (names of shipped scripts, paths, or 'all'), run a fresh controller, write
     SCRIPT.bvh and SCRIPT.json under out_dir and print the report; with several
@@ -384,7 +394,7 @@ def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seco
     out_dir = out_dir or os.path.join("out", "runs", controller)
     results = []
     for s in loaded:
-        ctrl = make_controller(controller, db, style=style, index=index)
+        ctrl = make_controller(controller, db, style=style, index=index, weights=weights)
         speeds = getattr(ctrl, "speeds", None)
         if speeds is None:
             raise ValueError(f"controller {controller!r} has no .speeds (walk/run/side/back m/s) to "

@@ -36,6 +36,18 @@ def start_style(styles: list) -> str | None:
     return "normal" if "normal" in styles else (styles[0] if styles else None)
 
 
+def learned_controller(db, echo=print):
+    """The learned-motion-matching controller from the shipped weights, to
+    switch to live (None, with a note, when they are absent or for another skeleton)."""
+    from controllers.learned import DEFAULT_WEIGHTS, LearnedController, WeightsError
+
+    try:
+        return LearnedController.load(DEFAULT_WEIGHTS, skeleton=db.skeleton)
+    except WeightsError as e:
+        echo(f"learned motion matching not available: {e}")
+        return None
+
+
 def run_demo(db, db_path: str, headless: bool | None = None, out_dir: str = os.path.join("out", "demo"),
              script: str = DEMO_SCRIPT, seconds: float | None = None, width: int = 1280, height: int = 720,
              echo=print) -> dict:
@@ -49,9 +61,14 @@ def run_demo(db, db_path: str, headless: bool | None = None, out_dir: str = os.p
     if not headless:
         from viewer.app import run_live
 
+        controllers = {"motion matching": controller}
+        learned = learned_controller(db, echo)
+        if learned is not None:
+            controllers["learned motion matching"] = learned
         echo(f"live demo on {db_path}: {db.describe()}\n"
-             "  WASD / left stick move, Shift / RT run, Q / LT strafe, Tab / Y style, G debug, F1 help, Esc quit")
-        return run_live(controller, parents, width=width, height=height, contact_joints=controller.toes,
+             "  WASD / left stick move, Shift / RT run, Q / LT strafe, Tab / Y style, G debug, F1 help, "
+             "M / X switch motion matching <-> learned, Esc quit")
+        return run_live(controllers, parents, width=width, height=height, contact_joints=controller.toes,
                         bone_mask=bone_mask(db.skeleton), title="anim demo: motion matching")
 
     from viewer.app import run_headless
