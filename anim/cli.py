@@ -164,6 +164,11 @@ def cmd_run(args) -> int:
 
     path = ensure_db(args.db, "locomotion-normal")
     db = database.load(path)
+    if args.controller == "physics":
+        from controllers.physics.cli import run_clip
+
+        run_clip(db, args.clip, args.policy, args.seconds, args.out)
+        return 0
     runner.run_command(db, path, controller=args.controller, inputs=args.input or ["walk"],
                        seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index,
                        weights=args.weights)
@@ -269,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "out/databases/locomotion.animdb).\n"
                               "  anim run --input turns\n"
                               "  anim run --input all --out out/runs/mm\n")
-    r.add_argument("--controller", choices=["mm", "lmm"], default="mm",
+    r.add_argument("--controller", choices=["mm", "lmm", "physics"], default="mm",
                    help="controller (default mm: motion matching; lmm: learned motion matching with the "
-                        "shipped weights, or --weights)")
+                        "shipped weights, or --weights; physics: play --clip on the MuJoCo humanoid)")
     r.add_argument("--weights", metavar="FILE", help="weights file of a learned controller")
     r.add_argument("--input", action="append", metavar="SCRIPT",
                    help="a shipped script name, a .stick file, or 'all' (repeatable; default walk)")
@@ -283,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--style", help="style tag to start in (default: match every style)")
     r.add_argument("--index", choices=["kdtree", "aabb", "brute", "ckdtree"], default="kdtree",
                    help="search implementation (default kdtree)")
+    from controllers.physics.cli import add_run_arguments
+
+    add_run_arguments(r)
     r.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("train", help="train a learned controller (lmm, ...)",
@@ -292,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     from controllers.learned.cli import add_train_lmm_parser
 
     add_train_lmm_parser(what)
+    from controllers.physics.cli import add_physics_parsers
+
+    add_physics_parsers(what)
     tr.set_defaults(func=lambda a: (tr.print_help(), 0)[1])
 
     dm = sub.add_parser("demo", help="the gamepad demo (live window; headless: PNGs + metrics)",

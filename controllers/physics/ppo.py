@@ -1,0 +1,271 @@
+"""PPO in JAX over the MJX tracking environment (Brax's split: `networks`,
+`losses`, and this loop; CleanRL's readability: every hyperparameter in the
+dataclass below, metrics every iteration).
+
+One iteration = a rollout of `unroll_length` steps in `num_envs` environments
+(auto-reset, RSI), GAE with bootstrapping from the pre-reset observation on
+truncation, `update_epochs` passes of `num_minibatches` clipped-PPO minibatch
+steps (Adam, global-norm gradient clipping), then the observation normalizer
+takes the rollout's statistics. The whole iteration is one jitted pure
+function of an explicit `TrainState` pytree.
+
+optax is not a dependency of the project, so Adam and the clipping are the
+few lines below (Kingma & Ba 2015, with optax's defaults).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import losses, networks
+
+POLICY_FORMAT = "anim-physics-policy"
+POLICY_VERSION = 1
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """num_envs: parallel environments; unroll_length: steps per env per
+    iteration; num_minibatches, update_epochs: SGD passes over each rollout.
+    gamma 0.95 and lambda 0.95 as DeepMimic; clip_eps 0.2; vf_coef: value loss
+    weight; ent_coef: entropy bonus; max_grad_norm: global-norm clipping;
+    learning_rate: Adam step size (b1 0.9, b2 0.999, eps 1e-8)."""
+
+    num_envs: int = 256
+    unroll_length: int = 16
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.95
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 1e-3
+    max_grad_norm: float = 1.0
+    normalize_advantages: bool = True
+    network: networks.NetworkConfig = field(default_factory=networks.NetworkConfig)
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.unroll_length
+
+
+# ------------------------------------------------------------------ Adam
+def adam_init(params):
+    import jax
+    import jax.numpy as jnp
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return {"m": zeros, "v": jax.tree.map(jnp.zeros_like, params), "count": jnp.zeros((), jnp.int32)}
+
+
+def clip_by_global_norm(grads, max_norm):
+    import jax
+    import jax.numpy as jnp
+    norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
+    scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+    return jax.tree.map(lambda g: g * scale, grads), norm
+
+
+def adam_update(grads, opt, params, lr, b1=0.9, b2=0.999, eps=1e-8):
+    import jax
+    import jax.numpy as jnp
+    count = opt["count"] + 1
+    m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, opt["m"], grads)
+    v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, opt["v"], grads)
+    c1 = 1 - b1 ** count.astype(jnp.float32)
+    c2 = 1 - b2 ** count.astype(jnp.float32)
+    params = jax.tree.map(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v)
+    return params, {"m": m, "v": v, "count": count}
+
+
+# ------------------------------------------------------------------ state
+def init_state(env, cfg: PPOConfig, seed: int) -> dict:
+    """The TrainState pytree: params, opt, norm, env_state, rng, env_steps."""
+    import jax
+    import jax.numpy as jnp
+    rng = jax.random.PRNGKey(seed)
+    rng, k_net, k_env = jax.random.split(rng, 3)
+    params = networks.init(k_net, env.obs_size, env.action_size, cfg.network)
+    env_state = jax.jit(jax.vmap(env.reset))(jax.random.split(k_env, cfg.num_envs))
+    return {"params": params, "opt": adam_init(params), "norm": networks.init_normalizer(env.obs_size),
+            "env_state": env_state, "rng": rng, "env_steps": jnp.zeros((), jnp.float32),
+            "iteration": jnp.zeros((), jnp.int32)}
+
+
+def make_iteration(env, cfg: PPOConfig):
+    """A jitted function TrainState -> (TrainState, metrics)."""
+    import jax
+    import jax.numpy as jnp
+
+    step_fn = jax.vmap(env.step_autoreset)
+    clip = cfg.network.obs_clip
+
+    def rollout(params, norm, env_state, rng):
+        def one(carry, _):
+            s, rng = carry
+            rng, k = jax.random.split(rng)
+            obs_n = networks.normalize(norm, s.obs, clip)
+            mean = networks.policy_mean(params, obs_n)
+            action = mean + jnp.exp(params["log_std"]) * jax.random.normal(k, mean.shape)
+            logp = networks.log_prob(mean, params["log_std"], action)
+            nxt = step_fn(s, action)
+            trunc = nxt.info["truncation"]
+            tr = {"obs": s.obs, "action": action, "logp": logp, "reward": nxt.reward, "done": nxt.done,
+                  "termination": nxt.done * (1.0 - trunc), "final_obs": nxt.info["final_obs"],
+                  "ended_return": nxt.info["ended_return"] * nxt.done,
+                  "ended_length": nxt.info["ended_length"] * nxt.done,
+                  **{f"m_{k}": v for k, v in nxt.metrics.items()}}
+            return (nxt, rng), tr
+
+        (env_state, rng), traj = jax.lax.scan(one, (env_state, rng), None, length=cfg.unroll_length)
+        return env_state, rng, traj
+
+    def sgd(params, opt, norm, data, rng):
+        n = cfg.batch_size
+        mb = n // cfg.num_minibatches
+        grad_fn = jax.value_and_grad(losses.ppo_loss, has_aux=True)
+
+        def epoch(carry, _):
+            params, opt, rng = carry
+            rng, k = jax.random.split(rng)
+            perm = jax.random.permutation(k, n)
+            shuffled = jax.tree.map(lambda x: x[perm].reshape((cfg.num_minibatches, mb) + x.shape[1:]), data)
+
+            def minibatch(carry, batch):
+                params, opt = carry
+                (_, m), g = grad_fn(params, norm, batch, cfg.clip_eps, cfg.vf_coef, cfg.ent_coef,
+                                    cfg.normalize_advantages, clip)
+                g, gnorm = clip_by_global_norm(g, cfg.max_grad_norm)
+                params, opt = adam_update(g, opt, params, cfg.learning_rate)
+                return (params, opt), {**m, "grad_norm": gnorm}
+
+            (params, opt), ms = jax.lax.scan(minibatch, (params, opt), shuffled)
+            return (params, opt, rng), ms
+
+        (params, opt, rng), ms = jax.lax.scan(epoch, (params, opt, rng), None, length=cfg.update_epochs)
+        return params, opt, rng, jax.tree.map(jnp.mean, ms)
+
+    def iteration(ts):
+        params, norm = ts["params"], ts["norm"]
+        env_state, rng, traj = rollout(params, norm, ts["env_state"], ts["rng"])
+        v = networks.value(params, networks.normalize(norm, traj["obs"], clip))
+        v_next = networks.value(params, networks.normalize(norm, traj["final_obs"], clip))
+        adv, target = losses.gae(traj["reward"], v, v_next, traj["termination"], traj["done"],
+                                 cfg.gamma, cfg.gae_lambda)
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+        data = {"obs": flat(traj["obs"]), "action": flat(traj["action"]), "logp": flat(traj["logp"]),
+                "advantage": flat(adv), "target": flat(target)}
+        params, opt, rng, m = sgd(params, ts["opt"], norm, data, rng)
+        norm = networks.update_normalizer(norm, traj["obs"])
+        ended = jnp.sum(traj["done"])
+        metrics = {**m, "reward": jnp.mean(traj["reward"]),
+                   "episodes": ended,
+                   "episode_return": jnp.sum(traj["ended_return"]) / jnp.maximum(ended, 1.0),
+                   "episode_length": jnp.sum(traj["ended_length"]) / jnp.maximum(ended, 1.0),
+                   "fall_rate": jnp.sum(traj["termination"]) / jnp.maximum(ended, 1.0),
+                   "action_std": jnp.mean(jnp.exp(params["log_std"])),
+                   **{k[2:]: jnp.mean(v) for k, v in traj.items() if k.startswith("m_")}}
+        ts = {**ts, "params": params, "opt": opt, "norm": norm, "env_state": env_state, "rng": rng,
+              "env_steps": ts["env_steps"] + cfg.batch_size, "iteration": ts["iteration"] + 1}
+        return ts, metrics
+
+    return jax.jit(iteration, donate_argnums=0)
+
+
+# ------------------------------------------------------------------ saving
+def _atomic_write(path: str, write) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _flatten(tree, prefix=""):
+    import jax
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {prefix + jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
+
+
+def save_checkpoint(path: str, ts: dict, meta: dict) -> None:
+    """params, optimizer, normalizer, rng and counters (not the env states: a
+    resumed run starts fresh episodes) with the run's configuration."""
+    import jax
+    keep = {k: ts[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration")}
+    arrays = _flatten(keep)
+    meta = {**meta, "checkpoint_version": CHECKPOINT_VERSION,
+            "treedef": str(jax.tree.structure(keep))}
+    _atomic_write(path, lambda f: np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays))
+
+
+def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
+    """Fill a freshly initialized TrainState with a checkpoint's arrays."""
+    import jax
+    import jax.numpy as jnp
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["__meta__"]))
+        if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
+            raise ValueError(f"{path}: checkpoint version {meta.get('checkpoint_version')}, expected "
+                             f"{CHECKPOINT_VERSION}")
+        keep = {k: ts_template[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration")}
+        paths, treedef = jax.tree_util.tree_flatten_with_path(keep)
+        leaves = []
+        for p, v in paths:
+            key = jax.tree_util.keystr(p)
+            if key not in z or z[key].shape != np.shape(v):
+                raise ValueError(f"{path}: checkpoint does not fit this model/network ({key})")
+            leaves.append(jnp.asarray(z[key], dtype=v.dtype))
+    restored = jax.tree_util.tree_unflatten(treedef, leaves)
+    return {**ts_template, **restored}, meta
+
+
+def save_policy(path: str, ts: dict, humanoid, env_cfg, ppo_cfg: PPOConfig, seed: int, extra: dict | None = None):
+    """The deployable policy: MLP weights, normalizer, the humanoid (MJCF and
+    pose map), the env and network configuration and the seed, one .npz."""
+    params, norm = ts["params"], ts["norm"]
+    arrays = {}
+    for i, (w, b) in enumerate(params["policy"]):
+        arrays[f"policy_w{i}"] = np.asarray(w)
+        arrays[f"policy_b{i}"] = np.asarray(b)
+    arrays["log_std"] = np.asarray(params["log_std"])
+    arrays["obs_mean"] = np.asarray(norm["mean"])
+    arrays["obs_var"] = np.asarray(norm["var"])
+    meta = {"format": POLICY_FORMAT, "version": POLICY_VERSION, "humanoid": humanoid.to_dict(),
+            "skeleton_signature": humanoid.skeleton.signature(), "env": asdict(env_cfg),
+            "ppo": asdict(ppo_cfg), "seed": int(seed), "env_steps": float(ts["env_steps"]),
+            "layers": len(params["policy"]), **(extra or {})}
+    _atomic_write(path, lambda f: np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays))
+
+
+def load_policy(path: str, skeleton=None):
+    """-> (NumpyPolicy, Humanoid, EnvConfig, meta). A policy built for another
+    skeleton, or in another format version, is an error."""
+    from .env import EnvConfig
+    from .humanoid import Humanoid
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["__meta__"]))
+        if meta.get("format") != POLICY_FORMAT or meta.get("version") != POLICY_VERSION:
+            raise ValueError(f"{path}: policy format {meta.get('format')} v{meta.get('version')}, this code "
+                             f"reads {POLICY_FORMAT} v{POLICY_VERSION}: retrain it")
+        h = Humanoid.from_dict(meta["humanoid"], skeleton)
+        layers = [(z[f"policy_w{i}"], z[f"policy_b{i}"]) for i in range(meta["layers"])]
+        env_d = dict(meta["env"])
+        env_d["tags"] = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in env_d["tags"])
+        env_d["future_frames"] = tuple(env_d["future_frames"])
+        pol = networks.NumpyPolicy(layers, z["obs_mean"], z["obs_var"], meta["ppo"]["network"]["obs_clip"])
+    return pol, h, EnvConfig(**env_d), meta

@@ -1,0 +1,285 @@
+"""The trained tracking policy in C MuJoCo on the CPU at 60 Hz.
+
+`PhysicsController` keeps the engine's controller interface (`reset(pose)`,
+`step(control_input, dt) -> Pose`): it plays a database clip as the
+reference, and each 60 Hz tick evaluates the policy MLP in numpy on the same
+observation the MJX environment computes (`env.observation` with numpy),
+sets the PD targets (reference + action_scale * action) and runs the physics
+substeps. The returned pose is the simulated character; `Pose.info['ghost']`
+is the reference pose (the viewer draws it as a ghost), `info['tracking_error_cm']`
+the mean global joint position error between the two.
+
+Without a policy file the controller runs the reference's PD targets alone
+(no residual): the baseline a trained policy must beat (it falls within a
+second or two).
+
+ControlInput.actions containing 'push' shoves the character: a horizontal
+impulse of `push_impulse` N s on the hips, spread over `push_seconds`, along
+the stick direction (world) or, with the stick at rest, to the character's
+left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from anim import quat
+from anim.control import ControlInput
+from anim.skeleton import Pose
+
+from . import convert, env as envmod
+from .env import EnvConfig, body_features, observation
+from .humanoid import Humanoid, HumanoidConfig
+
+
+@dataclass(frozen=True)
+class PhysicsRuntimeConfig:
+    """push_impulse (N s) over push_seconds; fall_reset_seconds: after a fall,
+    start the clip again (anchored where the character lies) this much later;
+    loop: at the clip's end, start it again from the character's place (else
+    hold the last reference frame)."""
+
+    push_impulse: float = 60.0
+    push_seconds: float = 0.1
+    fall_reset_seconds: float = 2.0
+    loop: bool = True
+
+
+class PhysicsController:
+    name = "physics"
+
+    def __init__(self, db, clip=None, policy: str | None = None, humanoid: Humanoid | None = None,
+                 env_config: EnvConfig | None = None, config: PhysicsRuntimeConfig = PhysicsRuntimeConfig()):
+        import mujoco
+
+        from . import humanoid as hum
+        from . import ppo
+        self.db = db
+        self.skeleton = db.skeleton
+        self.config = config
+        self.policy = None
+        self.meta = {}
+        if policy is not None:
+            self.policy, h, env_config, self.meta = ppo.load_policy(policy, db.skeleton)
+        else:
+            h = humanoid or hum.from_database(db, HumanoidConfig())
+        self.h = h
+        self.cfg = env_config or EnvConfig()
+        self.model = mujoco.MjModel.from_xml_string(h.xml)
+        self.data = mujoco.MjData(self.model)
+        self.substeps = max(1, int(round(1.0 / envmod.FPS / self.model.opt.timestep)))
+        m = self.model
+        self.parent = np.asarray(m.body_parentid[1:] - 1, np.int32)
+        self.ee = np.array([h.body_of(j) - 1 for j in h.end_effectors], np.int32)
+        self.mass = m.body_mass[1:].copy()
+        self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
+        self.hips_body = h.body_of(h.root)
+        self.set_clip(clip)
+        self.stats = {"ticks": 0, "falls": 0, "tracking_error_cm_sum": 0.0, "pushes": 0}
+        self.reset()
+
+    # ------------------------------------------------------------ reference
+    def set_clip(self, clip) -> None:
+        """Choose the reference clip by name or index (None: the first clip
+        matching the policy's tags)."""
+        db = self.db
+        if clip is None:
+            from .env import select_clips
+            try:
+                c = select_clips(db, dataclasses.replace(self.cfg, split="all"))[0]
+            except ValueError:
+                c = 0
+        elif isinstance(clip, (int, np.integer)):
+            c = int(clip)
+        else:
+            if clip not in db.clip_names:
+                close = [n for n in db.clip_names if clip in n][:5]
+                raise KeyError(f"clip {clip!r} not in the database" + (f" (did you mean {', '.join(close)}?)"
+                                                                        if close else ""))
+            c = db.clip_names.index(clip)
+        self.clip = c
+        a, b = int(db.range_starts[c]), int(db.range_stops[c])
+        self.clip_rot = np.asarray(db.rotations[a:b], np.float32).copy()
+        self.clip_pos = np.asarray(db.positions[a:b], np.float32).copy()
+        # the reference at the clip's own place; _anchor moves copies of it
+        self.clip_qpos = convert.pose_to_qpos(self.h, self.clip_rot, self.clip_pos)
+        self.clip_qvel = convert.clip_qvel(self.h, self.clip_qpos, 1.0 / envmod.FPS)
+        self.clip_feats = envmod.compute_features(self.h, self.clip_qpos, self.clip_qvel, self.model)
+
+    def _anchor(self, root_rot, root_pos) -> None:
+        """Place the clip so that its first simulation-bone frame sits at the
+        given ground pose (kinematic axes), and rebuild the reference."""
+        rot, pos = self.clip_rot.copy(), self.clip_pos.copy()
+        r0, p0 = rot[0, 0].astype(np.float64), pos[0, 0].astype(np.float64)
+        turn = quat.mul(np.asarray(root_rot, np.float64), quat.inv(r0))
+        rot[:, 0] = quat.mul(turn, rot[:, 0].astype(np.float64))
+        pos[:, 0] = quat.rot(turn, pos[:, 0].astype(np.float64) - p0) + np.asarray(root_pos, np.float64)
+        self.ref_rot, self.ref_pos = rot.astype(np.float32), pos.astype(np.float32)
+        # the same rigid ground motion applied to the MuJoCo-side reference (no recompute)
+        t, o, g = convert.ground_motion_to_mj(turn, p0, root_pos)
+        qr, qm = envmod.qrot, envmod.qmul
+
+        def point(x):
+            return qr(np, t, x - o) + g
+
+        qpos, qvel = self.clip_qpos.copy(), self.clip_qvel.copy()
+        qpos[:, 0:3] = point(qpos[:, 0:3])
+        qpos[:, 3:7] = quat.abs(qm(np, t, qpos[:, 3:7]))
+        qvel[:, 0:3] = qr(np, t, qvel[:, 0:3])          # angular velocity is body-local: unchanged
+        f = self.clip_feats
+        self.ref_feats = {"pos": point(f["pos"]), "quat": qm(np, t, f["quat"]), "vel": qr(np, t, f["vel"]),
+                          "avel": qr(np, t, f["avel"]), "com": point(f["com"]), "comvel": qr(np, t, f["comvel"])}
+        self.ref_qpos, self.ref_qvel = qpos, qvel
+        self.frame = 0
+
+    def _ref(self, f):
+        return {k: v[f] for k, v in self.ref_feats.items()}
+
+    # ------------------------------------------------------------ interface
+    def reset(self, pose: Pose | None = None) -> Pose:
+        import mujoco
+        if pose is None:
+            root_rot, root_pos = quat.identity(()), np.zeros(3)
+        else:
+            root_rot = np.asarray(pose.rotations[0], np.float64)
+            root_pos = np.asarray(pose.positions[0], np.float64) * np.array([1.0, 0.0, 1.0])
+        self._anchor(root_rot, root_pos)
+        self._set_state(0)
+        self.fallen_for = 0.0
+        self.push_left = 0.0
+        self.push_force = np.zeros(3)
+        self.clock = 0.0
+        self.ms = 0.0
+        self.error_cm = 0.0
+        mujoco.mj_forward(self.model, self.data)
+        return self._pose()
+
+    def _set_state(self, f) -> None:
+        import mujoco
+        d = self.data
+        mujoco.mj_resetData(self.model, d)
+        d.qpos[:] = self.ref_qpos[f]
+        d.qvel[:] = self.ref_qvel[f]
+        d.ctrl[:] = np.clip(self.ref_qpos[f, 7:], self.lo, self.hi)
+        self.frame = f
+        mujoco.mj_forward(self.model, d)
+        self._last_feats = None
+
+    def _features(self):
+        d = self.data
+        return body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], self.mass)
+
+    def observe(self, sim=None) -> np.ndarray:
+        """The policy's observation, as the MJX environment computes it."""
+        sim = self._features() if sim is None else sim
+        stop = self.ref_qpos.shape[0]
+        fut = [self._ref(min(self.frame + k, stop - 1)) for k in self.cfg.future_frames]
+        return observation(np, sim, fut, self.h.hips_forward.astype(np.float64)).astype(np.float32)
+
+    def step(self, control: ControlInput | None = None, dt: float = 1.0 / 60.0) -> Pose:
+        t0 = time.perf_counter()
+        control = control or ControlInput()
+        if "push" in control.actions:
+            self.push(control.move)
+        self.clock += dt
+        ticks = 0
+        while self.clock >= 0.5 / envmod.FPS and ticks < 4:   # fixed 60 Hz ticks
+            self.tick()
+            self.clock -= 1.0 / envmod.FPS
+            ticks += 1
+        self.ms = 1e3 * (time.perf_counter() - t0)
+        return self._pose()
+
+    def push(self, move=None) -> None:
+        move = np.zeros(2) if move is None else np.asarray(move, np.float64)
+        if np.hypot(move[0], move[1]) > 1e-3:
+            direction = np.array([move[0], 0.0, move[1]])
+        else:   # the character's left
+            g = convert.frame_from_mj(self.data.xquat[self.hips_body])
+            direction = quat.rot(convert.hips_heading(self.h, g), np.array([1.0, 0.0, 0.0]))
+        direction /= np.linalg.norm(direction)
+        self.push_force = convert.vec_to_mj(direction) * self.config.push_impulse / self.config.push_seconds
+        self.push_left = self.config.push_seconds
+        self.stats["pushes"] += 1
+
+    def tick(self) -> None:
+        """One 60 Hz tick: policy, PD targets, physics substeps."""
+        import mujoco
+        m, d = self.model, self.data
+        stop = self.ref_qpos.shape[0]
+        if self.frame + 1 >= stop:
+            if self.config.loop:
+                g = convert.frame_from_mj(d.xquat[self.hips_body])
+                p = convert.vec_from_mj(d.xpos[self.hips_body]) * np.array([1.0, 0.0, 1.0])
+                self._anchor(convert.hips_heading(self.h, g), p)
+            else:
+                self.frame = stop - 2
+        if self.policy is not None:
+            action = self.policy(self.observe(self._last_feats))
+        else:
+            action = np.zeros(self.h.nu, np.float32)
+        f1 = self.frame + 1
+        d.ctrl[:] = np.clip(self.ref_qpos[f1, 7:] + self.cfg.action_scale * action, self.lo, self.hi)
+        for _ in range(self.substeps):
+            if self.push_left > 0:
+                d.xfrc_applied[self.hips_body, :3] = self.push_force
+                self.push_left -= m.opt.timestep
+            else:
+                d.xfrc_applied[self.hips_body, :3] = 0.0
+            mujoco.mj_step(m, d)
+        self.frame = f1
+        sim = self._last_feats = self._features()
+        ref = self._ref(f1)
+        self.error_cm = 100.0 * float(np.mean(np.linalg.norm(sim["pos"] - ref["pos"], axis=-1)))
+        self.stats["ticks"] += 1
+        self.stats["tracking_error_cm_sum"] += self.error_cm
+        fallen = sim["pos"][0, 2] < self.cfg.fall_ratio * ref["pos"][0, 2] or not np.isfinite(d.qpos).all()
+        if fallen:
+            if self.fallen_for == 0.0:
+                self.stats["falls"] += 1
+            self.fallen_for += 1.0 / envmod.FPS
+            if self.fallen_for >= self.config.fall_reset_seconds or not np.isfinite(d.qpos).all():
+                g = convert.frame_from_mj(d.xquat[self.hips_body]) if np.isfinite(d.qpos).all() else quat.identity(())
+                p = (convert.vec_from_mj(d.xpos[self.hips_body]) * np.array([1.0, 0.0, 1.0])
+                     if np.isfinite(d.qpos).all() else np.zeros(3))
+                self._anchor(convert.hips_heading(self.h, g), p)
+                self._set_state(0)
+                self.fallen_for = 0.0
+        else:
+            self.fallen_for = 0.0
+
+    @property
+    def fallen(self) -> bool:
+        return self.fallen_for > 0.0
+
+    def mean_tracking_error_cm(self) -> float:
+        return self.stats["tracking_error_cm_sum"] / max(self.stats["ticks"], 1)
+
+    def _pose(self) -> Pose:
+        rot, pos = convert.qpos_to_pose(self.h, self.data.qpos)
+        f = min(self.frame, self.ref_rot.shape[0] - 1)
+        ghost = Pose(self.ref_rot[f].copy(), self.ref_pos[f].copy())
+        info = {"controller": self.name, "clip": self.db.clip_names[self.clip], "frame": int(f),
+                "ghost": ghost, "tracking_error_cm": self.error_cm, "fallen": self.fallen, "ms": self.ms,
+                "policy": bool(self.policy is not None)}
+        contacts = self._foot_contacts()
+        return Pose(rot, pos, contacts, info)
+
+    def _foot_contacts(self) -> np.ndarray:
+        """Left/right foot touching the ground (any contact of the foot or toe boxes)."""
+        d, m = self.data, self.model
+        feet = [j for j in self.h.joints if self.h.segments[j] in ("foot", "toes")]
+        out = np.zeros(2, bool)
+        names = [self.skeleton.names[j] for j in feet]
+        for i in range(d.ncon):
+            for g in (d.contact[i].geom1, d.contact[i].geom2):
+                b = m.geom_bodyid[g]
+                if b > 0 and self.h.joints[b - 1] in feet:
+                    nm = names[feet.index(self.h.joints[b - 1])]
+                    side = 0 if nm.endswith(("_L", "_l")) or nm.startswith("Left") else 1
+                    out[side] = True
+        return out

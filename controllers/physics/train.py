@@ -1,0 +1,288 @@
+"""Train a motion-tracking policy with PPO on the MJX environment.
+
+    python -m controllers.physics.train --tag content=walk --num-envs 256 --steps 2e6 --out out/physics/walk
+    python -m controllers.physics.train --out out/physics/walk --resume          # go on from the checkpoint
+    python -m controllers.physics.train --out out/physics/walk --plot-only       # curves.png from log.jsonl
+
+Writes under --out: humanoid.json (the model, fixed at the first run and
+reused on resume), checkpoint.npz (every --checkpoint-every iterations and at
+the end / on Ctrl-C, written atomically), policy.npz (the deployable policy:
+`anim run --controller physics --policy .../policy.npz`), log.jsonl (one JSON
+object per iteration), curves.png with --plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from .env import EnvConfig, tags_from_dict
+from .humanoid import HumanoidConfig
+from .ppo import PPOConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """db: database file; out: run folder; steps: environment steps budget;
+    seed: recorded in every artefact; device: 'cpu', 'gpu' or 'auto';
+    checkpoint_every: iterations between checkpoints; eval_every: iterations
+    between held-out evaluations (0: never)."""
+
+    db: str = os.path.join("out", "databases", "locomotion-normal.animdb")
+    out: str = os.path.join("out", "physics", "walk")
+    steps: float = 2e6
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 20
+    env: EnvConfig = field(default_factory=EnvConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    humanoid: HumanoidConfig = field(default_factory=HumanoidConfig)
+
+
+def _select_device(device: str) -> None:
+    if device == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    elif device == "gpu":
+        os.environ["JAX_PLATFORMS"] = "cuda"
+    import jax
+    if device == "gpu" and jax.default_backend() == "cpu":
+        raise SystemExit("train: --device gpu asked but JAX sees no GPU")
+
+
+def _log_line(m: dict) -> str:
+    return (f"it {m['iteration']:>5} | {m['env_steps']:>11,.0f} steps | {m['steps_per_s']:>7,.0f} steps/s | "
+            f"reward {m['reward']:.3f} | ep len {m['episode_length']:6.1f} | "
+            f"err {100 * m['tracking_error']:5.1f} cm | falls {m['fall_rate']:.2f} | "
+            f"loss {m['loss']:+.3f} | std {m['action_std']:.3f}")
+
+
+def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: int | None = None) -> dict:
+    """The training loop; returns the last iteration's metrics."""
+    _select_device(cfg.device)
+    import jax
+    import numpy as np
+
+    from anim import database
+
+    from . import env as envmod
+    from . import humanoid as hum
+    from . import ppo
+
+    os.makedirs(cfg.out, exist_ok=True)
+    paths = {k: os.path.join(cfg.out, v) for k, v in (("humanoid", "humanoid.json"), ("ckpt", "checkpoint.npz"),
+                                                       ("policy", "policy.npz"), ("log", "log.jsonl"),
+                                                       ("config", "config.json"))}
+    t_start = time.perf_counter()
+    db = database.load(cfg.db)
+    if resume and os.path.exists(paths["humanoid"]):
+        h = hum.load(paths["humanoid"], db.skeleton)
+    else:
+        h = hum.from_database(db, cfg.humanoid)
+        hum.save(h, paths["humanoid"])
+    env = envmod.make_env(db, h, cfg.env)
+    echo(f"humanoid: {h.num_bodies} bodies, {h.nu} actuators, {env.substeps} substeps of "
+         f"{1e3 * env.mj_model.opt.timestep:.2f} ms; reference: {len(env.ref_np.clip_names)} clips, "
+         f"{env.ref_np.num_frames} frames; obs {env.obs_size}, action {env.action_size}; "
+         f"JAX on {jax.default_backend()}")
+    ts = ppo.init_state(env, cfg.ppo, cfg.seed)
+    meta = {"seed": cfg.seed, "config": json.loads(json.dumps(asdict(cfg), default=str))}
+    if resume and os.path.exists(paths["ckpt"]):
+        ts, old = ppo.load_checkpoint(paths["ckpt"], ts)
+        if old.get("seed") != cfg.seed:
+            echo(f"note: checkpoint seed {old.get('seed')} differs from --seed {cfg.seed}; keeping the checkpoint's")
+            meta["seed"] = old.get("seed")
+        echo(f"resumed from {paths['ckpt']} at iteration {int(ts['iteration'])}, {float(ts['env_steps']):,.0f} steps")
+    elif not resume and os.path.exists(paths["log"]):
+        os.replace(paths["log"], paths["log"] + ".old")
+    with open(paths["config"] + ".tmp", "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(paths["config"] + ".tmp", paths["config"])
+
+    # Ctrl-C, or SIGTERM / SIGINT to a background run, ends it with a checkpoint
+    import signal
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    iteration = ppo.make_iteration(env, cfg.ppo)
+    t0 = time.perf_counter()
+    ts, m = iteration(ts)
+    jax.block_until_ready(ts["params"])
+    compile_s = time.perf_counter() - t0
+    echo(f"compiled and ran the first iteration in {compile_s:.1f} s (setup {t0 - t_start:.1f} s)")
+    last = None
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=int(cfg.steps), initial=int(float(ts["env_steps"])), unit="step", unit_scale=True,
+                   dynamic_ncols=True, disable=not sys.stderr.isatty())
+        n_it = 0
+        t_prev = time.perf_counter()
+        while float(ts["env_steps"]) < cfg.steps and (max_iterations is None or n_it < max_iterations):
+            if n_it > 0:
+                ts, m = iteration(ts)
+            m = {k: float(v) for k, v in jax.device_get(m).items()}
+            now = time.perf_counter()
+            dt = now - t_prev if n_it > 0 else compile_s
+            t_prev = now
+            m.update(iteration=int(ts["iteration"]), env_steps=float(ts["env_steps"]),
+                     steps_per_s=cfg.ppo.batch_size / max(dt, 1e-9), wall_s=now - t_start,
+                     compile_s=compile_s if n_it == 0 else None)
+            if not all(np.isfinite(v) for k, v in m.items() if isinstance(v, float)):
+                echo(f"warning: non-finite metrics at iteration {m['iteration']}")
+            with open(paths["log"], "a") as f:
+                f.write(json.dumps(m) + "\n")
+            bar.update(cfg.ppo.batch_size)
+            bar.set_postfix(reward=f"{m['reward']:.3f}", len=f"{m['episode_length']:.0f}",
+                            err=f"{100 * m['tracking_error']:.1f}cm")
+            if bar.disable:
+                echo(_log_line(m))
+            n_it += 1
+            last = m
+            if m["iteration"] % cfg.checkpoint_every == 0:
+                ppo.save_checkpoint(paths["ckpt"], ts, meta)
+                ppo.save_policy(paths["policy"], ts, h, cfg.env, cfg.ppo, meta["seed"])
+        bar.close()
+    except KeyboardInterrupt:
+        echo("interrupted: saving the checkpoint")
+    ppo.save_checkpoint(paths["ckpt"], ts, meta)
+    ppo.save_policy(paths["policy"], ts, h, cfg.env, cfg.ppo, meta["seed"])
+    echo(f"wrote {paths['ckpt']}, {paths['policy']} and {paths['log']}")
+    return last or {}
+
+
+# ------------------------------------------------------------------ plot
+def plot(log_path: str, png_path: str, width: int = 1200, height: int = 800) -> str:
+    """Training curves (reward, episode length, tracking error, steps/s against
+    environment steps) drawn with pygame into a PNG (no matplotlib needed)."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+    rows = []
+    with open(log_path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    if not rows:
+        raise ValueError(f"{log_path}: no iterations logged yet")
+    pygame.font.init()
+    font = pygame.font.Font(None, 22)
+    surf = pygame.Surface((width, height))
+    surf.fill((255, 255, 255))
+    panels = [("reward", "mean reward per step", 1.0), ("episode_length", "episode length (steps)", 1.0),
+              ("tracking_error", "tracking error (cm)", 100.0), ("steps_per_s", "env steps / s", 1.0)]
+    x = [r["env_steps"] for r in rows]
+    pw, ph = width // 2, height // 2
+    for i, (key, title, scale) in enumerate(panels):
+        ox, oy = (i % 2) * pw, (i // 2) * ph
+        ys = [r.get(key) for r in rows]
+        pts = [(a, b * scale) for a, b in zip(x, ys) if b is not None]
+        left, top, w, h = ox + 70, oy + 35, pw - 100, ph - 80
+        pygame.draw.rect(surf, (0, 0, 0), (left, top, w, h), 1)
+        surf.blit(font.render(title, True, (0, 0, 0)), (left, oy + 10))
+        if not pts:
+            continue
+        x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+        y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+        if x1 == x0:
+            x1 = x0 + 1
+        if y1 == y0:
+            y1 = y0 + 1e-6 + abs(y0) * 0.1
+        for t in range(5):   # y ticks
+            yv = y0 + (y1 - y0) * t / 4
+            yy = top + h - h * t / 4
+            pygame.draw.line(surf, (225, 225, 225), (left, yy), (left + w, yy))
+            surf.blit(font.render(f"{yv:.3g}", True, (60, 60, 60)), (ox + 5, yy - 8))
+        surf.blit(font.render(f"{x0:,.0f}", True, (60, 60, 60)), (left, top + h + 5))
+        lab = font.render(f"{x1:,.0f} env steps", True, (60, 60, 60))
+        surf.blit(lab, (left + w - lab.get_width(), top + h + 5))
+        scr = [(left + w * (a - x0) / (x1 - x0), top + h - h * (b - y0) / (y1 - y0)) for a, b in pts]
+        if len(scr) > 1:
+            pygame.draw.lines(surf, (30, 90, 200), False, scr, 2)
+        else:
+            pygame.draw.circle(surf, (30, 90, 200), (int(scr[0][0]), int(scr[0][1])), 3)
+    folder = os.path.dirname(os.path.abspath(png_path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, ".tmp-curves.png")
+    pygame.image.save(surf, tmp)
+    os.replace(tmp, png_path)
+    return png_path
+
+
+# ------------------------------------------------------------------ command line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--db", default=d.db, help=f"database file (default {d.db})")
+    p.add_argument("--tag", action="append", metavar="KEY=V[,V]",
+                   help="reference clips by tag (repeatable; default content=walk style=normal)")
+    p.add_argument("--num-envs", type=int, default=d.ppo.num_envs, help=f"parallel envs (default {d.ppo.num_envs})")
+    p.add_argument("--unroll", type=int, default=d.ppo.unroll_length, help="steps per env per iteration")
+    p.add_argument("--steps", type=float, default=d.steps, help=f"environment step budget (default {d.steps:.0e})")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (recorded with the policy)")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default=d.device, help="JAX device")
+    p.add_argument("--lr", type=float, default=d.ppo.learning_rate, help="Adam learning rate")
+    p.add_argument("--hidden", default="256,256", help="policy/value hidden widths (default 256,256)")
+    p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
+    p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="iterations between checkpoints")
+    p.add_argument("--self-collision", choices=["none", "legs", "all"], default=d.humanoid.self_collision)
+    p.add_argument("--ground-contacts", choices=["all", "feet"], default=d.humanoid.ground_contacts)
+    p.add_argument("--substeps", type=int, default=int(round(1 / 60 / d.humanoid.timestep)),
+                   help="physics steps per 60 Hz frame")
+    p.add_argument("--plot", action="store_true", help="write OUT/curves.png after training")
+    p.add_argument("--plot-only", action="store_true", help="only draw OUT/curves.png from OUT/log.jsonl")
+
+
+def parse_tags(items) -> dict:
+    """['style=normal', 'content=walk,run'] -> {'style': 'normal', 'content': ['walk', 'run']}"""
+    tags = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"train: --tag expects KEY=VALUE[,VALUE...], got {item!r}")
+        key, value = item.split("=", 1)
+        values = [v for v in value.split(",") if v]
+        tags[key] = values if len(values) > 1 else values[0]
+    return tags
+
+
+def config_from_args(a) -> TrainConfig:
+    from .networks import NetworkConfig
+    tags = parse_tags(a.tag) if a.tag else {"content": "walk", "style": "normal"}
+    hidden = tuple(int(x) for x in str(a.hidden).split(",") if x)
+    net = NetworkConfig(policy_hidden=hidden, value_hidden=hidden)
+    return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
+                       checkpoint_every=a.checkpoint_every,
+                       env=EnvConfig(tags=tags_from_dict(tags)),
+                       ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net),
+                       humanoid=HumanoidConfig(self_collision=a.self_collision, ground_contacts=a.ground_contacts,
+                                               timestep=1.0 / (60.0 * a.substeps)))
+
+
+def run_args(a) -> int:
+    cfg = config_from_args(a)
+    log = os.path.join(cfg.out, "log.jsonl")
+    png = os.path.join(cfg.out, "curves.png")
+    if a.plot_only:
+        print(f"wrote {plot(log, png)}")
+        return 0
+    train(cfg, resume=a.resume)
+    if a.plot:
+        print(f"wrote {plot(log, png)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m controllers.physics.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

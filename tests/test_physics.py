@@ -1,0 +1,371 @@
+"""Physics tracking (controllers/physics): the MJCF humanoid, the Y-up <-> Z-up
+conversions, the MJX tracking environment, PPO and the CPU runtime.
+
+The fast tests use C MuJoCo and numpy (and small jits); the ones that compile
+the MJX physics step (a minute or more on a 2-core CPU) are marked slow."""
+
+import os
+
+import numpy as np
+import pytest
+
+from anim import quat
+
+mujoco = pytest.importorskip("mujoco")
+
+from controllers.physics import convert, env as envmod, humanoid as hum  # noqa: E402
+
+DB_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out", "databases",
+                       "locomotion-normal.animdb")
+
+
+@pytest.fixture(scope="module")
+def db():
+    from anim import database
+    if os.path.exists(DB_PATH):
+        return database.load(DB_PATH)
+    import _databases
+    if not _databases.corpus_available():
+        pytest.skip("no mocap corpus and no built database")
+    return _databases.normal_db()
+
+
+@pytest.fixture(scope="module")
+def h(db):
+    return hum.from_database(db, every=6)
+
+
+@pytest.fixture(scope="module")
+def walk_clip(db):
+    return db.clip_names.index(next(n for n, t in zip(db.clip_names, db.clip_tags)
+                                    if t.get("content") == "walk" and not t.get("mirrored")))
+
+
+# ------------------------------------------------------------------ MJCF
+def test_mjcf_compiles_in_mujoco_and_mjx(h, db):
+    mjx = envmod.import_mjx()
+    m = h.model()
+    assert m.nbody == db.skeleton.num_joints          # world + every joint but the simulation bone
+    assert (m.nq, m.nv, m.nu) == (h.nq, h.nv, h.nu) == (7 + 3 * (m.nbody - 2), 6 + 3 * (m.nbody - 2), 3 * (m.nbody - 2))
+    assert abs(m.body_mass.sum() - 70.0) < 1e-3
+    assert (m.actuator_forcerange[:, 1] > 0).all() and (m.jnt_range[1:, 0] < m.jnt_range[1:, 1]).all()
+    mx = mjx.put_model(m, impl="jax")
+    assert mx.nq == m.nq
+    # parents and children never collide; the ground touches the feet
+    assert m.nexclude > 0
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    assert np.isfinite(d.qacc).all()
+
+
+def test_segment_masses_follow_de_leva(h, db):
+    names = db.skeleton.names
+    mass = {names[j]: float(h.masses[b]) for b, j in enumerate(h.joints)}
+    thigh = hum.DE_LEVA["thigh"][0] / 100 * 70
+    assert mass["UpperLeg_L"] == pytest.approx(thigh, rel=1e-3)
+    assert mass["UpperLeg_L"] == pytest.approx(mass["UpperLeg_R"])
+    assert h.segments[db.skeleton.index("Foot_L")] == "foot"
+    assert h.segments[db.skeleton.index("Hand_R")] == "hand"
+    assert h.segments[db.skeleton.index("Head")] == "head"
+
+
+def test_zero_pose_is_the_rest_pose(h, db):
+    m = h.model()
+    d = mujoco.MjData(m)
+    mujoco.mj_kinematics(m, d)
+    rot, pos = h.rest_pose()
+    _, g = quat.fk(rot, pos, db.skeleton.parents)
+    assert np.abs(convert.vec_to_mj(g[list(h.joints)]) - d.xpos[1:]).max() < 1e-3
+    # without corpus statistics the rest pose is the skeleton's identity pose
+    h0 = hum.build(db.skeleton, None, root="Hips")
+    m0 = h0.model()
+    d0 = mujoco.MjData(m0)
+    mujoco.mj_kinematics(m0, d0)
+    _, g0 = quat.fk(quat.identity((db.skeleton.num_joints,)), db.skeleton.offsets, db.skeleton.parents)
+    assert np.abs(convert.vec_to_mj(g0[list(h0.joints)]) - d0.xpos[1:]).max() < 1e-3
+
+
+def test_humanoid_saves_and_loads(h, db, tmp_path):
+    p = tmp_path / "h.json"
+    hum.save(h, str(p))
+    h2 = hum.load(str(p), db.skeleton)
+    assert h2.xml == h.xml and h2.joints == h.joints and np.allclose(h2.rest_rotations, h.rest_rotations)
+    from anim.skeleton import Skeleton
+    other = Skeleton(("a", "b"), [-1, 0], np.zeros((2, 3)))
+    with pytest.raises(ValueError):
+        hum.load(str(p), other)
+
+
+# ------------------------------------------------------------------ conversions
+def test_axis_conversion_round_trips():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(50, 3))
+    q = quat.normalize(rng.normal(size=(50, 4)))
+    assert np.allclose(convert.vec_from_mj(convert.vec_to_mj(v)), v)
+    assert np.allclose(convert.frame_from_mj(convert.frame_to_mj(q)), q)
+    assert np.allclose(convert.rot_from_mj(convert.rot_to_mj(q)), q)
+    # up is up, forward is +X, left is +Y in MuJoCo
+    assert np.allclose(convert.vec_to_mj(convert.UP_KIN), convert.UP_MJ)
+    assert np.allclose(convert.vec_to_mj(convert.FWD_KIN), convert.FWD_MJ)
+    assert np.allclose(convert.vec_to_mj([1.0, 0, 0]), [0, 1.0, 0])
+    # the vector map is the rotation Q_C; operators and frames agree with it
+    assert np.allclose(quat.rot(convert.Q_C, v), convert.vec_to_mj(v))
+    assert np.allclose(quat.rot(convert.rot_to_mj(q), convert.vec_to_mj(v)), convert.vec_to_mj(quat.rot(q, v)))
+    assert np.allclose(quat.rot(convert.frame_to_mj(q), v), convert.vec_to_mj(quat.rot(q, v)))
+
+
+def test_pose_qpos_round_trip(h, db):
+    frames = np.arange(0, db.num_frames, max(1, db.num_frames // 300))
+    rot, pos = np.asarray(db.rotations[frames]), np.asarray(db.positions[frames])
+    qpos = convert.pose_to_qpos(h, rot, pos)
+    assert qpos.shape == (len(frames), h.nq)
+    r2, p2 = convert.qpos_to_pose(h, qpos)
+    assert np.abs(convert.pose_to_qpos(h, r2, p2) - qpos).max() < 1e-5
+    _, g = quat.fk(rot, pos, db.skeleton.parents)
+    _, g2 = quat.fk(r2, p2, db.skeleton.parents)
+    assert np.abs(g2[:, 1:] - g[:, 1:]).max() < 1e-3      # every joint but the simulation bone
+    # the simulation bone given back exactly reproduces the database pose
+    r3, p3 = convert.qpos_to_pose(h, qpos, root=(rot[:, 0], pos[:, 0]))
+    _, g3 = quat.fk(r3, p3, db.skeleton.parents)
+    assert np.abs(g3 - g).max() < 1e-3
+    # the simulation bone from the hips faces where the database's does (within a few degrees)
+    fwd = quat.rot(r2[:, 0], convert.FWD_KIN)
+    fwd0 = quat.rot(rot[:, 0], convert.FWD_KIN)
+    assert np.median(np.sum(fwd * fwd0, axis=-1)) > np.cos(np.radians(15))
+
+
+def test_reference_pose_set_as_state_is_reproduced(h, db, walk_clip):
+    m = h.model()
+    d = mujoco.MjData(m)
+    a, b = int(db.range_starts[walk_clip]), int(db.range_stops[walk_clip])
+    qpos = convert.pose_to_qpos(h, db.rotations[a:b], db.positions[a:b])
+    g = db.global_positions(slice(a, b))
+    for i in range(0, b - a, 7):
+        d.qpos[:] = qpos[i]
+        mujoco.mj_kinematics(m, d)
+        assert np.abs(convert.vec_from_mj(d.xpos[1:]) - g[i, list(h.joints)]).max() < 1e-3
+    # velocities: integrating qvel over a frame reaches the next qpos
+    dt = 1 / 60
+    q0, q1 = qpos[10], qpos[11]
+    v = convert.qvel_from_qpos(h, q0, q1, dt)
+    q = q0.copy()
+    mujoco.mj_integratePos(m, q, v, dt)
+    assert np.abs(q - q1).max() < 1e-6
+    mjv = np.zeros(m.nv)
+    mujoco.mj_differentiatePos(m, mjv, dt, q0, q1)
+    assert np.allclose(mjv, v, atol=1e-4)
+
+
+# ------------------------------------------------------------------ environment pieces (numpy)
+@pytest.fixture(scope="module")
+def ref(db, h, walk_clip):
+    return envmod.build_reference(db, h, [walk_clip])
+
+
+def _feats(ref, f):
+    return {k: v[f].astype(np.float64) for k, v in ref.feats.items()}
+
+
+def test_reward_in_range_and_highest_at_the_reference(h, ref):
+    m = h.model()
+    parent = m.body_parentid[1:] - 1
+    ee = np.array([h.body_of(j) - 1 for j in h.end_effectors])
+    cfg = envmod.EnvConfig()
+    f = 20
+    r, terms = envmod.reward_terms(np, cfg, _feats(ref, f), _feats(ref, f), ref.qvel[f], ref.qvel[f], parent, ee)
+    assert r == pytest.approx(1.0, abs=1e-5) and terms["tracking_error"] < 1e-6
+    for g in (f - 5, f + 10, f + 30):
+        r2, t2 = envmod.reward_terms(np, cfg, _feats(ref, g), _feats(ref, f), ref.qvel[g], ref.qvel[f], parent, ee)
+        assert 0.0 <= r2 < r and t2["tracking_error"] > 0.005
+
+
+def test_termination_on_a_fall(ref):
+    cfg = envmod.EnvConfig()
+    sim = _feats(ref, 5)
+    fallen, term = envmod.termination(cfg, sim, _feats(ref, 5), 0.0, True)
+    assert not fallen and not term
+    sim["pos"] = sim["pos"].copy()
+    sim["pos"][:, 2] = 0.15                        # lying on the ground
+    fallen, term = envmod.termination(cfg, sim, _feats(ref, 5), 0.0, True)
+    assert fallen and term
+    assert envmod.termination(cfg, _feats(ref, 5), _feats(ref, 5), 0.8, True)[1]   # deviated
+    assert envmod.termination(cfg, _feats(ref, 5), _feats(ref, 5), 0.0, False)[1]  # not finite
+
+
+def test_observation_of_state_and_reference_agree(h, ref):
+    """The numpy observation of C MuJoCo data equals the one from the reference
+    features (what training sees at a reset), and it is heading invariant."""
+    m = h.model()
+    d = mujoco.MjData(m)
+    f = 30
+    d.qpos[:], d.qvel[:] = ref.qpos[f], ref.qvel[f]
+    mujoco.mj_forward(m, d)
+    sim = envmod.body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], m.body_mass[1:])
+    fut = [_feats(ref, f + 1), _feats(ref, f + 4)]
+    o1 = envmod.observation(np, sim, fut, h.hips_forward)
+    o2 = envmod.observation(np, _feats(ref, f), fut, h.hips_forward)
+    assert o1.shape == (1 + (m.nbody - 1) * (15 + 18),)
+    assert np.abs(o1 - o2).max() < 1e-3
+    # turn the whole world about up: the observation does not change
+    turn = np.array([np.cos(0.4), 0, 0, np.sin(0.4)])
+
+    def turned(x):
+        t = dict(x)
+        t["pos"] = envmod.qrot(np, np.broadcast_to(turn, x["pos"].shape[:-1] + (4,)), x["pos"])
+        t["quat"] = envmod.qmul(np, np.broadcast_to(turn, x["quat"].shape), x["quat"])
+        t["vel"] = envmod.qrot(np, np.broadcast_to(turn, x["vel"].shape[:-1] + (4,)), x["vel"])
+        t["avel"] = envmod.qrot(np, np.broadcast_to(turn, x["avel"].shape[:-1] + (4,)), x["avel"])
+        return t
+    o3 = envmod.observation(np, turned(_feats(ref, f)), [turned(x) for x in fut], h.hips_forward)
+    assert np.abs(o3 - o2).max() < 1e-4
+
+
+def test_clip_selection_keeps_held_out_clips_apart(db):
+    cfg = envmod.EnvConfig()
+    train = envmod.select_clips(db, cfg)
+    held = envmod.select_clips(db, envmod.EnvConfig(split="holdout"))
+    assert train and held and not set(train) & set(held)
+    names = {db.clip_names[c].removesuffix("_mirror") for c in held}
+    assert not names & {db.clip_names[c].removesuffix("_mirror") for c in train}
+    assert all(db.clip_tags[c]["content"] == "walk" for c in train + held)
+
+
+def test_env_reset_is_jittable_and_sets_the_reference(db, h, walk_clip):
+    import jax
+    env = envmod.TrackingEnv(h, envmod.build_reference(db, h, [walk_clip]), envmod.EnvConfig())
+    s = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 8))
+    assert s.obs.shape == (8, env.obs_size) and np.isfinite(np.asarray(s.obs)).all()
+    f = np.asarray(s.info["frame"])
+    assert np.allclose(np.asarray(s.data.qpos), env.ref_np.qpos[f])
+    assert (f + env.cfg.min_frames_left < env.ref_np.stop[f]).all()
+
+
+# ------------------------------------------------------------------ learning pieces (small jits)
+def test_gae_bootstraps_truncation_but_not_termination():
+    import jax.numpy as jnp
+
+    from controllers.physics import losses
+    r = jnp.ones((3, 2))
+    v = jnp.zeros((3, 2))
+    nv = jnp.full((3, 2), 10.0)
+    term = jnp.array([[0, 0], [0, 0], [1, 0]], jnp.float32)
+    done = jnp.array([[0, 0], [0, 0], [1, 1]], jnp.float32)   # env 1 truncated at the end
+    adv, ret = losses.gae(r, v, nv, term, done, gamma=0.5, lam=1.0)
+    assert float(adv[2, 0]) == pytest.approx(1.0)              # fall: no bootstrap
+    assert float(adv[2, 1]) == pytest.approx(1.0 + 0.5 * 10)   # time limit: bootstrap V(final obs)
+    assert float(adv[0, 1]) == pytest.approx(6 + 0.5 * 6 + 0.25 * 6)      # deltas 1 + 0.5 V' = 6
+
+
+def test_numpy_policy_matches_jax(tmp_path):
+    import jax
+
+    from controllers.physics import networks
+    p = networks.init(jax.random.PRNGKey(1), 12, 5, networks.NetworkConfig(policy_hidden=(16, 16)))
+    norm = networks.update_normalizer(networks.init_normalizer(12), jax.random.normal(jax.random.PRNGKey(2), (64, 12)) * 3)
+    x = np.random.default_rng(0).normal(size=(4, 12)).astype(np.float32) * 3
+    a = np.asarray(networks.policy_mean(p, networks.normalize(norm, x)))
+    pol = networks.NumpyPolicy(p["policy"], norm["mean"], norm["var"])
+    assert np.allclose(pol(x), a, atol=1e-5)
+
+
+def test_training_curves_plot(tmp_path):
+    import json
+
+    from controllers.physics import train
+    log = tmp_path / "log.jsonl"
+    with open(log, "w") as f:
+        for i in range(5):
+            f.write(json.dumps({"env_steps": 100 * i, "reward": 0.1 * i, "episode_length": 3 + i,
+                                "tracking_error": 0.2 - 0.01 * i, "steps_per_s": 500}) + "\n")
+    png = train.plot(str(log), str(tmp_path / "c.png"))
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ runtime (C MuJoCo)
+def test_runtime_controller_steps_without_nan(db, h, walk_clip):
+    from anim.control import ControlInput, Controller
+    from controllers.physics.runtime import PhysicsController
+    c = PhysicsController(db, walk_clip, humanoid=h)
+    assert isinstance(c, Controller)
+    pose = c.reset()
+    assert pose.info["tracking_error_cm"] == pytest.approx(0.0, abs=0.5)
+    errs = []
+    for i in range(40):
+        pose = c.step(ControlInput(actions=frozenset({"push"}) if i == 20 else frozenset()), 1 / 60)
+        assert np.isfinite(pose.rotations).all() and np.isfinite(pose.positions).all()
+        errs.append(pose.info["tracking_error_cm"])
+    ghost = pose.info["ghost"]
+    assert ghost.rotations.shape == pose.rotations.shape
+    assert 0 < np.mean(errs[:20]) < 20          # PD alone tracks the first third of a second
+    assert c.stats["pushes"] == 1
+
+
+# ------------------------------------------------------------------ MJX (slow: compiles the physics step)
+@pytest.mark.slow
+def test_env_step_shapes_reward_and_fall(db, h, walk_clip):
+    import jax
+    import jax.numpy as jnp
+    env = envmod.TrackingEnv(h, envmod.build_reference(db, h, [walk_clip]), envmod.EnvConfig())
+    step = jax.jit(jax.vmap(env.step))
+    s = jax.vmap(env.reset_to)(jnp.array([10, 10]), jax.random.split(jax.random.PRNGKey(0), 2))
+    # env 1 starts lying on the ground: a fall, not a truncation
+    qpos = s.data.qpos.at[1, 2].set(0.15)
+    s = s.replace(data=s.data.replace(qpos=qpos))
+    n = step(s, jnp.zeros((2, env.action_size)))
+    assert n.obs.shape == (2, env.obs_size) and np.isfinite(np.asarray(n.obs)).all()
+    r = np.asarray(n.reward)
+    assert ((r >= 0) & (r <= 1)).all()
+    assert r[0] > 0.5 and r[0] > r[1]
+    assert np.asarray(n.done).tolist() == [0.0, 1.0] and np.asarray(n.info["truncation"]).tolist() == [0.0, 0.0]
+    assert np.asarray(n.metrics["tracking_error"])[0] < 0.05
+
+
+@pytest.mark.slow
+def test_tiny_ppo_run_is_finite(db, h, walk_clip, tmp_path):
+    import jax
+
+    from controllers.physics import networks, ppo
+    env = envmod.TrackingEnv(h, envmod.build_reference(db, h, [walk_clip]), envmod.EnvConfig())
+    cfg = ppo.PPOConfig(num_envs=4, unroll_length=8, num_minibatches=2, update_epochs=2,
+                        network=networks.NetworkConfig(policy_hidden=(32, 32), value_hidden=(32, 32)))
+    ts = ppo.init_state(env, cfg, seed=0)
+    it = ppo.make_iteration(env, cfg)
+    ms = []
+    for _ in range(3):
+        ts, m = it(ts)
+        ms.append({k: float(v) for k, v in jax.device_get(m).items()})
+    for m in ms:
+        assert all(np.isfinite(v) for v in m.values()), m
+        assert 0 <= m["reward"] <= 1
+    assert float(ts["env_steps"]) == 3 * cfg.batch_size
+    path = tmp_path / "policy.npz"
+    ppo.save_policy(str(path), ts, h, env.cfg, cfg, seed=0)
+    pol, h2, ecfg, meta = ppo.load_policy(str(path), db.skeleton)
+    assert meta["seed"] == 0 and h2.xml == h.xml and ecfg == env.cfg
+    obs = np.asarray(ts["env_state"].obs[0])
+    ref_a = np.asarray(networks.policy_mean(ts["params"], networks.normalize(ts["norm"], obs)))
+    assert np.allclose(pol(obs), ref_a, atol=1e-4)
+    ck = tmp_path / "ck.npz"
+    ppo.save_checkpoint(str(ck), ts, {"seed": 0})
+    ts2, _ = ppo.load_checkpoint(str(ck), ppo.init_state(env, cfg, seed=1))
+    assert int(ts2["iteration"]) == 3
+
+
+def test_runtime_reference_placement_matches_a_recompute(db, h, walk_clip):
+    """Moving the clip's reference by a ground motion equals rebuilding it there."""
+    from controllers.physics.runtime import PhysicsController
+    c = PhysicsController(db, walk_clip, humanoid=h)
+    root = (quat.from_angle_axis(1.1, convert.UP_KIN), np.array([2.0, 0.0, -1.0]))
+    c._anchor(*root)
+    qpos = convert.pose_to_qpos(h, c.ref_rot, c.ref_pos)
+    qvel = convert.clip_qvel(h, qpos, 1 / 60)
+    feats = envmod.compute_features(h, qpos, qvel)
+    assert np.abs(c.ref_qpos - qpos).max() < 1e-4 and np.abs(c.ref_qvel - qvel).max() < 1e-3
+    for k in feats:
+        a, b = c.ref_feats[k], feats[k]
+        if k == "quat":   # the same rotations, up to sign
+            a, b = quat.abs(a), quat.abs(b)
+        assert np.abs(a - b).max() < 1e-3, k
+    _, g = quat.fk(c.ref_rot[0], c.ref_pos[0], db.skeleton.parents)
+    assert np.allclose(g[0], root[1], atol=1e-5)
