@@ -41,7 +41,7 @@ def run(quick: bool = False) -> str:
         rec = runner.run(ctrl, scripts.load("styles"))
         m = runner.evaluate(rec, ldb, ctrl.speeds, series=False)
         for c in m["style_changes"]:
-            style_rows.append({"change": f"{c.get('from')} -> {c.get('to')}", "at (s)": c.get("t"),
+            style_rows.append({"change": f"{c.get('from')} -> {c.get('to')}", "at (s)": c.get("time_s"),
                                "on screen after (s)": c.get("latency_s")})
         results.append(m)
 
