@@ -207,7 +207,7 @@ def run(quick: bool = False, db_path: str = DEFAULT_DB, policy: str | None = DEF
                          f"{r['physics_steps_per_s']:,.0f} |")
     lat = latency(db, policy, ticks=200 if quick else 1200)
     lines += ["", f"Per-tick latency of `PhysicsController.step` at 60 Hz "
-                  f"({'trained policy' if lat['trained_policy'] else 'untrained network of the same shape'}): "
+                  f"({'a policy file from anim train policy' if lat['trained_policy'] else 'untrained network of the same shape'}): "
                   f"p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms (physics {c['substeps']} substeps "
                   f"p50 {lat['physics_p50_ms']:.2f} ms, policy MLP {lat['mlp_ms']:.3f} ms)."]
     runs = [("PD tracking without a policy (baseline)", None)]
