@@ -23,12 +23,13 @@ def default_db_path(preset: str = "locomotion-normal") -> str:
     return os.path.join(DEFAULT_DB_DIR, f"{preset}.animdb")
 
 
-def _parse_tags(items: list[str] | None) -> dict:
-    """['style=normal', 'content=walk,run'] -> {'style': 'normal', 'content': ['walk', 'run']}"""
+def parse_tags(items: list[str] | None, prog: str = "anim") -> dict:
+    """--tag values to a tag filter:
+    ['style=normal', 'content=walk,run'] -> {'style': 'normal', 'content': ['walk', 'run']}"""
     tags = {}
     for item in items or []:
         if "=" not in item:
-            raise SystemExit(f"anim: --tag expects KEY=VALUE[,VALUE...], got {item!r}")
+            raise SystemExit(f"{prog}: --tag expects KEY=VALUE[,VALUE...], got {item!r}")
         key, value = item.split("=", 1)
         values = [v for v in value.split(",") if v]
         tags[key] = values if len(values) > 1 else values[0]
@@ -73,7 +74,7 @@ def cmd_build_db(args) -> int:
     from . import database
 
     tags = dict(PRESETS[args.preset]) if args.preset else {}
-    tags.update(_parse_tags(args.tag))
+    tags.update(parse_tags(args.tag))
     out = args.out or default_db_path(args.preset or "custom")
     sets = _select_datasets(args)
     t0 = time.perf_counter()

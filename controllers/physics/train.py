@@ -240,15 +240,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_tags(items) -> dict:
-    """['style=normal', 'content=walk,run'] -> {'style': 'normal', 'content': ['walk', 'run']}"""
-    tags = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SystemExit(f"train: --tag expects KEY=VALUE[,VALUE...], got {item!r}")
-        key, value = item.split("=", 1)
-        values = [v for v in value.split(",") if v]
-        tags[key] = values if len(values) > 1 else values[0]
-    return tags
+    """--tag KEY=V[,V] values to a tag filter (the same parsing as `anim build-db --tag`)."""
+    from anim.cli import parse_tags as _parse
+
+    return _parse(items, prog="train")
 
 
 def config_from_args(a) -> TrainConfig:
