@@ -192,8 +192,29 @@ def ensure_db(path: str | None, preset: str) -> str:
     return path
 
 
+def demo_vr(args) -> int:
+    """`anim demo --vr SOURCE`: the sparse-VR avatar driven by a recorded trace
+    (exported from the test split when none is given), a WebXR headset or OpenXR."""
+    from viewer import vr_input
+    from viewer.demo import has_display
+
+    if args.vr == "replay":
+        trace = args.trace
+        if trace is None:
+            traces = vr_input.export_test_traces(os.path.join("out", "vr", "traces"), clips=1)
+            trace = str(traces[0])
+            print(f"replaying {trace} (a test-split clip: never seen in training)")
+        argv = ["replay", trace]
+        if args.headless or (not args.live and not has_display()):
+            argv += ["--headless", os.path.join(args.out, "vr")]
+        return vr_input.main(argv)
+    return vr_input.main([args.vr])
+
+
 def cmd_demo(args) -> int:
     """The gamepad demo: a live window with a display, a scripted headless session without."""
+    if args.vr:
+        return demo_vr(args)
     from viewer.demo import run_demo
 
     from . import database
@@ -304,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     from controllers.physics.cli import add_physics_parsers
 
     add_physics_parsers(what)
+    from controllers.vr.cli import add_vr_parsers
+
+    add_vr_parsers(sub)                # `train vr` (into the group above) and `eval vr`
     tr.set_defaults(func=lambda a: (tr.print_help(), 0)[1])
 
     dm = sub.add_parser("demo", help="the gamepad demo (live window; headless: PNGs + metrics)",
@@ -326,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
                     help="headless output folder (default out/demo)")
     dm.add_argument("--seconds", type=float, help="headless session length (default: the script's)")
+    dm.add_argument("--vr", choices=["replay", "webxr", "openxr"],
+                    help="the sparse-VR avatar instead: replay a head-and-hands trace (--trace, default a "
+                         "test-split clip), serve the WebXR page to a headset, or read an OpenXR runtime")
+    dm.add_argument("--trace", metavar="FILE", help="with --vr replay: the trace file")
     dm.add_argument("--width", type=int, default=1280, help="window / image width (default 1280)")
     dm.add_argument("--height", type=int, default=720, help="window / image height (default 720)")
     dm.set_defaults(func=cmd_demo)

@@ -1,0 +1,159 @@
+"""The sparse-VR controller: tracked head and hands in, full-body pose out.
+
+    from controllers.vr.controller import VRController
+    ctrl = VRController.load("controllers/vr/weights/diffusion.npz")   # or mlp.npz
+    pose = ctrl.reset()
+    pose = ctrl.step(control_input, 1 / 60)       # control_input.head/left_hand/right_hand
+
+Input: `ControlInput.head`, `.left_hand`, `.right_hand`, each (position [3],
+rotation (w, x, y, z) [4]) in world axes (metres, Y up) and in the engine's
+DEVICE convention: a device held level and pointing along world +Z has the
+identity rotation (device forward +Z, up +Y, left +X). viewer/vr_input.py
+converts WebXR / OpenXR poses to it once. The controller turns device
+rotations into the skeleton's Head / Hand_L / Hand_R joint rotations with the
+per-device offsets stored in the model (q_joint = q_device * offset, measured
+from the data); positions are used as the joints' positions.
+
+Each tick appends the devices to a history of W+1 frames (the first tick fills
+it with copies: the user is taken to have stood still before), computes the
+window's sparse signal in the head's heading frame, predicts the current
+frame and hangs the body from the tracked head. The diffusion predictor keeps
+the frames it has shown and inpaints them as the window's past (reset()
+clears them). A missing hand keeps its last
+pose (or, before any, a rest position relative to the head); a missing head
+holds the last pose. The model assumes 60 Hz ticks (velocities are per-tick
+differences x 60), whatever `dt` says.
+
+Pose.info: 'controller', 'ms' (time of this step), 'debug_lines' (the three
+devices' forward axes) and, when `ghost` is set (e.g. by a trace replay that
+knows the ground truth), 'ghost'.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from anim import quat
+from anim.control import ControlInput
+from anim.skeleton import Pose
+
+from . import data as vd
+from .blas import single_thread
+
+
+class VRController:
+    """Controller protocol (reset/step) around a sparse-VR predictor (diffusion,
+    mlp or the motion-matching baseline)."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self.skeleton = predictor.skeleton
+        self.window = int(predictor.window)
+        self.head_forward = np.asarray(predictor.head_forward, np.float32)
+        off = np.stack([np.asarray(predictor.calibration[d], np.float32) for d in vd.DEVICES])
+        self._offset = off
+        self._q = np.zeros((self.window + 1, 3, 4), np.float32)
+        self._p = np.zeros((self.window + 1, 3, 3), np.float32)
+        self._n = 0
+        self._last_pose: Pose | None = None
+        self._rest_hands = np.array([[0.2, -0.55, 0.15], [-0.2, -0.55, 0.15]], np.float32)  # head frame
+        self.ghost: Pose | None = None
+        self.stats = {"ticks": 0}
+        # warm up (numba compiles or loads its kernel) now, not on the first live tick
+        y = predictor.predict(np.zeros((1, self.window, vd.SPARSE_DIM), np.float32), np.zeros(1, np.float32))
+        vd.poses_from_features(y[0], np.float32(0), np.zeros(3, np.float32), self.skeleton)
+        if hasattr(predictor, "reset"):
+            predictor.reset()
+
+    @classmethod
+    def load(cls, path: str, skeleton=None, **kwargs) -> "VRController":
+        from .infer import load_predictor
+        return cls(load_predictor(path, skeleton, **kwargs))
+
+    # ---------------------------------------------------------------- protocol
+    def reset(self, pose: Pose | None = None) -> Pose:
+        """Clear the history. Returns `pose`, or a standing pose at the origin."""
+        self._n = 0
+        if hasattr(self.predictor, "reset"):
+            self.predictor.reset()
+        if pose is None:
+            pose = self._standing_pose()
+        self._last_pose = pose
+        return pose
+
+    def step(self, control_input: ControlInput, dt: float) -> Pose:
+        with single_thread():
+            return self._step(control_input)
+
+    def _step(self, control_input: ControlInput) -> Pose:
+        t0 = time.perf_counter()
+        if control_input.head is None:
+            pose = self._last_pose if self._last_pose is not None else self.reset()
+            return Pose(pose.rotations, pose.positions, pose.contacts,
+                        {**pose.info, "tracking": "head lost"})
+        q, p = self._joints(control_input)
+        if self._n == 0:
+            self._q[:] = q
+            self._p[:] = p
+        else:
+            self._q[:-1] = self._q[1:]
+            self._p[:-1] = self._p[1:]
+            self._q[-1] = q
+            self._p[-1] = p
+        self._n += 1
+        x, theta, _ = vd.sparse_features(self._q[None], self._p[None], self.head_forward)
+        y = self.predictor.predict(x, theta)
+        rot, pos = vd.poses_from_features(y[0], theta[0], self._p[-1, 0], self.skeleton)
+        ms = (time.perf_counter() - t0) * 1000
+        info = {"controller": f"vr-{getattr(self.predictor, 'kind', '?')}", "ms": ms,
+                "debug_lines": self._device_lines()}
+        if self.ghost is not None:
+            info["ghost"] = self.ghost
+        pose = Pose(rot, pos, None, info)
+        self._last_pose = pose
+        self.stats["ticks"] += 1
+        return pose
+
+    # ---------------------------------------------------------------- helpers
+    def _joints(self, ci: ControlInput):
+        """Device poses -> joint world rotations [3, 4] and positions [3, 3]."""
+        q = np.empty((3, 4), np.float32)
+        p = np.empty((3, 3), np.float32)
+        for i, key in enumerate(vd.DEVICE_KEYS):
+            dev = getattr(ci, key)
+            if dev is None:
+                if self._n > 0:      # keep the last known pose of this device
+                    q[i], p[i] = self._q[-1, i], self._p[-1, i]
+                    continue
+                hp, hq = ci.head     # no history: a rest pose relative to the head's heading
+                fwd = quat.rot(np.asarray(hq, np.float32), np.array([0, 0, 1], np.float32))
+                yaw = np.arctan2(fwd[0], fwd[2])
+                ry = quat.from_angle_axis(yaw, np.array([0, 1, 0], np.float32)).astype(np.float32)
+                p[i] = np.asarray(hp, np.float32) + quat.rot(ry, self._rest_hands[i - 1])
+                q[i] = quat.mul(ry, self._offset[i])
+                continue
+            pos, rot = dev
+            p[i] = pos
+            q[i] = quat.mul(quat.normalize(np.asarray(rot, np.float32)), self._offset[i])
+        return q, p
+
+    def _device_lines(self):
+        fwd = quat.rot(self._q[-1], np.broadcast_to(self.head_forward, (3, 3)))
+        fwd[1:] = quat.rot(quat.mul(self._q[-1, 1:], quat.inv(self._offset[1:])), np.array([0, 0, 1], np.float32))
+        colours = [(0.95, 0.85, 0.2), (0.2, 0.8, 0.3), (0.9, 0.3, 0.3)]
+        return [(np.stack([self._p[-1, i], self._p[-1, i] + 0.2 * fwd[i]]).astype(np.float32), colours[i])
+                for i in range(3)]
+
+    def _standing_pose(self) -> Pose:
+        meta = getattr(self.predictor, "meta", {}) or {}
+        rest = meta.get("rest_pose")
+        if rest is not None:
+            return Pose(np.asarray(rest["rotations"], np.float32), np.asarray(rest["positions"], np.float32),
+                        None, {"controller": "vr", "tracking": "waiting"})
+        j = self.skeleton.num_joints
+        rot = quat.identity(j)
+        pos = self.skeleton.offsets.copy()
+        pos[0] = 0
+        return Pose(rot, pos, None, {"controller": "vr", "tracking": "waiting"})

@@ -1,0 +1,343 @@
+"""Evaluate the sparse-VR predictors on the test split, side by side.
+
+    python -m controllers.vr.evaluate                       # shipped weights, all test clips
+    python -m controllers.vr.evaluate --diffusion out/vr/diffusion/model.npz --json out/vr/eval.json
+
+`run(...)` (for bench/) loads the shipped models and returns evaluate()'s dict
+with the markdown table under 'table'; `evaluate(predictors, data)` takes
+predictors already loaded; `markdown(result)` formats one.
+
+Protocol. Every frame of every test clip (original clips only, never mirrors)
+is predicted from the window that ends there (frames before the clip start
+repeat its first frame, as the live history buffer does), exactly what the
+online controller computes: batched for the stateless MLP; clip by clip,
+frame after frame, for motion matching; and for the diffusion model (which
+inpaints each window's past with the frames it has shown) all clips advance
+together one frame at a time. Errors are averaged over all frames of all
+test clips (frame-weighted). The val split (split='val') is for choosing
+between models; the test split is for the final table only.
+
+Metrics (AGRoL / AvatarPoser definitions, on the 21 joints below the
+simulation bone; positions in world space after the root is hung from the
+tracked head):
+  MPJRE  (deg)   mean over joints of |axis-angle(pred) - axis-angle(gt)| per
+                 component, wrapped to [-pi, pi] (AGRoL's code), on the hips'
+                 world rotation and the local rotations of the other joints;
+                 'mpjre_geodesic_deg' in the dict is the mean geodesic angle.
+  MPJPE  (cm)    mean joint position error.
+  MPJVE  (cm/s)  mean error of joint velocities (forward differences x 60).
+  Jitter (km/s^3) mean norm of the third finite difference of joint
+                 positions x 60^3 (AGRoL's jitter), / 1000.
+  Hand PE, Upper PE, Lower PE, Root PE (cm): MPJPE over the hands; the upper
+                 body (spine, chest, neck, head, shoulders, arms, hands); the
+                 lower body (hips, legs, feet, toes: AGRoL's lower index mapped
+                 on this skeleton); the hips.
+  Foot skate (cm/s): mean horizontal speed of the predicted toe joints over
+                 frame pairs where the ground truth has the foot in contact
+                 (anim.metrics.foot_skating with the database's contacts).
+  Latency (ms): wall time of VRController.step per frame on the CPU (device
+                 poses in, Pose out: features, model, placement), p50 and p99
+                 over `latency_frames` frames of test clips after a warm-up;
+                 the dict also has the thread's CPU time (latency_cpu_*), which
+                 other processes sharing the machine do not inflate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from anim import metrics as am
+from anim import quat
+
+from . import data as vd
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS = {"diffusion": HERE / "weights" / "diffusion.npz", "mlp": HERE / "weights" / "mlp.npz"}
+LABELS = {"diffusion": "AGRoL-style diffusion", "mlp": "MLP regressor (baseline)",
+          "mm": "motion matching (baseline)", "gt": "ground truth"}
+COLUMNS = [("mpjre_deg", "MPJRE (deg)"), ("mpjpe_cm", "MPJPE (cm)"), ("mpjve_cm_s", "MPJVE (cm/s)"),
+           ("jitter_km_s3", "Jitter (km/s^3)"), ("hand_pe_cm", "Hand PE (cm)"), ("upper_pe_cm", "Upper PE (cm)"),
+           ("lower_pe_cm", "Lower PE (cm)"), ("root_pe_cm", "Root PE (cm)"), ("foot_skate_cm_s", "Foot skate (cm/s)"),
+           ("latency_p50_ms", "p50 (ms)"), ("latency_p99_ms", "p99 (ms)")]
+
+
+def _wrap(a):
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def joint_rotations(rot: np.ndarray) -> np.ndarray:
+    """[T, J, 4] pose (database layout) -> [T, J-1, 4]: hips world rotation, then locals."""
+    out = rot[:, 1:].copy()
+    out[:, 0] = quat.mul(rot[:, 0], rot[:, 1])
+    return out
+
+
+class Accumulator:
+    """Frame-weighted sums of the metrics over clips."""
+
+    def __init__(self, skeleton, fps: float = vd.FPS):
+        self.fps = fps
+        names = skeleton.names[1:]
+        self.idx_hands = [names.index(n) for n in vd.HANDS]
+        self.idx_lower = [names.index(n) for n in vd.LOWER_BODY]
+        self.idx_upper = [i for i in range(len(names)) if i not in self.idx_lower]
+        self.idx_root = names.index("Hips")
+        self.idx_feet = [names.index(n) for n in vd.FEET]
+        self.sums: dict = {}
+        self.counts: dict = {}
+
+    def add(self, key, values):
+        v = np.asarray(values, np.float64)
+        self.sums[key] = self.sums.get(key, 0.0) + float(v.sum())
+        self.counts[key] = self.counts.get(key, 0) + int(v.size)
+
+    def clip(self, prot, ppos, grot, gpos, contacts):
+        """prot/grot [T, J-1, 4] joint rotations (joint_rotations), ppos/gpos [T, J-1, 3] world positions."""
+        aa_p = quat.to_scaled_angle_axis(prot.astype(np.float64))
+        aa_g = quat.to_scaled_angle_axis(grot.astype(np.float64))
+        self.add("mpjre_deg", np.degrees(np.abs(_wrap(aa_g - aa_p))).mean(-1))
+        d = np.abs(np.sum(prot.astype(np.float64) * grot, -1)).clip(0, 1)
+        self.add("mpjre_geodesic_deg", np.degrees(2 * np.arccos(d)))
+        err = np.linalg.norm(ppos - gpos, axis=-1) * 100
+        self.add("mpjpe_cm", err)
+        self.add("hand_pe_cm", err[:, self.idx_hands])
+        self.add("upper_pe_cm", err[:, self.idx_upper])
+        self.add("lower_pe_cm", err[:, self.idx_lower])
+        self.add("root_pe_cm", err[:, self.idx_root])
+        if len(ppos) >= 2:
+            vp, vg = np.diff(ppos, axis=0) * self.fps, np.diff(gpos, axis=0) * self.fps
+            self.add("mpjve_cm_s", np.linalg.norm(vp - vg, axis=-1) * 100)
+        self.add("jitter_km_s3", jitter(ppos, self.fps))
+        self.add("gt_jitter_km_s3", jitter(gpos, self.fps))
+        self._skate("foot_skate_cm_s", ppos[:, self.idx_feet], contacts)
+        self._skate("gt_foot_skate_cm_s", gpos[:, self.idx_feet], contacts)
+
+    def _skate(self, key, feet, contacts):
+        s = am.foot_skating(feet, contacts, self.fps)
+        self.sums[key] = self.sums.get(key, 0.0) + s["mean_cm_s"] * s["samples"]
+        self.counts[key] = self.counts.get(key, 0) + s["samples"]
+
+    def result(self) -> dict:
+        return {k: self.sums[k] / max(self.counts[k], 1) for k in self.sums}
+
+
+def jitter(gpos: np.ndarray, fps: float) -> np.ndarray:
+    """[T-3, J] norm of the third difference of positions [T, J, 3], km/s^3."""
+    g = np.asarray(gpos, np.float64)
+    if len(g) < 4:
+        return np.zeros((0,) + g.shape[1:2])
+    j = g[3:] - 3 * g[2:-1] + 3 * g[1:-2] - g[:-3]
+    return np.linalg.norm(j, axis=-1) * fps ** 3 / 1000.0
+
+
+def _predict_clip(pred, data, frames, hf, chunk=2048):
+    """Every frame of one clip: batched for stateless predictors, in order
+    (rows taken as consecutive frames) for the motion-matching baseline."""
+    ys, ths = [], []
+    if hasattr(pred, "reset"):
+        pred.reset()
+    for a in range(0, len(frames), chunk):
+        x, _, th, _ = vd.windows(data, frames[a:a + chunk], hf, pred.window, with_target=False)
+        ys.append(pred.predict(x, th))
+        ths.append(th)
+    return np.concatenate(ys), np.concatenate(ths)
+
+
+def _predict_lockstep(pred, data, clips, hf):
+    """A predictor that carries state from frame to frame per stream
+    (`stateful`: the diffusion's inpainted past): all clips advance one frame
+    at a time together, longest first, so that the streams still running are
+    always a prefix of the batch. The same computation as the online loop."""
+    order = sorted(clips, key=lambda c: -(data.stops[c] - data.starts[c]))
+    lengths = np.array([data.stops[c] - data.starts[c] for c in order])
+    starts = np.array([data.starts[c] for c in order])
+    ys = {c: np.empty((n, 126), np.float32) for c, n in zip(order, lengths)}
+    ths = {c: np.empty(n, np.float32) for c, n in zip(order, lengths)}
+    pred.reset()
+    for k in range(int(lengths.max())):
+        n = int((lengths > k).sum())
+        x, _, th, _ = vd.windows(data, starts[:n] + k, hf, pred.window, with_target=False)
+        y = pred.predict(x, th)
+        for i in range(n):
+            ys[order[i]][k] = y[i]
+            ths[order[i]][k] = th[i]
+    return ys, ths
+
+
+def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60) -> dict:
+    """Per-frame VRController.step time over test clips' device poses."""
+    from anim.control import ControlInput
+
+    from .controller import VRController
+    ctrl = VRController(pred)
+    dev_q = vd.joints_to_devices(data.dev_q, data.calibration)
+    times, cpu = [], []
+    for c in clips:
+        ctrl.reset()
+        for f in range(data.starts[c], data.stops[c]):
+            ci = ControlInput(**{k: (data.dev_p[f, i], dev_q[f, i]) for i, k in enumerate(vd.DEVICE_KEYS)})
+            t0, c0 = time.perf_counter(), time.thread_time()
+            ctrl.step(ci, 1 / vd.FPS)
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+            if len(times) >= frames + warmup:
+                break
+        if len(times) >= frames + warmup:
+            break
+    ms = np.array(times[warmup:]) * 1000
+    t = am.tick_times(ms)
+    c = am.tick_times(np.array(cpu[warmup:]) * 1000)
+    return {"latency_p50_ms": t["p50_ms"], "latency_p99_ms": t["p99_ms"], "latency_max_ms": t["max_ms"],
+            "latency_cpu_p50_ms": c["p50_ms"], "latency_cpu_p99_ms": c["p99_ms"], "latency_frames": int(ms.size)}
+
+
+def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0, latency_frames: int = 600,
+             progress: bool = True, split: str = "test") -> dict:
+    """Metrics of each predictor (name -> Predictor or MotionMatchingBaseline)
+    on the test split (or split='val', for choosing between models). Returns
+    {'methods': {name: metrics}, 'gt': {...}, 'test_clips', 'test_frames',
+    'split', 'targets': {...}}."""
+    from tqdm import tqdm
+    if data is None:
+        data = vd.build(vd.VRDataConfig(), progress=progress)
+    clips = data.clips(split, mirrored=False)
+    if max_clips:
+        clips = clips[:max_clips]
+    if not clips:
+        raise ValueError(f"no {split} clips")
+    out = {"methods": {}, "split": split, "test_clips": len(clips),
+           "test_frames": int(sum(data.stops[c] - data.starts[c] for c in clips))}
+    gt = None
+    for name, pred in predictors.items():
+        hf = np.asarray(pred.head_forward, np.float32)
+        acc = Accumulator(data.skeleton)
+        t0 = time.perf_counter()
+        lock = _predict_lockstep(pred, data, clips, hf) if getattr(pred, "stateful", False) else None
+        for c in tqdm(clips, desc=f"eval {name}", disable=not progress, unit="clip", leave=False):
+            frames = np.arange(data.starts[c], data.stops[c])
+            y, th = (lock[0][c], lock[1][c]) if lock else _predict_clip(pred, data, frames, hf)
+            rot, pos = vd.poses_from_features(y, th, data.dev_p[frames, 0], data.skeleton)
+            grot_, gpos_ = vd.ground_truth_pose(data, frames, hf)
+            _, pg = quat.fk(rot, pos, data.skeleton.parents)
+            _, gg = quat.fk(grot_, gpos_, data.skeleton.parents)
+            acc.clip(joint_rotations(rot), pg[:, 1:], joint_rotations(grot_), gg[:, 1:], data.contacts[frames])
+        m = acc.result()
+        m["eval_s"] = time.perf_counter() - t0
+        if latency_frames:
+            m.update(measure_latency(pred, data, clips, latency_frames))
+        gt = {"jitter_km_s3": m.pop("gt_jitter_km_s3"), "foot_skate_cm_s": m.pop("gt_foot_skate_cm_s")}
+        out["methods"][name] = m
+    out["gt"] = gt or {}
+    out["targets"] = targets(out)
+    return out
+
+
+def targets(res: dict) -> dict:
+    """The issue's targets: diffusion beats both baselines on MPJPE, lower-body
+    error and jitter; its jitter within 2x the ground truth's; p99 <= 5 ms."""
+    m = res["methods"]
+    if "diffusion" not in m:
+        return {}
+    d = m["diffusion"]
+    others = [v for k, v in m.items() if k != "diffusion"]
+    t = {f"beats_baselines_{k}": all(d[k] < o[k] for o in others)
+         for k in ("mpjpe_cm", "lower_pe_cm", "jitter_km_s3")}
+    if res.get("gt"):
+        t["jitter_within_2x_gt"] = d["jitter_km_s3"] <= 2 * res["gt"]["jitter_km_s3"]
+    if "latency_p99_ms" in d:
+        t["p99_le_5ms"] = d["latency_p99_ms"] <= 5.0
+    return t
+
+
+def markdown(res: dict) -> str:
+    head = "| method | " + " | ".join(c for _, c in COLUMNS) + " |"
+    sep = "| --- |" + " --- |" * len(COLUMNS)
+    rows = [head, sep]
+    for name, m in res["methods"].items():
+        rows.append(f"| {LABELS.get(name, name)} | " + " | ".join(
+            f"{m[k]:.2f}" if k in m else "-" for k, _ in COLUMNS) + " |")
+    if res.get("gt"):
+        g = res["gt"]
+        rows.append(f"| {LABELS['gt']} | " + " | ".join(
+            f"{g[k]:.2f}" if k in g else "-" for k, _ in COLUMNS) + " |")
+    rows.append("")
+    cpu = ", ".join(f"{n} {m['latency_cpu_p50_ms']:.2f} / {m['latency_cpu_p99_ms']:.2f}"
+                    for n, m in res["methods"].items() if "latency_cpu_p50_ms" in m)
+    if cpu:
+        rows.append(f"Latency as CPU time of the stepping thread, p50 / p99 ms: {cpu}.")
+    if res.get("load_average") is not None:
+        rows.append(f"Machine load average while measuring: {res['load_average']:.1f}.")
+    rows.append(f"{res['test_clips']} {res.get('split', 'test')} clips, {res['test_frames']} frames at 60 Hz. Targets: "
+                + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in res.get("targets", {}).items()))
+    return "\n".join(rows)
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--diffusion", default=str(DEFAULT_WEIGHTS["diffusion"]), help="diffusion model (.npz)")
+    p.add_argument("--mlp", default=str(DEFAULT_WEIGHTS["mlp"]), help="MLP baseline model (.npz)")
+    p.add_argument("--methods", default="diffusion,mlp,mm", help="comma-separated subset of diffusion,mlp,mm")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps of the diffusion model (default: its own)")
+    p.add_argument("--inpaint", type=int, default=None,
+                   help="diffusion: past frames inpainted with those shown (default W-1; 0: plain sliding window)")
+    p.add_argument("--max-clips", type=int, default=0, help="evaluate on the first N test clips (0: all)")
+    p.add_argument("--latency-frames", type=int, default=600, help="frames timed per method (0: skip)")
+    p.add_argument("--json", default=None, help="also write the result dict here")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS["diffusion"]),
+        mlp: str = str(DEFAULT_WEIGHTS["mlp"]), steps: int | None = None, max_clips: int = 0,
+        latency_frames: int = 600, progress: bool = False, data=None, inpaint: int | None = None) -> dict:
+    """Load the methods (shipped weights by default) and evaluate them: the entry
+    point for bench/. Returns evaluate()'s dict plus 'table' (markdown) and 'load_average'."""
+    from .infer import load_predictor
+    data = data if data is not None else vd.build(vd.VRDataConfig(), progress=progress)
+    preds = {}
+    for m in methods:
+        if m == "diffusion":
+            preds[m] = load_predictor(diffusion, data.skeleton, inpaint=inpaint,
+                                      **({"sample_steps": steps} if steps else {}))
+        elif m == "mlp":
+            preds[m] = load_predictor(mlp, data.skeleton)
+        elif m == "mm":
+            from .baselines import MotionMatchingBaseline
+            preds[m] = MotionMatchingBaseline(data)
+        else:
+            raise ValueError(f"unknown method {m!r} (diffusion, mlp, mm)")
+    res = evaluate(preds, data, max_clips, latency_frames, progress=progress)
+    res["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    res["table"] = markdown(res)
+    return res
+
+
+def run_from_args(args) -> dict:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        res = run(methods, args.diffusion, args.mlp, args.steps, args.max_clips, args.latency_frames,
+                  progress=not args.quiet, inpaint=args.inpaint)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    print(res["table"])
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m controllers.vr.evaluate", description=__doc__.split("\n\n")[0])
+    add_eval_arguments(p)
+    run_from_args(p.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""Train a sparse-VR predictor.
+
+    python -m controllers.vr.train --model diffusion --out out/vr/diffusion
+    python -m controllers.vr.train --model mlp --out out/vr/mlp
+    (--iterations N, --minutes M (a wall-clock cap), --seed S, --device cpu|cuda,
+     --threads T, --fresh to ignore a checkpoint, --export PATH to copy the model)
+
+Writes OUT/checkpoint.pt (every `checkpoint_s` seconds and at the end; written
+to a temporary file and renamed), OUT/log.jsonl (one line per logged
+iteration and per validation) and OUT/model.npz (the numpy artefact of the EMA
+weights, what the controller and the evaluation load). Running the same
+command again resumes from the checkpoint. Every random draw of iteration i
+comes from generators seeded with (seed, i), so a resumed run continues
+exactly as an uninterrupted one would (on the same device and thread count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from . import data as vd
+from . import infer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """model: 'diffusion' or 'mlp'; iterations: optimizer steps (the learning
+    rate schedule spans them); minutes: stop early after this wall time (0 = no
+    cap); batch: windows per step; lr, weight_decay, warmup: AdamW with linear
+    warm-up then cosine decay to 5%; ema: decay of the exported weights;
+    seed; threads: torch CPU threads; val_every: iterations between validations;
+    val_windows: fixed validation windows; norm_windows: windows sampled for the
+    normalization statistics; checkpoint_s: seconds between checkpoints;
+    log_every: iterations between log lines."""
+
+    model: str = "diffusion"
+    iterations: int = 4500
+    minutes: float = 0.0
+    batch: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    ema: float = 0.998
+    seed: int = 0
+    threads: int = 1
+    val_every: int = 300
+    val_windows: int = 1024
+    norm_windows: int = 20000
+    checkpoint_s: float = 120.0
+    log_every: int = 50
+
+
+DEFAULT_ITERATIONS = {"diffusion": 4500, "mlp": 4000}
+
+
+def _lr(cfg: TrainConfig, it: int) -> float:
+    if it < cfg.warmup:
+        return cfg.lr * (it + 1) / cfg.warmup
+    p = min(1.0, (it - cfg.warmup) / max(1, cfg.iterations - cfg.warmup))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * p)))
+
+
+def norm_stats(data, ends, hf, window):
+    x, y, _, _ = vd.windows(data, ends, hf, window)
+    xm, xs = x.reshape(-1, x.shape[-1]).mean(0), x.reshape(-1, x.shape[-1]).std(0)
+    ym, ys = y.reshape(-1, y.shape[-1]).mean(0), y.reshape(-1, y.shape[-1]).std(0)
+    return (xm.astype(np.float32), np.maximum(xs, 1e-3).astype(np.float32),
+            ym.astype(np.float32), np.maximum(ys, 1e-3).astype(np.float32))
+
+
+def _atomic_torch_save(obj, path):
+    import torch
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def rest_pose(data) -> dict:
+    """A standing pose at the origin facing +Z (the first frame of the first
+    training clip), what the controller shows before any tracking arrives."""
+    c = (data.clips("train", mirrored=False) or data.clips("train"))[0]
+    f = np.array([data.starts[c]])
+    rot, pos = vd.ground_truth_pose(data, f, vd.head_forward_axis(data.calibration))
+    rot[0, 0] = [1, 0, 0, 0]
+    pos[0, 0] = 0
+    return {"rotations": rot[0].tolist(), "positions": pos[0].tolist()}
+
+
+def export(path: str, kind: str, model_cfg, state: dict, norm, data, seed: int, record: dict) -> None:
+    """Write the numpy artefact of a trained network."""
+    from .models import fixed_noise
+    arrays = {k: v.detach().cpu().numpy() for k, v in state.items()}
+    arrays.update(x_mean=norm[0], x_std=norm[1], y_mean=norm[2], y_std=norm[3])
+    if kind == "diffusion":
+        arrays["noise"] = fixed_noise(model_cfg)
+    meta = {"kind": kind, "config": asdict(model_cfg), "window": model_cfg.window,
+            "skeleton": infer.skeleton_meta(data.skeleton), "calibration": data.calibration,
+            "head_forward": vd.head_forward_axis(data.calibration).tolist(),
+            "devices": list(vd.DEVICES), "fps": vd.FPS, "seed": seed, "training": record,
+            "rest_pose": rest_pose(data)}
+    infer.save_artefact(path, meta, arrays)
+
+
+def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig | None = None,
+          device: str = "cpu", fresh: bool = False, progress: bool = True, data=None, command: str = "",
+          stop_at: int | None = None) -> dict:
+    """Train (or resume) and export OUT/model.npz. Returns a summary dict.
+    stop_at: stop at this iteration as an interruption would (checkpoint, no
+    export); running again resumes."""
+    import torch
+    from tqdm import tqdm
+
+    from .models import Diffusion, DiffusionConfig, DiffMLP, MLPConfig, MLPRegressor
+
+    torch.set_num_threads(cfg.threads)
+    if model_cfg is None:
+        model_cfg = DiffusionConfig() if cfg.model == "diffusion" else MLPConfig()
+    window = model_cfg.window
+    data_cfg = replace(data_cfg or vd.VRDataConfig(), window=window)
+    os.makedirs(out, exist_ok=True)
+    t_start = time.perf_counter()
+    if data is None:
+        data = vd.build(data_cfg, progress=progress)
+    data.config = replace(data.config, window=window)
+    hf = vd.head_forward_axis(data.calibration)
+    train_ends = data.frames("train")
+    val_ends = data.frames("val")
+    if len(train_ends) == 0:
+        raise ValueError("no training frames")
+    rng0 = np.random.default_rng([cfg.seed, 10**9])
+    norm = norm_stats(data, rng0.choice(train_ends, min(cfg.norm_windows, len(train_ends)), replace=False), hf,
+                      window)
+    if len(val_ends):
+        val_ends = np.sort(rng0.choice(val_ends, min(cfg.val_windows, len(val_ends)), replace=False))
+
+    def batch_arrays(ends):
+        x, y, _, _ = vd.windows(data, ends, hf, window)
+        x = (x - norm[0]) / norm[1]
+        y = (y - norm[2]) / norm[3]
+        return torch.from_numpy(x.astype(np.float32)).to(device), torch.from_numpy(y.astype(np.float32)).to(device)
+
+    torch.manual_seed(cfg.seed)
+    if cfg.model == "diffusion":
+        net = DiffMLP(model_cfg).to(device)
+        diffusion = Diffusion(model_cfg)
+        diffusion.alpha_bar = diffusion.alpha_bar.to(device)
+    elif cfg.model == "mlp":
+        net = MLPRegressor(model_cfg).to(device)
+    else:
+        raise ValueError(f"unknown model {cfg.model!r} (diffusion, mlp)")
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    it, elapsed, history = 0, 0.0, []
+    ckpt_path = os.path.join(out, "checkpoint.pt")
+    ident = {"train": asdict(replace(cfg, minutes=0.0, iterations=0, threads=0)), "model": asdict(model_cfg),
+             "data": asdict(data_cfg)}
+    if os.path.exists(ckpt_path) and not fresh:
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["ident"] != ident:
+            raise SystemExit(f"{ckpt_path} was made with other settings; pass --fresh to start over "
+                             f"(or another --out)")
+        net.load_state_dict(ck["net"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        it, elapsed, history = ck["it"], ck["elapsed"], ck["history"]
+        if progress:
+            print(f"resuming {ckpt_path} at iteration {it} ({elapsed / 60:.1f} min trained)", file=sys.stderr)
+    n_params = sum(p.numel() for p in net.parameters())
+    log_path = os.path.join(out, "log.jsonl")
+    log = open(log_path, "a")
+
+    def checkpoint():
+        _atomic_torch_save({"ident": ident, "net": net.state_dict(), "ema": ema.state_dict(),
+                            "opt": opt.state_dict(), "it": it, "elapsed": elapsed, "history": history,
+                            "norm": norm}, ckpt_path)
+
+    def validate():
+        if len(val_ends) == 0:
+            return float("nan")
+        ema.eval()
+        losses = []
+        with torch.no_grad():
+            for a in range(0, len(val_ends), 512):
+                x, y = batch_arrays(val_ends[a:a + 512])
+                pred = diffusion.sample(ema, x)[:, -1] if cfg.model == "diffusion" else ema(x)
+                losses.append(((pred - y[:, -1]) ** 2).mean(-1))
+        return float(torch.cat(losses).mean())
+
+    prep_s = time.perf_counter() - t_start
+    last_ckpt = time.perf_counter()
+    stopped = "iterations"
+    seg_start = time.perf_counter()
+    seg_base = elapsed
+    bar = tqdm(total=cfg.iterations, initial=it, desc=f"train {cfg.model}", unit="it", disable=not progress,
+               dynamic_ncols=True)
+    run_loss = None
+    try:
+        while it < cfg.iterations:
+            if stop_at is not None and it >= stop_at:
+                checkpoint()
+                bar.close()
+                log.close()
+                return {"iterations": it, "stopped_by": "stop_at"}
+            if cfg.minutes and seg_base + time.perf_counter() - seg_start >= cfg.minutes * 60:
+                stopped = "minutes"
+                break
+            rng = np.random.default_rng([cfg.seed, it])
+            ends = rng.choice(train_ends, cfg.batch)
+            x, y = batch_arrays(ends)
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
+            for group in opt.param_groups:
+                group["lr"] = _lr(cfg, it)
+            net.train()
+            if cfg.model == "diffusion":
+                t = diffusion.sample_t(cfg.batch, g).to(device)
+                noise = torch.randn(y.shape, generator=g).to(device)
+                pred = net(diffusion.q_sample(y, t, noise), t, x)
+                loss = diffusion.loss(pred, y)
+            else:
+                loss = ((net(x) - y[:, -1]) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                d = min(cfg.ema, (1 + it) / (10 + it))
+                for pe, pn in zip(ema.parameters(), net.parameters()):
+                    pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+            it += 1
+            elapsed = seg_base + time.perf_counter() - seg_start
+            lv = float(loss.detach())
+            run_loss = lv if run_loss is None else 0.98 * run_loss + 0.02 * lv
+            bar.update(1)
+            if it % cfg.log_every == 0 or it == cfg.iterations:
+                rec = {"it": it, "loss": lv, "loss_avg": run_loss, "lr": _lr(cfg, it - 1), "elapsed_s": elapsed}
+                history.append(rec)
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{run_loss:.4f}")
+            if it % cfg.val_every == 0 or it == cfg.iterations:
+                v = validate()
+                rec = {"it": it, "val_last_frame_mse": v, "elapsed_s": elapsed}
+                history.append(rec)
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.write(f"it {it}: train loss {run_loss:.4f}, val last-frame mse {v:.4f} "
+                          f"({elapsed / 60:.1f} min)")
+            if time.perf_counter() - last_ckpt >= cfg.checkpoint_s:
+                checkpoint()
+                last_ckpt = time.perf_counter()
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        checkpoint()
+        bar.close()
+        log.close()
+        print(f"interrupted at iteration {it}: checkpoint saved, run the same command to resume", file=sys.stderr)
+        raise
+    bar.close()
+    checkpoint()
+    log.close()
+    val = [h["val_last_frame_mse"] for h in history if "val_last_frame_mse" in h]
+    losses = [h["loss_avg"] for h in history if "loss_avg" in h]
+    record = {"iterations": it, "planned_iterations": cfg.iterations, "stopped_by": stopped,
+              "train_wall_s": round(elapsed, 1), "data_prep_s": round(prep_s, 1), "params": n_params,
+              "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
+              "final_val_last_frame_mse": val[-1] if val else None, "train_config": asdict(cfg),
+              "data_config": asdict(data_cfg), "device": device, "command": command,
+              "train_frames": int(len(train_ends))}
+    export(os.path.join(out, "model.npz"), cfg.model, model_cfg, ema.state_dict(), norm, data, cfg.seed, record)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(record, f, indent=1)
+    return record
+
+
+def ship(src: str, dst: str) -> None:
+    """Copy a trained model.npz as a shipped artefact: float16 arrays (half the size)."""
+    meta, arrays = infer.load_artefact(src)
+    infer.save_artefact(dst, {k: v for k, v in meta.items() if k not in ("format", "version", "float16")},
+                        arrays, half=True)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=("diffusion", "mlp"), default="diffusion")
+    p.add_argument("--out", required=True, help="output folder (checkpoint, log, model.npz)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help=f"optimizer steps (default {DEFAULT_ITERATIONS})")
+    p.add_argument("--minutes", type=float, default=0.0, help="wall-clock cap in minutes (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1: on a shared 2-core machine 2 threads ran 3x slower)")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--window", type=int, default=None, help="frames per window (default 40)")
+    p.add_argument("--latent", type=int, default=None, help="diffusion latent width (default 128)")
+    p.add_argument("--blocks", type=int, default=None, help="diffusion MLP blocks (default 6)")
+    p.add_argument("--cond-blocks", type=int, default=None, help="sparse-signal encoder blocks (default 2)")
+    p.add_argument("--global-cond", type=int, default=None, help="window-level encoder width (default 384, 0: off)")
+    p.add_argument("--last-frame-weight", type=float, default=None, help="extra loss weight of the current frame (default 1)")
+    p.add_argument("--max-clips", type=int, default=0, help="use at most this many clips (0: all)")
+    p.add_argument("--fresh", action="store_true", help="start over even if OUT has a checkpoint")
+    p.add_argument("--export", default=None,
+                   help="also write model.npz here as float16 (e.g. controllers/vr/weights/diffusion.npz)")
+    p.add_argument("--val-every", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_from_args(args) -> int:
+    from .models import DiffusionConfig, MLPConfig
+    cfg = TrainConfig(model=args.model, iterations=args.iterations or DEFAULT_ITERATIONS[args.model],
+                      minutes=args.minutes, seed=args.seed, threads=args.threads)
+    if args.batch:
+        cfg = replace(cfg, batch=args.batch)
+    if args.lr:
+        cfg = replace(cfg, lr=args.lr)
+    if args.val_every:
+        cfg = replace(cfg, val_every=args.val_every)
+    if args.model == "diffusion":
+        mc = DiffusionConfig()
+        for k in ("window", "latent", "blocks", "cond_blocks", "global_cond", "last_frame_weight"):
+            if getattr(args, k) is not None:
+                mc = replace(mc, **{k: getattr(args, k)})
+    else:
+        mc = MLPConfig()
+        if args.window:
+            mc = replace(mc, window=args.window)
+    dc = vd.VRDataConfig(max_clips=args.max_clips)
+    command = "python -m controllers.vr.train " + " ".join(sys.argv[1:]) if sys.argv else ""
+    rec = train(cfg, args.out, mc, dc, device=args.device, fresh=args.fresh, progress=not args.quiet,
+                command=command)
+    print(json.dumps({k: rec[k] for k in ("iterations", "stopped_by", "train_wall_s", "params", "first_loss",
+                                          "final_loss", "final_val_last_frame_mse")}))
+    if args.export:
+        ship(os.path.join(args.out, "model.npz"), args.export)
+        print(f"exported {args.export} (float16)")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m controllers.vr.train", description=__doc__.split("\n\n")[0])
+    add_train_arguments(p)
+    return run_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
