@@ -59,8 +59,8 @@ class DiffusionConfig:
     0..T-1): the same 1000-step model, trained harder where it is used."""
 
     window: int = 40
-    latent: int = 128
-    blocks: int = 6
+    latent: int = 160
+    blocks: int = 4
     cond_blocks: int = 2
     global_cond: int = 384
     diffusion_steps: int = 1000
