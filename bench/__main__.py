@@ -27,6 +27,7 @@ BENCHMARKS = {
     "search": ("bench.search_db", "Motion database and nearest-neighbour search (issue 2)"),
     "motion_matching": ("bench.motion_matching", "Interactive motion matching and the viewer (issue 3)"),
     "learned": ("bench.learned", "Learned motion matching against motion matching (issue 4)"),
+    "vr": ("bench.vr", "Sparse-VR full-body prediction (issue 5)"),
     "physics": ("controllers.physics.bench", "Physics tracking (issue 6)"),
 }
 
