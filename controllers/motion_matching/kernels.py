@@ -26,18 +26,21 @@ def root_to_world(rot0, pos0, vel0, avel0, src_pos, src_rot, dst_pos, dst_rot):
 
 
 @njit(**_NB)
+def joint_input(j, wr, wp, wv, ww, rot, pos, vel, avel):
+    """Joint j of an animation pose as float64; the root (j = 0) already placed in the world."""
+    if j == 0:
+        return wr, wp, wv, ww
+    return (rot[j].astype(np.float64), pos[j].astype(np.float64), vel[j].astype(np.float64),
+            avel[j].astype(np.float64))
+
+
+@njit(**_NB)
 def inert_transition(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
                      off_pos, off_vel, off_rot, off_avel, out_pos, out_vel, out_rot, out_avel):
     """Offsets so that the destination pose + offsets equals the pose shown now."""
     wr, wp, wv, ww = root_to_world(rot[0], pos[0], vel[0], avel[0], src_pos, src_rot, dst_pos, dst_rot)
     for j in range(rot.shape[0]):
-        if j == 0:
-            dq, dx, dv, dw = wr, wp, wv, ww
-        else:
-            dq = rot[j].astype(np.float64)
-            dx = pos[j].astype(np.float64)
-            dv = vel[j].astype(np.float64)
-            dw = avel[j].astype(np.float64)
+        dq, dx, dv, dw = joint_input(j, wr, wp, wv, ww, rot, pos, vel, avel)
         # the shown pose (out = source + offset) minus the destination: the new
         # offset makes destination + offset == what is shown now
         off_pos[j] = out_pos[j] - dx
@@ -54,13 +57,7 @@ def inert_update(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
     eydt = math.exp(-y * dt)
     wr, wp, wv, ww = root_to_world(rot[0], pos[0], vel[0], avel[0], src_pos, src_rot, dst_pos, dst_rot)
     for j in range(rot.shape[0]):
-        if j == 0:
-            iq, ix, iv, iw = wr, wp, wv, ww
-        else:
-            iq = rot[j].astype(np.float64)
-            ix = pos[j].astype(np.float64)
-            iv = vel[j].astype(np.float64)
-            iw = avel[j].astype(np.float64)
+        iq, ix, iv, iw = joint_input(j, wr, wp, wv, ww, rot, pos, vel, avel)
         j1 = off_vel[j] + off_pos[j] * y
         off_pos[j] = eydt * (off_pos[j] + j1 * dt)
         off_vel[j] = eydt * (off_vel[j] - j1 * y * dt)
