@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from anim.search import (KINDS, LANES, BruteForce, KDTree, SearchIndex, _kd_build, _lanes_boxdist,
-                         _lanes_sqdist, make_index)
+from anim.search import (KINDS, LANES, BruteForce, KDTree, SearchIndex, _half_outward, _kd_build,
+                         _lanes_boxdist, _lanes_sqdist, make_index)
 from numba import njit
 
 KIND_NAMES = sorted(KINDS)
@@ -243,6 +243,53 @@ def test_simd_kernels_match_numpy(F, M):
         _run_boxdist(B, i, q, out)
         t = np.maximum(np.maximum(lo[i] - q[:, None], q[:, None] - hi[i]), 0)
         np.testing.assert_allclose(out, (t ** 2).sum(0), rtol=1e-5)
+
+
+def test_simd_kernels_read_float16_bits():
+    rng = np.random.default_rng(7)
+    A = rng.normal(0, 3, (3, 27, LANES)).astype(np.float16)
+    q = rng.normal(0, 3, 27).astype(np.float32)
+    out = np.full(LANES, np.nan, np.float32)
+    _run_sqdist(np.ascontiguousarray(A.view(np.uint16)), 1, q, out)
+    np.testing.assert_allclose(out, ((A[1].astype(np.float32) - q[:, None]) ** 2).sum(0), rtol=1e-5)
+
+
+def test_half_boxes_round_outward():
+    rng = np.random.default_rng(8)
+    lo = rng.normal(0, 50, (5, 27, LANES)).astype(np.float32)
+    hi = lo + rng.random((5, 27, LANES), dtype=np.float32) * 1e-3      # thinner than float16's step
+    lo[2, :, -2:], hi[2, :, -2:] = np.inf, -np.inf
+    B = np.ascontiguousarray(np.concatenate([lo, hi], axis=2))
+    H = _half_outward(B).view(np.float16).astype(np.float32)
+    assert (H[..., :LANES] <= lo).all() and (H[..., LANES:] >= hi).all()
+    assert np.isposinf(H[2, :, LANES - 2:LANES]).all() and np.isneginf(H[2, :, -2:]).all()
+
+
+@pytest.mark.parametrize("offset", [0.0, 700.0])
+def test_compact_kdtree_is_exact_below_float16_resolution(offset):
+    """Rows closer together than float16 can tell apart (its step is 0.5 at 700):
+    the compact tree re-measures them on the float32 rows and still returns
+    brute force's answer, and the same answer as the float32 tree."""
+    rng = np.random.default_rng(9)
+    X = (offset + rng.normal(0, 1, (4000, 27)) * np.float32(0.01)).astype(np.float32)
+    X[::7] += rng.normal(0, 2, (len(X[::7]), 27)).astype(np.float32)
+    Q = (X[rng.integers(0, len(X), 300)] + rng.normal(0, 0.003, (300, 27))).astype(np.float32)
+    small = KDTree(X, compact=True, rotate=False)    # (rotation would centre the offset away)
+    wide = KDTree(X, compact=False, rotate=False)
+    assert small._full[2].dtype == np.uint16 and wide._full[2].dtype == np.float32
+    i1, d1 = small.query_batch(Q)
+    i2, d2 = wide.query_batch(Q)
+    check(X, Q, np.ones(len(X), bool), i1, d1, reference(X, Q, np.ones(len(X), bool)))
+    np.testing.assert_allclose(d1, d2, rtol=RTOL, atol=ATOL)
+
+
+def test_compact_kdtree_keeps_float32_beyond_half_range():
+    X = np.random.default_rng(10).normal(0, 1, (500, 27)).astype(np.float32)
+    X[0, 0] = 5e4                                   # beyond float16's useful range
+    index = KDTree(X, rotate=False)
+    assert index._full[2].dtype == np.float32
+    i, d = index.query(X[0])
+    assert i == 0 and d == 0
 
 
 @pytest.mark.parametrize("n", [1, 15, 16, 17, 511, 512, 513, 3000])
