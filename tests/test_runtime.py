@@ -151,6 +151,27 @@ def test_foot_lock_pins_a_planted_foot_and_releases_it():
     assert np.linalg.norm(g[4] - ga[4]) < 1e-3
 
 
+def test_a_landing_foot_stops_where_it_lands():
+    """Contacts admit a foot still moving a little: once it lands, the shown
+    foot stays where it was shown at the landing frame (no velocity carried
+    on), without a jump."""
+    parents, rot, pos = _leg()
+    locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.6)
+    locks.reset(rot, pos, [False])
+    shown = []
+    for i in range(40):
+        p = pos.copy()
+        p[0, 0] = 0.005 * i                    # the animation's foot moves 30 cm/s throughout
+        out = locks.apply(rot, p, [i >= 20], 1 / 60)
+        _, g = quat.fk(out, p, parents)
+        shown.append(g[4].copy())
+    shown = np.array(shown)
+    step = np.linalg.norm(np.diff(shown[:, [0, 2]], axis=0), axis=-1)
+    assert np.all(step[:19] > 0.004)                       # free: it follows the animation
+    assert np.all(step[19:] < 1e-6)                        # landed at frame 20: still from then on
+    assert np.linalg.norm(shown[20] - shown[19]) < 0.006   # no jump at landing (one frame's motion)
+
+
 def test_foot_lock_engages_at_reset_when_in_contact():
     parents, rot, pos = _leg()
     locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.2)

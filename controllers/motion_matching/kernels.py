@@ -230,11 +230,16 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_
     unlock = locked and q.length(point - input_pos) > unlock_radius
     zero = np.zeros(3)
     if state[0] == 0 and input_contact:
+        # the foot lands: pinned where it is shown, at the animation's height.
+        # Unlike Holden's contact_update, the landing foot stops at once: no
+        # velocity offset carries it on (contacts admit feet still moving at up
+        # to the database's contact_speed, and a carried velocity slid them on
+        # for ~6 frames: most of the skating left in locked feet).
         state[1] = 1
         point[:] = position
         point[1] = input_pos[1]
-        off_pos[:] = off_pos + input_pos - point
-        off_vel[:] = off_vel + input_vel - zero
+        off_pos[:] = position - point
+        off_vel[:] = zero
     elif (locked and state[0] == 1 and not input_contact) or unlock:
         state[1] = 0
         off_pos[:] = off_pos + point - input_pos
