@@ -212,14 +212,15 @@ def test_foot_locking_keeps_a_planted_foot_still(db):
 # benchmark reports the exact figures. These tests check relaxed bounds, per
 # script where the data limits what the controller can do: the normal-style
 # database holds no side steps and about one second of backward walking, and
-# no pivots, so strafing and 180-degree reversals are played by dragging the
-# root (bounded by the clamp) and the feet slide. Those bounds guard against
-# regressions; they are not the targets. Skating is held to the target itself
-# where the data allows it (measured 0.0 / 0.3 / 0.8 / 0.6 cm/s on walk / run /
-# circles / stop_start; turns 7.2, strafe 69).
-RELAXED = {"response_s": 1.0, "skating_cm_s": 5.0, "accel_ratio": 3.0}
-SKATING = {"walk": 2.0, "circles": 2.0, "run": 2.0, "stop_start": 2.0, "turns": 15.0, "strafe": 100.0}
-ACCEL = {"walk": 3.0, "run": 3.0, "stop_start": 3.0, "circles": 4.0, "turns": 7.0, "strafe": 5.0}
+# no pivots, so strafing is played by dragging the root (bounded by the clamp)
+# and the feet slide. Those bounds guard against regressions; they are not the
+# targets. Measured (python -m bench motion_matching): skating 0.5 / 1.3 / 1.3
+# / 1.5 cm/s on walk / run / circles / stop_start, turns 8.3, strafe 70;
+# worst response 0.38-0.48 s but strafe 0.63; largest acceleration 0.9x-3.2x
+# the database's p99.9. The bounds leave room for another CPU's rounding.
+RELAXED = {"response_s": 0.75, "skating_cm_s": 5.0, "accel_ratio": 3.0}
+SKATING = {"walk": 2.0, "circles": 2.5, "run": 2.5, "stop_start": 2.5, "turns": 15.0, "strafe": 100.0}
+ACCEL = {"walk": 2.0, "run": 3.0, "stop_start": 3.0, "circles": 3.0, "turns": 5.0, "strafe": 4.0}
 SCRIPTS = [p.stem for p in scripts.shipped() if not scripts.load(p).styles]
 
 

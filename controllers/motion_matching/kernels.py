@@ -183,6 +183,11 @@ def fk_chain(lrot, lpos, parents, end):
     return grot, gpos
 
 
+SOFT_IK = 0.97      # share of the reach where two_bone_ik's soft limit starts
+LAND_SPEED = 1.5   # m/s: a foot locked slower than this stops at once (foot_lock): 1.5 m/s in one
+                    # frame is 90 m/s^2, under the database's p99.9 joint acceleration (109)
+
+
 @njit(**_NB)
 def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
     """Rotate the grandparent (hip) and parent (knee) of `end` so that it
@@ -196,7 +201,14 @@ def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
     lcb = q.length(c - b)
     t = target.astype(np.float64)
     lat = q.length(t - a)
-    lat = min(max(lat, abs(lab - lcb) + 1e-4), max_extension * (lab + lcb))
+    lat = max(lat, abs(lab - lcb) + 1e-4)
+    # soft limit (Nicholas' "soft IK"): past SOFT_IK of the reach the chain
+    # approaches max_extension exponentially instead of stopping dead, so the
+    # knee's speed stays bounded as the target goes out of reach
+    top = max_extension * (lab + lcb)
+    soft = SOFT_IK * top
+    if lat > soft:
+        lat = soft + (top - soft) * (1.0 - math.exp(-(lat - soft) / (top - soft)))
     ac = q.unit(c - a)
     ab = q.unit(b - a)
     ac_ab_0 = math.acos(min(max(q.dot3(ac, ab), -1.0), 1.0))
@@ -231,15 +243,20 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_
     zero = np.zeros(3)
     if state[0] == 0 and input_contact:
         # the foot lands: pinned where it is shown, at the animation's height.
-        # Unlike Holden's contact_update, the landing foot stops at once: no
-        # velocity offset carries it on (contacts admit feet still moving at up
-        # to the database's contact_speed, and a carried velocity slid them on
-        # for ~6 frames: most of the skating left in locked feet).
+        # Unlike Holden's contact_update, a landing foot slower than LAND_SPEED
+        # stops at once: no velocity offset carries it on (contacts admit feet
+        # still moving at up to the database's contact_speed, and a carried
+        # velocity slid them on for ~6 frames: most of the skating left in
+        # locked feet). A faster one (a transition landed it mid-swing) eases
+        # to rest as in Holden's, which keeps its acceleration bounded.
         state[1] = 1
         point[:] = position
         point[1] = input_pos[1]
         off_pos[:] = position - point
-        off_vel[:] = zero
+        if math.hypot(velocity[0], velocity[2]) > LAND_SPEED:
+            off_vel[:] = velocity          # a transition landed it mid-swing: ease it to rest
+        else:
+            off_vel[:] = zero
     elif (locked and state[0] == 1 and not input_contact) or unlock:
         state[1] = 0
         off_pos[:] = off_pos + point - input_pos
