@@ -269,3 +269,29 @@ def test_few_joint_accelerations_above_the_database(db, name):
     times its 99.9th percentile): at most 1% of joint-frames above the
     database's 99.9th percentile (the database itself has 0.1%)."""
     assert measured(db, name)["smoothness"]["above_fraction"] < 0.01
+
+
+# ---------------------------------------------------------- what the data covers
+def test_coverage_measures_directions_of_travel(db):
+    """The normal-style locomotion holds minutes of forward motion but seconds of
+    side steps and backward walking (its walk-left/right clips walk forward
+    toward the side): the coverage says so, from the root velocities."""
+    from controllers.motion_matching import measured_coverage
+    cov = measured_coverage(db)
+    assert cov["forward"] > 600 and cov["side"] < 10 and cov["back"] < 10
+    v = db.root_velocity_character()
+    moving = np.hypot(v[:, 0], v[:, 2]) > 0.5
+    assert sum(cov.values()) == pytest.approx(moving.sum() / db.config.fps, rel=0.02)
+
+
+def test_hud_note_when_strafing_beyond_the_data(mm):
+    from controllers.motion_matching.controller import coverage_note
+    mm.reset()
+    side = mm.step(ControlInput(move=np.array([1.0, 0.0]), facing=np.array([0.0, 1.0])), 1 / FPS)
+    assert "side steps" in side.info["note"]
+    back = mm.step(ControlInput(move=np.array([0.0, -1.0]), facing=np.array([0.0, 1.0])), 1 / FPS)
+    assert "backward" in back.info["note"]
+    ahead = mm.step(ControlInput(move=np.array([0.0, 1.0]), facing=np.array([0.0, 1.0])), 1 / FPS)
+    turning = mm.step(ControlInput(move=np.array([1.0, 0.0])), 1 / FPS)
+    assert "note" not in ahead.info and "note" not in turning.info
+    assert coverage_note({"forward": 100.0, "side": 50.0, "back": 50.0}, [1.0, 0.0], [0.0, 1.0]) is None

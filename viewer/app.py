@@ -178,6 +178,8 @@ class ViewerState:
                f"input {ci.device}" + ("    run" if ci.run else "") + ("    strafe" if ci.strafe else "")]
         if len(self.controllers) > 1:
             hud.append(f"controller {self.names[self.current]} ({self.current + 1}/{len(self.controllers)}, M)")
+        if info.get("note"):
+            hud.append(str(info["note"]))
         if self.paused:
             hud.append("PAUSED (P)")
         hud.extend(extra_hud)

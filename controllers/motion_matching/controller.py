@@ -49,6 +49,43 @@ def measured_speeds(db: Database) -> dict:
     return {"walk": walk, "run": run, "side": side, "back": back}
 
 
+def measured_coverage(db: Database, min_speed: float = 0.5) -> dict:
+    """Seconds of motion the database holds per direction of travel in
+    character space: 'forward', 'side' and 'back' (root faster than min_speed
+    m/s, its velocity within 45 degrees of that direction). What the character
+    can play without sliding: the Bandai Namco normal-style locomotion has
+    ~3 s of side steps in 25 min, so strafing sideways slides there."""
+    v = db.root_velocity_character()
+    speed = np.hypot(v[:, 0], v[:, 2])
+    moving = speed > min_speed
+    c = np.cos(np.pi / 4) * speed
+    fps = float(db.config.fps)
+    return {"forward": float(np.sum(moving & (v[:, 2] >= c))) / fps,
+            "side": float(np.sum(moving & (np.abs(v[:, 0]) >= c))) / fps,
+            "back": float(np.sum(moving & (-v[:, 2] >= c))) / fps}
+
+
+#: below this many seconds of a direction in the database, the HUD says strafing that way slides
+COVERAGE_NOTE_S = 10.0
+
+
+def coverage_note(coverage: dict | None, move, facing) -> str | None:
+    """A line for the HUD when the input asks for a direction of travel (move,
+    with facing held) that the database barely covers, else None."""
+    if not coverage or facing is None:
+        return None
+    m = np.asarray(move, np.float64)
+    f = np.asarray(facing, np.float64)
+    if np.hypot(*m) < 0.3 or np.hypot(*f) < 1e-6:
+        return None
+    cos = float(np.dot(m, f) / (np.hypot(*m) * np.hypot(*f)))
+    way = "back" if cos < -0.7 else "side" if cos < 0.7 else None
+    if way is None or coverage.get(way, np.inf) >= COVERAGE_NOTE_S:
+        return None
+    what = "side steps" if way == "side" else "backward walking"
+    return f"database has {coverage[way]:.0f} s of {what}: the feet slide"
+
+
 class MotionSource(Protocol):
     """What the kinematic loop needs from a motion source.
 
@@ -172,6 +209,8 @@ class KinematicController:
         self.traj_frames = list(trajectory_frames)
         self.traj_slice = traj_slice
         self.speeds = {k: getattr(config, f"{k}_speed") or speeds[k] for k in ("walk", "run", "side", "back")}
+        self.coverage: dict | None = None   # measured_coverage of the data, where known
+        self.note: str | None = None        # coverage_note of the last input
         self.styles = list(source.styles)
         self.debug = False          # toggled by the 'debug' action: fills Pose.info debug drawing
         self._searched = 0
@@ -242,6 +281,7 @@ class KinematicController:
         dr = q.length(q.to_scaled_angle_axis(q.mul(r_goal, q.inv(self.desired_rot)))) / dt
         force = dv > cfg.force_search_velocity or dr > cfg.force_search_rotation
         self.desired_vel, self.desired_rot = v_goal, r_goal
+        self.note = coverage_note(self.coverage, move, control.facing)
 
         # 2. trajectory prediction and search
         fut_pos, fut_rot = self.sim.predict(v_goal, r_goal, cfg, self.traj_frames, self.fps)
@@ -281,6 +321,8 @@ class KinematicController:
 
     def _pose(self, rot, pos, contacts) -> Pose:
         info = {**self.source.info(), "style": self.style or "all", "ms": self.ms, "controller": self.name}
+        if self.note:
+            info["note"] = self.note
         if self.debug:
             info.update(self.debug_drawing())
         self._searched = 0
@@ -329,6 +371,7 @@ class MotionMatchingController(KinematicController):
         traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
         super().__init__(source, db.skeleton, [db.skeleton.index(f) for f in db.config.feet],
                          [db.skeleton.index(t) for t in db.config.toes], db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style)
+        self.coverage = measured_coverage(db)
 
     @property
     def frame(self) -> int:
