@@ -248,7 +248,7 @@ def targets(res: dict) -> dict:
     d = m["diffusion"]
     others = [v for k, v in m.items() if k != "diffusion"]
     t = {f"beats_baselines_{k}": all(d[k] < o[k] for o in others)
-         for k in ("mpjpe_cm", "lower_pe_cm", "jitter_km_s3")}
+         for k in ("mpjpe_cm", "lower_pe_cm", "jitter_km_s3")} if others else {}   # none to beat: no verdict
     if res.get("gt"):
         t["jitter_within_2x_gt"] = d["jitter_km_s3"] <= 2 * res["gt"]["jitter_km_s3"]
     if "latency_p99_ms" in d:
@@ -286,7 +286,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of the diffusion model (default: its own)")
     p.add_argument("--inpaint", type=int, default=None,
                    help="diffusion: past frames inpainted with those shown (default W-1; 0: plain sliding window)")
-    p.add_argument("--max-clips", type=int, default=0, help="evaluate on the first N test clips (0: all)")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="clips to evaluate on: 'val' to choose between models, 'test' for the final table")
+    p.add_argument("--max-clips", type=int, default=0, help="evaluate on the first N clips (0: all)")
     p.add_argument("--latency-frames", type=int, default=600, help="frames timed per method (0: skip)")
     p.add_argument("--json", default=None, help="also write the result dict here")
     p.add_argument("--quiet", action="store_true")
@@ -294,7 +296,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS["diffusion"]),
         mlp: str = str(DEFAULT_WEIGHTS["mlp"]), steps: int | None = None, max_clips: int = 0,
-        latency_frames: int = 600, progress: bool = False, data=None, inpaint: int | None = None) -> dict:
+        latency_frames: int = 600, progress: bool = False, data=None, inpaint: int | None = None,
+        split: str = "test") -> dict:
     """Load the methods (shipped weights by default) and evaluate them: the entry
     point for bench/. Returns evaluate()'s dict plus 'table' (markdown) and 'load_average'."""
     from .infer import load_predictor
@@ -311,7 +314,7 @@ def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS
             preds[m] = MotionMatchingBaseline(data)
         else:
             raise ValueError(f"unknown method {m!r} (diffusion, mlp, mm)")
-    res = evaluate(preds, data, max_clips, latency_frames, progress=progress)
+    res = evaluate(preds, data, max_clips, latency_frames, progress=progress, split=split)
     res["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     res["table"] = markdown(res)
     return res
@@ -321,7 +324,7 @@ def run_from_args(args) -> dict:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
         res = run(methods, args.diffusion, args.mlp, args.steps, args.max_clips, args.latency_frames,
-                  progress=not args.quiet, inpaint=args.inpaint)
+                  progress=not args.quiet, inpaint=args.inpaint, split=args.split)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     print(res["table"])
