@@ -54,7 +54,9 @@ class DiffusionConfig:
     encoding; 0: none); diffusion_steps: T of training; sample_steps: DDIM
     steps online; noise_seed: seed of the fixed starting noise of sampling.
     Loss: x0 MSE over the window plus last_frame_weight x the MSE of the last
-    (current) frame, the one shown online. step_focus: the share of training
+    (current) frame, the one shown online; lower_body_weight multiplies the
+    terms of the lower-body joints (data.LOWER_BODY: the hips' rotation and the
+    legs), the part the head and hands say least about. step_focus: the share of training
     steps t drawn from the DDIM steps sampling visits (the rest uniform over
     0..T-1): the same 1000-step model, trained harder where it is used."""
 
@@ -68,6 +70,7 @@ class DiffusionConfig:
     noise_seed: int = 1234
     last_frame_weight: float = 1.0
     step_focus: float = 0.5
+    lower_body_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -183,9 +186,13 @@ class Diffusion:
         focus = torch.rand(n, generator=generator) < self.cfg.step_focus
         return torch.where(focus, pick, t)
 
-    def loss(self, pred, y):
-        """x0 MSE over the window + last_frame_weight x the last frame's MSE."""
-        return ((pred - y) ** 2).mean() + self.cfg.last_frame_weight * ((pred[:, -1] - y[:, -1]) ** 2).mean()
+    def loss(self, pred, y, weight=None):
+        """x0 MSE over the window + last_frame_weight x the last frame's MSE;
+        weight [126] (optional) scales each target feature's squared error."""
+        e = (pred - y) ** 2
+        if weight is not None:
+            e = e * weight
+        return e.mean() + self.cfg.last_frame_weight * e[:, -1].mean()
 
     def q_sample(self, x0, t, noise):
         ab = self.alpha_bar[t][:, None, None]

@@ -156,6 +156,11 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     if cfg.model == "diffusion":
         net = DiffMLP(model_cfg).to(device)
         diffusion = Diffusion(model_cfg)
+        feature_weight = None
+        if model_cfg.lower_body_weight != 1.0:
+            target_joints = (data.skeleton.names[1],) + tuple(data.joint_names_below_hips())
+            w = np.repeat([model_cfg.lower_body_weight if n in vd.LOWER_BODY else 1.0 for n in target_joints], 6)
+            feature_weight = torch.tensor(w / w.mean(), dtype=torch.float32).to(device)
         diffusion.alpha_bar = diffusion.alpha_bar.to(device)
     elif cfg.model == "mlp":
         net = MLPRegressor(model_cfg).to(device)
@@ -228,7 +233,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                 t = diffusion.sample_t(cfg.batch, g).to(device)
                 noise = torch.randn(y.shape, generator=g).to(device)
                 pred = net(diffusion.q_sample(y, t, noise), t, x)
-                loss = diffusion.loss(pred, y)
+                loss = diffusion.loss(pred, y, feature_weight)
             else:
                 loss = ((net(x) - y[:, -1]) ** 2).mean()
             opt.zero_grad(set_to_none=True)
@@ -310,6 +315,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cond-blocks", type=int, default=None, help="sparse-signal encoder blocks (default 2)")
     p.add_argument("--global-cond", type=int, default=None, help="window-level encoder width (default 384, 0: off)")
     p.add_argument("--last-frame-weight", type=float, default=None, help="extra loss weight of the current frame (default 1)")
+    p.add_argument("--lower-body-weight", type=float, default=None,
+                   help="loss weight of the hips and legs against the other joints (default 1)")
     p.add_argument("--max-clips", type=int, default=0, help="use at most this many clips (0: all)")
     p.add_argument("--fresh", action="store_true", help="start over even if OUT has a checkpoint")
     p.add_argument("--export", default=None,
@@ -330,7 +337,8 @@ def run_from_args(args) -> int:
         cfg = replace(cfg, val_every=args.val_every)
     if args.model == "diffusion":
         mc = DiffusionConfig()
-        for k in ("window", "latent", "blocks", "cond_blocks", "global_cond", "last_frame_weight"):
+        for k in ("window", "latent", "blocks", "cond_blocks", "global_cond", "last_frame_weight",
+                  "lower_body_weight"):
             if getattr(args, k) is not None:
                 mc = replace(mc, **{k: getattr(args, k)})
     else:
