@@ -43,10 +43,10 @@ class RuntimeConfig:
     clamp_distance, clamp_angle: hard bound between character and simulation.
     foot_lock: pin feet in contact with two-bone IK; unlock_radius: release a
         pinned foot when the animation foot drifts this far (0.6 m, Holden's
-        demo 0.2: on the normal-style database it cut mean skating on the turns
-        script from 27.5 to 7.2 cm/s and on run from 3.2 to 0.3, same
-        responsiveness; a release while the foot is still in contact is where
-        skating comes from); foot_halflife: blend out of the lock.
+        demo 0.2: a release while the foot is still in contact is where the
+        skating came from; on the normal-style database 0.3 -> 0.6 m took the
+        turns script from 27.5 to 7.2 cm/s and run from 3.2 to 0.3, with the
+        same responsiveness); foot_halflife: blend out of the lock.
     """
 
     velocity_halflife: float = 0.1
