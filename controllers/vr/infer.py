@@ -147,7 +147,7 @@ class DiffusionPredictor(Predictor):
             self.blocks.append((w[p + "norm0.weight"], w[p + "norm0.bias"], w[p + "fc_time.weight"],
                                 w[p + "fc_time.bias"][:, None], w[p + "norm1.weight"], w[p + "norm1.bias"],
                                 w[p + "fc.weight"].T.copy(), w[p + "fc.bias"]))
-        steps = sample_steps or cfg["sample_steps"]
+        steps = sample_steps or meta.get("online_steps") or cfg["sample_steps"]
         self.timesteps = ddim_timesteps(cfg["diffusion_steps"], steps)
         ab = cosine_alpha_bar(cfg["diffusion_steps"])
         self.ab = [float(ab[t]) for t in self.timesteps]
@@ -383,7 +383,8 @@ def load_predictor(path: str, skeleton=None, inpaint: int | None = None, **kwarg
     """A numpy predictor from a saved artefact (diffusion or mlp). Diffusion:
     `inpaint` past frames of each window are inpainted with the frames already
     shown (default: all W-1; 0: AGRoL's plain sliding window, stateless);
-    `sample_steps` overrides the DDIM steps."""
+    `sample_steps` overrides the DDIM steps (default: the artefact's
+    online_steps, else its config's sample_steps)."""
     meta, arrays = load_artefact(path, skeleton)
     kind = meta.get("kind")
     if kind == "diffusion":

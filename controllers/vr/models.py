@@ -68,7 +68,7 @@ class DiffusionConfig:
     diffusion_steps: int = 1000
     sample_steps: int = 5
     noise_seed: int = 1234
-    last_frame_weight: float = 1.0
+    last_frame_weight: float = 4.0
     step_focus: float = 0.5
     lower_body_weight: float = 1.0
 
