@@ -205,6 +205,21 @@ def test_artefact_checks_skeleton_and_version(small, tmp_path):
         infer.load_predictor(str(tmp_path / "old.npz"))
 
 
+def test_online_steps_travel_with_the_artefact(small, tmp_path):
+    """The DDIM steps a diffusion model runs online are part of the shipped
+    artefact (ship(..., online_steps)); an explicit sample_steps still wins,
+    and without either the config's sample_steps apply."""
+    from controllers.vr import train
+    _random_model(tmp_path / "m.npz", small, sample_steps=5)
+    assert len(infer.load_predictor(str(tmp_path / "m.npz")).timesteps) == 5
+    train.ship(str(tmp_path / "m.npz"), str(tmp_path / "s.npz"), online_steps=3)
+    shipped = infer.load_predictor(str(tmp_path / "s.npz"))
+    assert shipped.meta["online_steps"] == 3 and len(shipped.timesteps) == 3
+    assert len(infer.load_predictor(str(tmp_path / "s.npz"), sample_steps=2).timesteps) == 2
+    x = np.zeros((1, shipped.window, vd.SPARSE_DIM), np.float32)
+    assert np.isfinite(shipped.predict(x)).all()
+
+
 @needs_data
 def test_short_training_lowers_loss_and_resumes_exactly(small, tmp_path):
     from controllers.vr import train
