@@ -245,3 +245,21 @@ def test_joint_contacts_maps_foot_flags_onto_joints():
     np.testing.assert_array_equal(joint_contacts([True, False], 5, (3, 4)), [0, 0, 0, 1, 0])
     np.testing.assert_array_equal(joint_contacts(np.ones(5, bool), 5), np.ones(5, bool))
     assert joint_contacts([True, False], 5) is None
+
+
+def test_hud_shows_the_controllers_note():
+    """A controller's Pose.info['note'] (e.g. motion matching asked to strafe
+    beyond its data) becomes a HUD line; without one the HUD has none."""
+    from anim.quat import fk
+
+    from viewer.app import ViewerState
+    from viewer.demo_pose import DemoWalker
+    from viewer.input import DeviceInput
+
+    w = DemoWalker()
+    state = ViewerState([w], ["walker"], w.parents, fk)
+    state.tick(DeviceInput(move=np.float32([0.0, 1.0])), 1 / 60)
+    plain = state.scene().hud_lines
+    state.pose.info["note"] = "database has 3 s of side steps: the feet slide"
+    assert "database has 3 s of side steps: the feet slide" in state.scene().hud_lines
+    assert not any("side steps" in line for line in plain)
