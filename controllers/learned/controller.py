@@ -175,6 +175,7 @@ class LearnedController(KinematicController):
                          trajectory_frames=meta["trajectory_frames"],
                          traj_slice=trajectory_slice(meta["feature_groups"]), speeds=meta["speeds"],
                          config=config, fps=meta["fps"], style=style)
+        self.coverage = meta.get("coverage")   # of the training database (files before it: none)
 
     @classmethod
     def load(cls, path: str = DEFAULT_WEIGHTS, config: RuntimeConfig = RuntimeConfig(), style: str | None = None,

@@ -356,7 +356,7 @@ def train(db: Database, out_dir: str, weights_path: str | None = None, config: T
           db_path: str = "") -> str:
     """Train the three stages (resuming from out_dir/checkpoint.pt when there),
     then write the weights file (default out_dir/lmm.npz). Returns its path."""
-    from controllers.motion_matching import measured_speeds
+    from controllers.motion_matching import measured_coverage, measured_speeds
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -400,7 +400,8 @@ def train(db: Database, out_dir: str, weights_path: str | None = None, config: T
         "fps": float(db.config.fps), "latent": config.latent,
         "layout": {"moving": list(data.layout.moving), "num_contacts": data.layout.num_contacts,
                    "groups": [list(g) for g in data.layout.groups]},
-        "speeds": measured_speeds(db), "styles": db.tag_values("style"), "style_key": "style",
+        "speeds": measured_speeds(db), "coverage": measured_coverage(db),
+        "styles": db.tag_values("style"), "style_key": "style",
         "seed": config.seed, "command": command, "config": asdict(config), "device": device,
         "torch_threads": torch.get_num_threads(),
         "database": {"path": db_path, "frames": int(db.num_frames), "describe": db.describe()},

@@ -7,7 +7,8 @@ array as float32:
 
     meta                 JSON: format 'anim-lmm', version, skeleton (names, parents,
                          offsets, signature), feature groups and trajectory frames,
-                         feet, fps, pose layout, latent size, measured speeds,
+                         feet, fps, pose layout, latent size, measured speeds and
+                         coverage (optional: seconds of motion per direction),
                          styles, seed, command, training configuration and times
     features_offset/scale  the database's feature normalization (27)
     rest_positions       [J, 3] local positions of joints that do not move
