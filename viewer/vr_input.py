@@ -102,7 +102,7 @@ class Trace:
 
 def write_trace(path, t, pos, rot, valid=None, header: dict | None = None, gt_rot=None, gt_pos=None) -> None:
     """Write a trace (JSON lines), atomically. Arrays as in `Trace`."""
-    import tempfile
+    from anim.fileio import atomic_write
     t = np.asarray(t, np.float64)
     pos = np.asarray(pos, np.float32)
     rot = np.asarray(rot, np.float32)
@@ -119,18 +119,8 @@ def write_trace(path, t, pos, rot, valid=None, header: dict | None = None, gt_ro
             rec["gt_rot"] = [round(float(v), 6) for v in np.asarray(gt_rot[i]).ravel()]
             rec["gt_pos"] = [round(float(v), 6) for v in np.asarray(gt_pos[i]).ravel()]
         lines.append(json.dumps(rec))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def read_trace(path) -> Trace:

@@ -54,14 +54,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from anim import quat
+from anim.fileio import atomic_write
 
 FORMAT = "anim-vr-data"
 FORMAT_VERSION = 1
@@ -138,27 +137,13 @@ def make_split(ids_and_tags: list, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> 
     return {k: sorted(v) for k, v in out.items()}
 
 
-def _atomic_write_bytes(path: Path, data: bytes):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_split(split: dict, path, seed: int, fractions) -> None:
     doc = {"format": SPLIT_FORMAT, "version": 1, "seed": seed, "fractions": list(fractions),
            "rule": "by original clip; stratified by (dataset, content); mirrored copies of train clips "
                    "augment train only",
            "counts": {k: len(v) for k, v in split.items()}, **split}
-    _atomic_write_bytes(Path(path), (json.dumps(doc, indent=1) + "\n").encode())
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(doc, indent=1) + "\n")
 
 
 def read_split(path) -> dict:
@@ -377,17 +362,9 @@ def _save_cache(path: Path, data: VRData):
                          "offsets": data.skeleton.offsets.tolist()},
             "clip_ids": data.clip_ids, "clip_names": data.clip_names, "clip_split": data.clip_split,
             "clip_mirrored": data.clip_mirrored, "clip_tags": data.clip_tags, "calibration": data.calibration}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                     **{k: getattr(data, k) for k in _ARRAYS})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                 **{k: getattr(data, k) for k in _ARRAYS})
 
 
 def _load_cache(path: Path, cfg: VRDataConfig) -> VRData:

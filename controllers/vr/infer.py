@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from anim.fileio import atomic_write
 
 FORMAT = "anim-vr-model"
 FORMAT_VERSION = 1
@@ -31,19 +32,9 @@ def save_artefact(path: str, meta: dict, arrays: dict, half: bool = False) -> No
     loading turns them back into float32)."""
     meta = {"format": FORMAT, "version": FORMAT_VERSION, **meta, "float16": bool(half)}
     dtype = np.float16 if half else np.float32
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                     **{k: np.asarray(v, np.float32).astype(dtype) for k, v in arrays.items()})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                 **{k: np.asarray(v, np.float32).astype(dtype) for k, v in arrays.items()})
 
 
 def load_artefact(path: str, skeleton=None) -> tuple[dict, dict]:
