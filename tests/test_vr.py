@@ -220,6 +220,26 @@ def test_online_steps_travel_with_the_artefact(small, tmp_path):
     assert np.isfinite(shipped.predict(x)).all()
 
 
+
+def test_online_noise_travels_with_the_artefact(small, tmp_path):
+    """The scale of the starting noise is the artefact's online_noise (1 when
+    absent, as older models were measured); 0 samples from zeros, which is a
+    different, deterministic answer; an explicit noise_scale wins."""
+    from controllers.vr import train
+    _random_model(tmp_path / "m.npz", small)
+    assert infer.load_predictor(str(tmp_path / "m.npz")).noise_scale == 1.0
+    train.ship(str(tmp_path / "m.npz"), str(tmp_path / "one.npz"), online_noise=1.0)
+    train.ship(str(tmp_path / "m.npz"), str(tmp_path / "zero.npz"), online_noise=0.0)
+    one = infer.load_predictor(str(tmp_path / "one.npz"), inpaint=0)
+    zero = infer.load_predictor(str(tmp_path / "zero.npz"), inpaint=0)
+    assert zero.meta["online_noise"] == 0.0 and zero.noise_scale == 0.0 and not zero.noise.any()
+    x = np.random.default_rng(0).standard_normal((1, one.window, vd.SPARSE_DIM)).astype(np.float32)
+    y0, y1 = zero.predict(x), one.predict(x)
+    assert np.isfinite(y0).all() and np.abs(y0 - y1).max() > 1e-3
+    forced = infer.load_predictor(str(tmp_path / "one.npz"), inpaint=0, noise_scale=0.0)
+    assert np.allclose(forced.predict(x), y0, atol=1e-5)
+
+
 @needs_data
 def test_short_training_lowers_loss_and_resumes_exactly(small, tmp_path):
     from controllers.vr import train

@@ -114,7 +114,7 @@ class DiffusionPredictor(Predictor):
 
     kind = "diffusion"
 
-    def __init__(self, meta, arrays, sample_steps: int | None = None):
+    def __init__(self, meta, arrays, sample_steps: int | None = None, noise_scale: float | None = None):
         super().__init__(meta, arrays)
         from .schedule import cosine_alpha_bar, ddim_timesteps
         cfg = meta["config"]
@@ -150,7 +150,11 @@ class DiffusionPredictor(Predictor):
             se = _silu(e)
             self.step_emb.append([(se @ w[f"blocks.{b}.emb_fc.weight"].T + w[f"blocks.{b}.emb_fc.bias"]).astype(f32)
                                   for b in range(cfg["blocks"])])
-        self.noise = arrays["noise"].astype(f32)
+        # the starting point of sampling: the fixed noise times noise_scale
+        # (the artefact's online_noise; 0: DDIM from zeros, deterministic and
+        # nearest the conditional mean; artefacts without the key: 1)
+        self.noise_scale = float(meta.get("online_noise", 1.0) if noise_scale is None else noise_scale)
+        self.noise = (arrays["noise"] * self.noise_scale).astype(f32)
 
     def denoise(self, x_t: np.ndarray, hc: np.ndarray, step: int) -> np.ndarray:
         h = x_t @ self.Wx + hc
@@ -375,7 +379,8 @@ def load_predictor(path: str, skeleton=None, inpaint: int | None = None, **kwarg
     `inpaint` past frames of each window are inpainted with the frames already
     shown (default: all W-1; 0: AGRoL's plain sliding window, stateless);
     `sample_steps` overrides the DDIM steps (default: the artefact's
-    online_steps, else its config's sample_steps)."""
+    online_steps, else its config's sample_steps); `noise_scale` the scale of
+    the fixed starting noise (default: the artefact's online_noise, else 1)."""
     meta, arrays = load_artefact(path, skeleton)
     kind = meta.get("kind")
     if kind == "diffusion":
