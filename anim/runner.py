@@ -72,6 +72,7 @@ class Recording:
     stats: dict = field(default_factory=dict)
     script: str = ""
     controller: str = ""
+    stepping: np.ndarray | None = None    # [T, 2] bool: a foot the clip has in contact, lifted to re-plant
 
     @property
     def num_frames(self) -> int:
@@ -107,6 +108,7 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
     run_ = np.zeros(n + 1, bool)
     style: list = [None] * (n + 1)
     clips: list = [None] * (n + 1)
+    stepping = np.zeros((n + 1, 2), bool)
     ms = np.empty(n, np.float64)
     counts = getattr(controller, "stats", None)
     transitions = np.zeros(n + 1, bool) if isinstance(counts, dict) and "transitions" in counts else None
@@ -116,6 +118,8 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
         if p.contacts is not None:
             con[i] = np.asarray(p.contacts, bool)[:2]
         clips[i] = p.info.get("clip") if p.info else None
+        if p.info and p.info.get("stepping") is not None:
+            stepping[i] = np.asarray(p.info["stepping"], bool)[:2]
         move[i] = ci.move
         if ci.facing is not None:
             facing[i] = ci.facing
@@ -135,7 +139,7 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
         keep(i + 1, pose, script((i + 1) * dt))
     stats = dict(getattr(controller, "stats", {}) or {})
     return Recording(controller.skeleton, fps, rot, pos, con, move, facing, run_, style, clips, ms,
-                     transitions, stats,
+                     transitions, stats, stepping=stepping,
                      script=getattr(script, "path", ""), controller=type(controller).__name__)
 
 
@@ -195,6 +199,13 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
     ref = database_reference(db)
     toes = [rec.skeleton.index(f) for f in db.config.toes]
     skating = metrics.foot_skating(g[:, toes], rec.contacts, fps)   # on the contact joints (toes)
+    # the same over the clip's contacts, counting feet the controller lifts to re-plant (shown as not in contact)
+    stepping = rec.stepping if rec.stepping is not None else np.zeros_like(rec.contacts)
+    clip_contacts = rec.contacts | stepping
+    skating_clip = metrics.foot_skating(g[:, toes], clip_contacts, fps)
+    steps = {"share_of_clip_contact": float(stepping[clip_contacts].mean()) if clip_contacts.any() else 0.0,
+             "count": int((stepping[1:] & ~stepping[:-1]).sum()),
+             "skating_on_clip_contacts_cm_s": skating_clip["mean_cm_s"]}
     smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names, rec.transitions)
     tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}
     played = [tag_of.get(c) for c in rec.clips]
@@ -218,6 +229,7 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
         "heading_error_deg": {"mean": float(herr[moving].mean()) if moving.any() else 0.0,
                               "max": float(herr[moving].max()) if moving.any() else 0.0},
         "foot_skating": skating,
+        "foot_steps": steps,
         "smoothness": smooth,
         "search": stats,
         "tick": metrics.tick_times(rec.tick_ms),
@@ -288,6 +300,11 @@ def report_text(m: dict) -> str:
     lines.append(f"  foot skating in contact: mean {s['mean_cm_s']:.2f} cm/s, p95 {s['p95_cm_s']:.2f}, "
                  f"max {s['max_cm_s']:.1f} ({s['samples']} foot-frames; database "
                  f"{m['database']['skating_cm_s']:.2f} cm/s)")
+    fs = m.get("foot_steps")
+    if fs and fs["count"]:
+        lines.append(f"  re-planting steps: {fs['count']} ({100 * fs['share_of_clip_contact']:.1f}% of the clip's "
+                     f"contact frames); skating over the clip's contacts, steps included: "
+                     f"{fs['skating_on_clip_contacts_cm_s']:.2f} cm/s")
     a = m["smoothness"]
     lines.append(f"  largest joint acceleration: {a['max_m_s2']:.1f} m/s^2 ({a.get('joint')} at "
                  f"t={a.get('time_s', 0):.2f} s) = {a['ratio']:.2f} x database p99.9 "
@@ -316,7 +333,8 @@ def report_text(m: dict) -> str:
 def summary_table(results: list[dict]) -> str:
     """One Markdown row per run (for BENCHMARKS.md)."""
     head = ("| script | worst walk-to-run / 180 response (s) | mean response (s) | heading err mean (deg) "
-            "| skating (cm/s) | max accel (m/s^2) | / db p99.9 | searches | transitions | avg cost "
+            "| skating (cm/s) | steps (% of clip contact) | skating incl. steps (cm/s) "
+            "| max accel (m/s^2) | / db p99.9 | searches | transitions | avg cost "
             "| tick p50 / p99 (ms) |")
     rows = [head, "|" + " --- |" * (head.count("|") - 1)]
     for m in results:
@@ -325,7 +343,10 @@ def summary_table(results: list[dict]) -> str:
             f"| {os.path.splitext(os.path.basename(m['script']))[0]} "
             f"| {_fmt(r['worst_key_response_s']) if r['key_events'] else '-'} "
             f"| {_fmt(r['mean_response_s'])} | {m['heading_error_deg']['mean']:.1f} "
-            f"| {m['foot_skating']['mean_cm_s']:.2f} | {m['smoothness']['max_m_s2']:.1f} "
+            f"| {m['foot_skating']['mean_cm_s']:.2f} "
+            f"| {100 * m.get('foot_steps', {}).get('share_of_clip_contact', 0.0):.1f} "
+            f"| {m.get('foot_steps', {}).get('skating_on_clip_contacts_cm_s', m['foot_skating']['mean_cm_s']):.2f} "
+            f"| {m['smoothness']['max_m_s2']:.1f} "
             f"| {m['smoothness']['ratio']:.2f} | {st.get('searches', '-')} | {st.get('transitions', '-')} "
             f"| {st.get('average_transition_cost', 0):.3f} | {t['p50_ms']:.2f} / {t['p99_ms']:.2f} |")
     return "\n".join(rows)

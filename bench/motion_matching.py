@@ -82,7 +82,11 @@ def run(quick: bool = False) -> str:
         runner.summary_table(results),
         "",
         "Response: time to 90% of the asked velocity after a walk-to-run or >= 150-degree change. Skating: "
-        "mean horizontal toe speed while the pose says the foot is in contact. Accelerations: the largest "
+        "mean horizontal toe speed while the pose says the foot is in contact. A planted foot that its leg can "
+        "no longer reach (or that the clip's foot left 0.6 m behind) is not dragged: it is lifted and stepped "
+        "to the clip's foot and planted again, and the pose reports it as not in contact meanwhile; 'steps' is "
+        "the share of the clip's contact frames spent so, and 'skating incl. steps' the same mean over the "
+        "clip's contacts, steps counted. Accelerations: the largest "
         "joint acceleration over the database's 99.9th percentile (the database's own maximum is about "
         "2x its p99.9, so this target cannot be met as worded; the JSON reports also give the share of "
         "joint-frames above it).",

@@ -222,3 +222,36 @@ def test_back_to_back_transitions_keep_the_shown_pose():
     ine.update(*c, 0.0)
     assert np.allclose(ine.out_pos, shown_pos, atol=1e-6)
     assert np.allclose(np.abs(np.sum(ine.out_rot * shown_rot, -1)), 1, atol=1e-6)
+
+
+def test_a_planted_foot_out_of_reach_steps_instead_of_sliding():
+    """The body moves away from a planted foot at 1 m/s while the animation
+    says contact throughout: the foot is held until its leg cannot reach it,
+    then lifted and stepped to the animation's foot and planted again; it is
+    reported as not in contact while it steps, and barely moves while
+    reported in contact (before this, the leg dragged it along the ground)."""
+    parents, rot, pos = _leg()
+    pos[2], pos[3] = [0, -0.38, 0.18], [0, -0.38, -0.18]    # a bent knee
+    locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.6)
+    locks.reset(rot, pos, [True])
+    shown, planted, stepping, locked = [], [], [], []
+    for i in range(90):
+        p = pos.copy()
+        p[0, 0] = i / 60                       # the body (and the animation's foot) at 1 m/s
+        out = locks.apply(rot, p, [True], 1 / 60)
+        _, g = quat.fk(out, p, parents)
+        shown.append(g[4].copy())
+        planted.append(bool(locks.planted([True])[0]))
+        stepping.append(bool(locks.stepping[0]))
+        locked.append(bool(locks.locked[0]))
+    shown, planted, stepping = np.array(shown), np.array(planted), np.array(stepping)
+    _, g0 = quat.fk(rot, pos, parents)
+    speed = np.linalg.norm(np.diff(shown[:, [0, 2]], axis=0), axis=-1) * 60
+    both = planted[1:] & planted[:-1]
+    assert stepping.any() and planted.any()
+    assert speed[both].mean() < 0.03                       # planted: under 3 cm/s on average
+    assert (shown[stepping, 1] - g0[4, 1]).max() > 0.01    # stepping: the foot leaves the ground
+    first = int(np.argmax(stepping))
+    assert np.array(locked)[first:][~stepping[first:]].any()   # and is planted again
+    assert np.linalg.norm(np.diff(shown, axis=0), axis=-1).max() < 0.08   # no jump: under 4.8 m/s, a swing's pace
+    assert (planted == ~stepping).all()

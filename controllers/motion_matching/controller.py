@@ -316,8 +316,12 @@ class KinematicController:
         out_rot = self.inert.out_rot
         if cfg.foot_lock:
             out_rot = self.locks.apply(out_rot, self.inert.out_pos, contacts, dt)
+            contacts = self.locks.planted(contacts)
         self.ms = 1e3 * (time.perf_counter() - t0)
-        return self._pose(out_rot, self.inert.out_pos, contacts)
+        pose = self._pose(out_rot, self.inert.out_pos, contacts)
+        if cfg.foot_lock:
+            pose.info["stepping"] = self.locks.stepping.tolist()
+        return pose
 
     def _pose(self, rot, pos, contacts) -> Pose:
         info = {**self.source.info(), "style": self.style or "all", "ms": self.ms, "controller": self.name}

@@ -184,6 +184,12 @@ def fk_chain(lrot, lpos, parents, end):
 
 
 SOFT_IK = 0.97      # share of the reach where two_bone_ik's soft limit starts
+REACH_SLACK = 0.03  # m: a locked foot is let go when its leg would have to reach this much farther
+                    # than both the animation's own leg and SOFT_IK of the reach (else it is dragged)
+REPLANT = 0.015     # m: a foot let go while still in contact is planted again within this of the animation's
+STEP_LIFT = (0.3, 0.05)   # a foot let go while in contact is lifted on an arc (sin of the share of the
+                          # way covered) as high as 0.3 x the way, at most 5 cm: it steps, not slides
+STEP_HALFLIFE = 2.0       # x halflife: the stepping foot's catch-up (bounds its acceleration)
 LAND_SPEED = 1.5   # m/s: a foot locked slower than this stops at once (foot_lock): 1.5 m/s in one
                     # frame is 90 m/s^2, under the database's p99.9 joint acceleration (109)
 
@@ -232,16 +238,35 @@ def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
 
 
 @njit(**_NB)
-def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_pos, input_contact,
-              unlock_radius, halflife, dt):
-    """Holden's contact_update. state: int64[2] (in contact, locked); the vectors
-    are updated in place; returns the foot position to reach."""
+def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, input_pos, input_contact,
+              unlock_radius, halflife, dt, out_of_reach=False, shown_pos=None, shown_vel=None):
+    """Holden's contact_update, with re-planting. state: int64[3] (in contact,
+    locked, stepping); the vectors are updated in place; returns the foot
+    position to reach.
+
+    A locked foot is let go when the animation's contact ends, when the
+    animation's toe drifts beyond unlock_radius, or when the leg cannot reach
+    it (out_of_reach, from apply_foot_locks). In the two last cases the
+    animation still says contact: the foot then *steps* (state[2]): it is
+    lifted while it catches up with the animation's foot (STEP_LIFT) and
+    planted again where it arrives (REPLANT), so that it is never dragged
+    along the ground. A step runs until the foot has caught up (if the
+    animation lands the foot meanwhile, it is planted on arrival), so that its
+    lift and its spring never change mid-way. The controller reports a
+    stepping foot as not in contact. step[0]: the horizontal way the step
+    started with. shown_pos, shown_vel: where the foot was last shown and how
+    fast it moved (the IK may not have reached the lock: a foot at the end of
+    its leg's reach is dragged); a released foot starts from there."""
     input_vel = (input_pos - target) / (dt + 1e-8)
     target[:] = input_pos
     locked = state[1] == 1
-    unlock = locked and q.length(point - input_pos) > unlock_radius
+    release = locked and input_contact and (out_of_reach or q.length(point - input_pos) > unlock_radius)
     zero = np.zeros(3)
-    if state[0] == 0 and input_contact:
+    caught_up = math.hypot(off_pos[0], off_pos[2]) < REPLANT and abs(off_pos[1]) < REPLANT
+    if state[2] == 1 and caught_up and not input_contact:
+        state[2] = 0                       # the step ended as the animation lifted the foot anyway
+    replant = state[2] == 1 and input_contact and caught_up
+    if (state[0] == 0 and input_contact and state[2] == 0) or replant:
         # the foot lands: pinned where it is shown, at the animation's height.
         # Unlike Holden's contact_update, a landing foot slower than LAND_SPEED
         # stops at once: no velocity offset carries it on (contacts admit feet
@@ -250,6 +275,7 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_
         # locked feet). A faster one (a transition landed it mid-swing) eases
         # to rest as in Holden's, which keeps its acceleration bounded.
         state[1] = 1
+        state[2] = 0
         point[:] = position
         point[1] = input_pos[1]
         off_pos[:] = position - point
@@ -257,15 +283,21 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_
             off_vel[:] = velocity          # a transition landed it mid-swing: ease it to rest
         else:
             off_vel[:] = zero
-    elif (locked and state[0] == 1 and not input_contact) or unlock:
+    elif (locked and state[0] == 1 and not input_contact) or release:
         state[1] = 0
-        off_pos[:] = off_pos + point - input_pos
-        off_vel[:] = off_vel - input_vel
+        state[2] = 1 if release else 0
+        if shown_pos is None:
+            off_pos[:] = off_pos + point - input_pos
+            off_vel[:] = off_vel - input_vel
+        else:
+            off_pos[:] = shown_pos - input_pos
+            off_vel[:] = shown_vel - input_vel
+        step[0] = math.hypot(off_pos[0], off_pos[2])
     if state[1] == 1:
         goal, goal_v = point.copy(), zero
     else:
         goal, goal_v = input_pos.copy(), input_vel
-    y = q.halflife_to_damping(halflife) / 2.0
+    y = q.halflife_to_damping(halflife * (STEP_HALFLIFE if state[2] == 1 else 1.0)) / 2.0
     j1 = off_vel + off_pos * y
     eydt = math.exp(-y * dt)
     off_pos[:] = eydt * (off_pos + j1 * dt)
@@ -273,7 +305,11 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, input_
     position[:] = goal + off_pos
     velocity[:] = goal_v + off_vel
     state[0] = 1 if input_contact else 0
-    return position.copy()
+    out = position.copy()
+    if state[2] == 1 and step[0] > 1e-6:
+        done = min(max(1.0 - math.hypot(off_pos[0], off_pos[2]) / step[0], 0.0), 1.0)
+        out[1] += min(STEP_LIFT[0] * step[0], STEP_LIFT[1]) * math.sin(math.pi * done)
+    return out
 
 
 @njit(**_NB)
@@ -294,19 +330,31 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
     """All feet: update each lock from the animation's toe position and contact
     (contacts are defined on the toes), move the ankle by the toe's correction
     with two-bone IK of the leg, then turn the ankle so the toe lands on its
-    target. locks_vec: [F, 6, 3] (point, target, position, velocity, off_pos,
-    off_vel). Returns new local rotations."""
+    target. locks_vec: [F, 9, 3] (point, target, position, velocity, off_pos,
+    off_vel, step, shown position, shown velocity). A locked foot whose leg would have to stretch REACH_SLACK beyond
+    what the animation's leg and the soft IK limit give is let go (it steps,
+    see foot_lock). Returns new local rotations."""
     out = lrot.astype(np.float64).copy()
     for i in range(feet.shape[0]):
         f, t = feet[i], toes[i]
         grot, gpos = fk_chain(out, lpos, parents, t)
         v = locks_vec[i]
-        goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], gpos[t], contacts[i],
-                         unlock_radius, halflife, dt)
+        far = False
+        if locks_state[i, 1] == 1:
+            kn = parents[f]
+            hip = parents[kn]
+            top = q.length(gpos[kn] - gpos[hip]) + q.length(gpos[f] - gpos[kn])
+            need = q.length(v[0] + v[4] + gpos[f] - gpos[t] - gpos[hip])
+            far = need > max(q.length(gpos[f] - gpos[hip]), SOFT_IK * top) + REACH_SLACK
+        goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], gpos[t], contacts[i],
+                         unlock_radius, halflife, dt, far, v[7].copy(), v[8].copy())
         if q.length(goal - gpos[t]) > 1e-4:
             two_bone_ik(out, lpos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
             grot, gpos = fk_chain(out, lpos, parents, t)
             r = between(gpos[t] - gpos[f], goal - gpos[f])
             p = parents[f]
             out[f] = q.normalize(q.mul(q.inv(grot[p]), q.mul(r, grot[f])))
+            grot, gpos = fk_chain(out, lpos, parents, t)
+        v[8] = (gpos[t] - v[7]) / (dt + 1e-8)
+        v[7] = gpos[t]
     return out

@@ -197,8 +197,9 @@ class FootLocks:
         self.feet = np.asarray(feet, np.int64)
         self.toes = np.asarray(toes, np.int64)
         self.halflife, self.unlock_radius = halflife, unlock_radius
-        self.state = np.zeros((len(feet), 2), np.int64)     # in contact, locked
-        self.vec = np.zeros((len(feet), 6, 3))              # point, target, position, velocity, off_pos, off_vel
+        self.state = np.zeros((len(feet), 3), np.int64)     # in contact, locked, stepping
+        # point, target, position, velocity, off_pos, off_vel, step, shown position, shown velocity
+        self.vec = np.zeros((len(feet), 9, 3))
 
     def reset(self, rot, pos, contacts) -> None:
         """Start at the pose: feet in contact are locked where they stand."""
@@ -207,12 +208,24 @@ class FootLocks:
         self.vec[:] = 0
         for i, t in enumerate(self.toes):
             c = int(bool(contacts[i]))
-            self.state[i] = (c, c)
+            self.state[i] = (c, c, 0)
             self.vec[i, :3] = gpos[t]
+            self.vec[i, 7] = gpos[t]
 
     @property
     def locked(self) -> np.ndarray:
         return self.state[:, 1] == 1
+
+    @property
+    def stepping(self) -> np.ndarray:
+        """Feet let go while the animation still says contact (out of the leg's
+        reach or beyond unlock_radius): lifted on their way to the animation's
+        foot, and not in contact until planted again."""
+        return self.state[:, 2] == 1
+
+    def planted(self, contacts) -> np.ndarray:
+        """The contacts the character shows: the animation's, less stepping feet."""
+        return np.asarray(contacts, bool) & ~self.stepping
 
     def apply(self, rot, pos, contacts, dt: float) -> np.ndarray:
         fwd = quat.rot(np.asarray(rot[0], np.float64), np.array([0.0, 0.0, 1.0]))
