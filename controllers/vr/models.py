@@ -58,9 +58,10 @@ class DiffusionConfig:
     terms of the lower-body joints (data.LOWER_BODY: the hips' rotation and the
     legs), the part the head and hands say least about. step_focus: the share of training
     steps t drawn from the DDIM steps sampling visits (the rest uniform over
-    0..T-1): the same 1000-step model, trained harder where it is used
-    (sample_steps follows the trainer's online_steps; models before stop 9
-    were trained with 5 and run with 3)."""
+    0..T-1): the same 1000-step model, trained harder where it is used.
+    Training focuses on the 5 steps and the model runs 3 online (the
+    trainer's online_steps): focusing on the 3 steps instead gave val MPJPE
+    2.53 / lower body 4.18 cm against 2.48 / 4.09 (8000 iterations, stop 9)."""
 
     window: int = 40
     latent: int = 160
@@ -68,7 +69,7 @@ class DiffusionConfig:
     cond_blocks: int = 2
     global_cond: int = 384
     diffusion_steps: int = 1000
-    sample_steps: int = 3
+    sample_steps: int = 5
     noise_seed: int = 1234
     last_frame_weight: float = 4.0
     step_focus: float = 0.5
