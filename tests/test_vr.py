@@ -174,6 +174,14 @@ def test_numpy_inference_matches_torch(small, tmp_path, kind):
         assert np.abs(pred._sample_one(x[2]) - pred.sample_window(x[2:3])[0]).max() < 1e-4
         known = np.random.default_rng(1).standard_normal((mc.window - 1, 126)).astype(np.float32)
         assert np.abs(pred._sample_one(x[2], known) - pred.sample_window(x[2:3], known[None])[0]).max() < 1e-4
+        part = known[-4:]                                         # fewer inpainted frames: those just before now
+        got = pred._sample_one(x[2], part)
+        assert np.abs(got - pred.sample_window(x[2:3], part[None])[0]).max() < 1e-4
+        assert np.abs(got[-1] - pred._sample_one(x[2], known)[-1]).max() > 1e-3
+        soft = infer.load_predictor(str(tmp_path / "m.npz"), small.skeleton, inpaint_weight=0.5)
+        got = soft._sample_one(x[2], known)                     # the past held softly after the first step
+        assert np.abs(got - soft.sample_window(x[2:3], known[None])[0]).max() < 1e-4
+        assert np.abs(got[-1] - pred._sample_one(x[2], known)[-1]).max() > 1e-3
 
 
 @needs_data

@@ -286,6 +286,11 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of the diffusion model (default: its own)")
     p.add_argument("--inpaint", type=int, default=None,
                    help="diffusion: past frames inpainted with those shown (default W-1; 0: plain sliding window)")
+    p.add_argument("--noise", type=float, default=None,
+                   help="diffusion: scale of the fixed starting noise (default: the artefact's online_noise)")
+    p.add_argument("--inpaint-weight", type=float, default=None,
+                   help="diffusion: how hard the shown past holds after the first DDIM step "
+                        "(default: the artefact's online_inpaint_weight)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="clips to evaluate on: 'val' to choose between models, 'test' for the final table")
     p.add_argument("--max-clips", type=int, default=0, help="evaluate on the first N clips (0: all)")
@@ -297,7 +302,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS["diffusion"]),
         mlp: str = str(DEFAULT_WEIGHTS["mlp"]), steps: int | None = None, max_clips: int = 0,
         latency_frames: int = 600, progress: bool = False, data=None, inpaint: int | None = None,
-        split: str = "test") -> dict:
+        split: str = "test", noise: float | None = None, inpaint_weight: float | None = None) -> dict:
     """Load the methods (shipped weights by default) and evaluate them: the entry
     point for bench/. Returns evaluate()'s dict plus 'table' (markdown) and 'load_average'."""
     from .infer import load_predictor
@@ -305,8 +310,8 @@ def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS
     preds = {}
     for m in methods:
         if m == "diffusion":
-            preds[m] = load_predictor(diffusion, data.skeleton, inpaint=inpaint,
-                                      **({"sample_steps": steps} if steps else {}))
+            preds[m] = load_predictor(diffusion, data.skeleton, inpaint=inpaint, noise_scale=noise,
+                                      inpaint_weight=inpaint_weight, **({"sample_steps": steps} if steps else {}))
         elif m == "mlp":
             preds[m] = load_predictor(mlp, data.skeleton)
         elif m == "mm":
@@ -324,7 +329,8 @@ def run_from_args(args) -> dict:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
         res = run(methods, args.diffusion, args.mlp, args.steps, args.max_clips, args.latency_frames,
-                  progress=not args.quiet, inpaint=args.inpaint, split=args.split)
+                  progress=not args.quiet, inpaint=args.inpaint, split=args.split, noise=args.noise,
+                  inpaint_weight=args.inpaint_weight)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     print(res["table"])

@@ -114,8 +114,16 @@ class DiffusionPredictor(Predictor):
 
     kind = "diffusion"
 
-    def __init__(self, meta, arrays, sample_steps: int | None = None, noise_scale: float | None = None):
+    def __init__(self, meta, arrays, sample_steps: int | None = None, noise_scale: float | None = None,
+                 inpaint_weight: float | None = None):
         super().__init__(meta, arrays)
+        # how hard the shown past holds after the first DDIM step: its rows are
+        # set to the noised known frames at the first step, then blended with
+        # this weight (1: set at every step; less lets the model revise the
+        # past it was shown, which lowers the error and raises the jitter);
+        # the artefact's online_inpaint_weight, else 1
+        self.inpaint_weight = float(meta.get("online_inpaint_weight", 1.0) if inpaint_weight is None
+                                    else inpaint_weight)
         from .schedule import cosine_alpha_bar, ddim_timesteps
         cfg = meta["config"]
         self.cfg = cfg
@@ -180,18 +188,23 @@ class DiffusionPredictor(Predictor):
 
     def sample_window(self, x: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
         """Normalized sparse [B, W, 54] -> normalized x0 [B, W, 126]: DDIM (eta 0)
-        from the fixed noise. With `known` [B, K, 126] (K < W), the first K
-        frames are inpainted: before every step they are set to the known
-        frames noised to that step (with the same fixed noise)."""
+        from the fixed noise. With `known` [B, K, 126] (K < W), the K frames
+        before the current one (rows W-1-K .. W-2) are inpainted: before every
+        step they are set to the known frames noised to that step (with the
+        same fixed noise); after the first step, blended in with
+        inpaint_weight."""
         hc = self.encode(x)
         xt = np.broadcast_to(self.noise, (x.shape[0],) + self.noise.shape)
         k = 0 if known is None else known.shape[1]
+        a, b = self.window - 1 - k, self.window - 1
         x0 = xt
         for i in range(len(self.timesteps)):
             ab = self.ab[i]
             if k:
                 xt = xt.copy()
-                xt[:, :k] = np.float32(np.sqrt(ab)) * known + np.float32(np.sqrt(1 - ab)) * self.noise[:k]
+                kn = np.float32(np.sqrt(ab)) * known + np.float32(np.sqrt(1 - ab)) * self.noise[a:b]
+                w = np.float32(1.0 if i == 0 else self.inpaint_weight)
+                xt[:, a:b] = kn if w == 1 else w * kn + (1 - w) * xt[:, a:b]
             x0 = self.denoise(xt, hc, i)
             if i + 1 == len(self.timesteps):
                 break
@@ -261,21 +274,23 @@ class DiffusionPredictor(Predictor):
             e = np.stack([np.stack(s) for s in self.step_emb])
             ab = np.array(self.ab, np.float32)
             self._fused_w = tuple(np.ascontiguousarray(a, np.float32) for a in
-                                  (self.Wx, self.Wo, self.bo, g0, wt, c0, wf, bf, e, ab, self.noise))
+                                  (self.Wx, self.Wo, self.bo, g0, wt, c0, wf, bf, e, ab, self.noise,
+                                   np.array([self.inpaint_weight])))
         return self._fused_w
 
     def _sample_one(self, x: np.ndarray, known: np.ndarray | None = None, full: bool = True) -> np.ndarray:
         """One normalized window [W, 54] -> normalized x0 [W, 126] (numba);
         known [K, 126]: inpainted past frames; full=False: only the last row."""
         w = self._fused()
-        known = np.zeros((0, w[-1].shape[1]), np.float32) if known is None else np.ascontiguousarray(known, np.float32)
+        known = np.zeros((0, w[-2].shape[1]), np.float32) if known is None else np.ascontiguousarray(known, np.float32)
         hc = np.ascontiguousarray(self.encode(np.asarray(x, np.float32)), np.float32)
         return _ddim_one_kernel()(hc, *w, known, full)
 
 
-def _ddim_one(hc, wx, wo, bo, g0, wt, c0, wf, bf, e, ab, noise, known, full):
+def _ddim_one(hc, wx, wo, bo, g0, wt, c0, wf, bf, e, ab, noise, iw, known, full):
     """DDIM sampling of one window from the fixed `noise`: the encoded sparse
-    signal hc [W, D] -> x0 [W, 126]; the first len(known) frames inpainted.
+    signal hc [W, D] -> x0 [W, 126]; the len(known) frames before the last
+    one inpainted (set at the first step, blended in with iw[0] after).
     Same arithmetic as DiffusionPredictor.sample_window. Rows that the next
     step overwrites (inpainted frames) and, unless `full`, every row but the
     last at the final step are left out (their x0 rows are then undefined)."""
@@ -287,12 +302,14 @@ def _ddim_one(hc, wx, wo, bo, g0, wt, c0, wf, bf, e, ab, noise, known, full):
     xt = noise.copy()
     x0 = np.zeros_like(noise)
     n = np.empty((nw, nd), np.float32)
+    k0 = nw - 1 - nk                 # first inpainted row
     for s in range(steps):
         if nk > 0:
             qa, qb = np.float32(np.sqrt(ab[s])), np.float32(np.sqrt(1.0 - ab[s]))
+            w = np.float32(1.0) if s == 0 else iw[0]
             for i in range(nk):
                 for k in range(nout):
-                    xt[i, k] = qa * known[i, k] + qb * noise[i, k]
+                    xt[k0 + i, k] = w * (qa * known[i, k] + qb * noise[k0 + i, k]) + (1 - w) * xt[k0 + i, k]
         h = np.dot(xt, wx)
         h += hc
         for b in range(nb):
@@ -330,7 +347,9 @@ def _ddim_one(hc, wx, wo, bo, g0, wt, c0, wf, bf, e, ab, noise, known, full):
                     u = y[i, j] + bf[b, j]
                     h[i, j] += u / (np.float32(1.0) + np.exp(-u))
         last = s + 1 == steps
-        first_row = 0 if (last and full) else (nw - 1 if last else nk)
+        # rows the next step overwrites (the inpainted ones, when they are
+        # all the past) need no output
+        first_row = 0 if (last and full) else (nw - 1 if last else (nk if (k0 == 0 and iw[0] == 1) else 0))
         x0[first_row:] = np.dot(h[first_row:], wo)
         for i in range(first_row, nw):
             for k in range(nout):
@@ -380,7 +399,9 @@ def load_predictor(path: str, skeleton=None, inpaint: int | None = None, **kwarg
     shown (default: all W-1; 0: AGRoL's plain sliding window, stateless);
     `sample_steps` overrides the DDIM steps (default: the artefact's
     online_steps, else its config's sample_steps); `noise_scale` the scale of
-    the fixed starting noise (default: the artefact's online_noise, else 1)."""
+    the fixed starting noise (default: the artefact's online_noise, else 1);
+    `inpaint_weight` how hard the shown past holds after the first step
+    (default: the artefact's online_inpaint_weight, else 1)."""
     meta, arrays = load_artefact(path, skeleton)
     kind = meta.get("kind")
     if kind == "diffusion":

@@ -63,6 +63,7 @@ class TrainConfig:
     log_every: int = 50
     online_steps: int = 3
     online_noise: float = 0.0
+    online_inpaint_weight: float = 1.0
 
 
 DEFAULT_ITERATIONS = {"diffusion": 8000, "mlp": 4000}
@@ -107,7 +108,8 @@ def rest_pose(data) -> dict:
 
 
 def export(path: str, kind: str, model_cfg, state: dict, norm, data, seed: int, record: dict,
-           online_steps: int | None = None, online_noise: float | None = None) -> None:
+           online_steps: int | None = None, online_noise: float | None = None,
+           online_inpaint_weight: float | None = None) -> None:
     """Write the numpy artefact of a trained network (online_steps: the DDIM
     steps a diffusion model runs online; None: its config's sample_steps)."""
     from .models import fixed_noise
@@ -124,6 +126,8 @@ def export(path: str, kind: str, model_cfg, state: dict, norm, data, seed: int, 
         meta["online_steps"] = int(online_steps)
     if kind == "diffusion" and online_noise is not None:
         meta["online_noise"] = float(online_noise)
+    if kind == "diffusion" and online_inpaint_weight is not None:
+        meta["online_inpaint_weight"] = float(online_inpaint_weight)
     infer.save_artefact(path, meta, arrays)
 
 
@@ -183,7 +187,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     it, elapsed, history = 0, 0.0, []
     ckpt_path = os.path.join(out, "checkpoint.pt")
-    ident = {"train": asdict(replace(cfg, minutes=0.0, iterations=0, threads=0, online_steps=0, online_noise=0.0)),
+    ident = {"train": asdict(replace(cfg, minutes=0.0, iterations=0, threads=0, online_steps=0, online_noise=0.0,
+                                     online_inpaint_weight=1.0)),
              "model": asdict(model_cfg),
              "data": asdict(data_cfg)}
     if os.path.exists(ckpt_path) and not fresh:
@@ -299,22 +304,26 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
               "data_config": asdict(data_cfg), "device": device, "command": command,
               "train_frames": int(len(train_ends))}
     export(os.path.join(out, "model.npz"), cfg.model, model_cfg, ema.state_dict(), norm, data, cfg.seed, record,
-           cfg.online_steps, cfg.online_noise)
+           cfg.online_steps, cfg.online_noise, cfg.online_inpaint_weight)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(record, f, indent=1)
     return record
 
 
-def ship(src: str, dst: str, online_steps: int | None = None, online_noise: float | None = None) -> None:
+def ship(src: str, dst: str, online_steps: int | None = None, online_noise: float | None = None,
+         online_inpaint_weight: float | None = None) -> None:
     """Copy a trained model.npz as a shipped artefact: float16 arrays (half the
-    size); online_steps / online_noise (diffusion) set the DDIM steps it runs
-    online and the scale of its starting noise."""
+    size); online_steps / online_noise / online_inpaint_weight (diffusion) set
+    the DDIM steps it runs online, the scale of its starting noise and how
+    hard the shown past holds (infer.DiffusionPredictor)."""
     meta, arrays = infer.load_artefact(src)
     meta = {k: v for k, v in meta.items() if k not in ("format", "version", "float16")}
     if online_steps and meta.get("kind") == "diffusion":
         meta["online_steps"] = int(online_steps)
     if online_noise is not None and meta.get("kind") == "diffusion":
         meta["online_noise"] = float(online_noise)
+    if online_inpaint_weight is not None and meta.get("kind") == "diffusion":
+        meta["online_inpaint_weight"] = float(online_inpaint_weight)
     infer.save_artefact(dst, meta, arrays, half=True)
 
 
@@ -340,6 +349,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"DDIM steps the exported diffusion model runs online (default {TrainConfig.online_steps})")
     p.add_argument("--online-noise", type=float, default=None,
                    help=f"scale of the fixed starting noise online (default {TrainConfig.online_noise}: DDIM from zeros)")
+    p.add_argument("--online-inpaint-weight", type=float, default=None,
+                   help="how hard the shown past holds after the first DDIM step online "
+                        f"(default {TrainConfig.online_inpaint_weight}: fully)")
     p.add_argument("--lower-body-weight", type=float, default=None,
                    help="loss weight of the hips and legs against the other joints (default 1)")
     p.add_argument("--max-clips", type=int, default=0, help="use at most this many clips (0: all)")
@@ -364,6 +376,8 @@ def run_from_args(args) -> int:
         cfg = replace(cfg, online_steps=args.online_steps)
     if args.online_noise is not None:
         cfg = replace(cfg, online_noise=args.online_noise)
+    if args.online_inpaint_weight is not None:
+        cfg = replace(cfg, online_inpaint_weight=args.online_inpaint_weight)
     if args.model == "diffusion":
         mc = DiffusionConfig()
         for k in ("window", "latent", "blocks", "cond_blocks", "global_cond", "last_frame_weight",
@@ -383,7 +397,7 @@ def run_from_args(args) -> int:
     if args.export:
         dif = args.model == "diffusion"
         ship(os.path.join(args.out, "model.npz"), args.export, cfg.online_steps if dif else None,
-             cfg.online_noise if dif else None)
+             cfg.online_noise if dif else None, cfg.online_inpaint_weight if dif else None)
         print(f"exported {args.export} (float16)")
     return 0
 
