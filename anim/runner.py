@@ -72,7 +72,8 @@ class Recording:
     stats: dict = field(default_factory=dict)
     script: str = ""
     controller: str = ""
-    stepping: np.ndarray | None = None    # [T, 2] bool: a foot the clip has in contact, lifted to re-plant
+    clip_contacts: np.ndarray | None = None   # [T, 2] bool: the clip's contacts, before the controller
+                                              # lifted feet it could not keep planted (re-planting steps)
 
     @property
     def num_frames(self) -> int:
@@ -108,7 +109,7 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
     run_ = np.zeros(n + 1, bool)
     style: list = [None] * (n + 1)
     clips: list = [None] * (n + 1)
-    stepping = np.zeros((n + 1, 2), bool)
+    clip_con = np.zeros((n + 1, 2), bool)
     ms = np.empty(n, np.float64)
     counts = getattr(controller, "stats", None)
     transitions = np.zeros(n + 1, bool) if isinstance(counts, dict) and "transitions" in counts else None
@@ -118,8 +119,8 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
         if p.contacts is not None:
             con[i] = np.asarray(p.contacts, bool)[:2]
         clips[i] = p.info.get("clip") if p.info else None
-        if p.info and p.info.get("stepping") is not None:
-            stepping[i] = np.asarray(p.info["stepping"], bool)[:2]
+        cc = p.info.get("clip_contacts") if p.info else None
+        clip_con[i] = con[i] if cc is None else np.asarray(cc, bool)[:2]
         move[i] = ci.move
         if ci.facing is not None:
             facing[i] = ci.facing
@@ -139,7 +140,7 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
         keep(i + 1, pose, script((i + 1) * dt))
     stats = dict(getattr(controller, "stats", {}) or {})
     return Recording(controller.skeleton, fps, rot, pos, con, move, facing, run_, style, clips, ms,
-                     transitions, stats, stepping=stepping,
+                     transitions, stats, clip_contacts=clip_con,
                      script=getattr(script, "path", ""), controller=type(controller).__name__)
 
 
@@ -200,11 +201,11 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
     toes = [rec.skeleton.index(f) for f in db.config.toes]
     skating = metrics.foot_skating(g[:, toes], rec.contacts, fps)   # on the contact joints (toes)
     # the same over the clip's contacts, counting feet the controller lifts to re-plant (shown as not in contact)
-    stepping = rec.stepping if rec.stepping is not None else np.zeros_like(rec.contacts)
-    clip_contacts = rec.contacts | stepping
+    clip_contacts = rec.clip_contacts if rec.clip_contacts is not None else rec.contacts
+    lifted = clip_contacts & ~rec.contacts
     skating_clip = metrics.foot_skating(g[:, toes], clip_contacts, fps)
-    steps = {"share_of_clip_contact": float(stepping[clip_contacts].mean()) if clip_contacts.any() else 0.0,
-             "count": int((stepping[1:] & ~stepping[:-1]).sum()),
+    steps = {"share_of_clip_contact": float(lifted[clip_contacts].mean()) if clip_contacts.any() else 0.0,
+             "count": int((lifted[1:] & ~lifted[:-1]).sum()),
              "skating_on_clip_contacts_cm_s": skating_clip["mean_cm_s"]}
     smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names, rec.transitions)
     tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}

@@ -316,11 +316,12 @@ class KinematicController:
         out_rot = self.inert.out_rot
         if cfg.foot_lock:
             out_rot = self.locks.apply(out_rot, self.inert.out_pos, contacts, dt)
+        clip_contacts = contacts
+        if cfg.foot_lock:
             contacts = self.locks.planted(contacts)
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, self.inert.out_pos, contacts)
-        if cfg.foot_lock:
-            pose.info["stepping"] = self.locks.stepping.tolist()
+        pose.info["clip_contacts"] = np.asarray(clip_contacts, bool).tolist()
         return pose
 
     def _pose(self, rot, pos, contacts) -> Pose:
