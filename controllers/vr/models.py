@@ -56,7 +56,9 @@ class DiffusionConfig:
     Loss: x0 MSE over the window plus last_frame_weight x the MSE of the last
     (current) frame, the one shown online; lower_body_weight multiplies the
     terms of the lower-body joints (data.LOWER_BODY: the hips' rotation and the
-    legs), the part the head and hands say least about. step_focus: the share of training
+    legs), the part the head and hands say least about (2, stop 9: val
+    lower-body error 4.09 -> 3.91 cm, MPJPE 2.48 -> 2.52, against 1).
+    step_focus: the share of training
     steps t drawn from the DDIM steps sampling visits (the rest uniform over
     0..T-1): the same 1000-step model, trained harder where it is used.
     Training focuses on the 5 steps and the model runs 3 online (the
@@ -73,7 +75,7 @@ class DiffusionConfig:
     noise_seed: int = 1234
     last_frame_weight: float = 4.0
     step_focus: float = 0.5
-    lower_body_weight: float = 1.0
+    lower_body_weight: float = 2.0
 
 
 @dataclass(frozen=True)
