@@ -229,6 +229,21 @@ def test_online_steps_travel_with_the_artefact(small, tmp_path):
 
 
 
+def test_fewer_inpainted_frames_sit_just_before_the_current_one(small, tmp_path):
+    """inpaint K < W-1: the K shown frames are the rows right before the
+    current frame (they once went to the window's oldest rows)."""
+    _random_model(tmp_path / "m.npz", small)
+    pred = infer.load_predictor(str(tmp_path / "m.npz"), inpaint=4, noise_scale=0.0)
+    seen = []
+    real = pred.denoise
+    pred.denoise = lambda xt, hc, step: (seen.append(np.array(xt)), real(xt, hc, step))[1]
+    x = np.zeros((1, pred.window, vd.SPARSE_DIM), np.float32)
+    known = np.full((1, 4, 126), 7.0, np.float32)
+    pred.sample_window(x, known)
+    rows = np.flatnonzero(np.abs(seen[0][0] - np.sqrt(pred.ab[0]) * 7.0).max(axis=1) < 1e-4)
+    assert rows.tolist() == list(range(pred.window - 5, pred.window - 1))
+
+
 def test_online_noise_travels_with_the_artefact(small, tmp_path):
     """The scale of the starting noise is the artefact's online_noise (1 when
     absent, as older models were measured); 0 samples from zeros, which is a
