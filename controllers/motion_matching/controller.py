@@ -314,10 +314,9 @@ class KinematicController:
 
         # 5. foot locking
         out_rot = self.inert.out_rot
-        if cfg.foot_lock:
-            out_rot = self.locks.apply(out_rot, self.inert.out_pos, contacts, dt)
         clip_contacts = contacts
         if cfg.foot_lock:
+            out_rot = self.locks.apply(out_rot, self.inert.out_pos, contacts, dt)
             contacts = self.locks.planted(contacts)
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, self.inert.out_pos, contacts)

@@ -241,7 +241,7 @@ def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
 
 @njit(**_NB)
 def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, input_pos, input_contact,
-              unlock_radius, halflife, dt, out_of_reach=False, shown_pos=None, shown_vel=None):
+              unlock_radius, halflife, dt, out_of_reach, shown_pos, shown_vel):
     """Holden's contact_update, with re-planting. state: int64[3] (in contact,
     locked, stepping); the vectors are updated in place; returns the foot
     position to reach.
@@ -288,12 +288,12 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
     elif (locked and state[0] == 1 and not input_contact) or release:
         state[1] = 0
         state[2] = 1 if release else 0
-        if shown_pos is None or not release:
-            off_pos[:] = off_pos + point - input_pos
-            off_vel[:] = off_vel - input_vel
-        else:
+        if release:
             off_pos[:] = shown_pos - input_pos
             off_vel[:] = shown_vel - input_vel
+        else:
+            off_pos[:] = off_pos + point - input_pos
+            off_vel[:] = off_vel - input_vel
         step[0] = math.hypot(off_pos[0], off_pos[2])
     if state[1] == 1:
         goal, goal_v = point.copy(), zero
@@ -350,7 +350,7 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
             need = q.length(v[0] + v[4] + gpos[f] - gpos[t] - gpos[hip])
             far = need > max(q.length(gpos[f] - gpos[hip]), SOFT_IK * top) + REACH_SLACK
         goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], gpos[t], contacts[i],
-                         unlock_radius, halflife, dt, far, v[7].copy(), v[8].copy())
+                         unlock_radius, halflife, dt, far, v[7], v[8])
         if q.length(goal - gpos[t]) > 1e-4:
             two_bone_ik(out, lpos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
             grot, gpos = fk_chain(out, lpos, parents, t)

@@ -113,8 +113,8 @@ def rest_pose(data) -> dict:
 def export(path: str, kind: str, model_cfg, state: dict, norm, data, seed: int, record: dict,
            online_steps: int | None = None, online_noise: float | None = None,
            online_inpaint_weight: float | None = None) -> None:
-    """Write the numpy artefact of a trained network (online_steps: the DDIM
-    steps a diffusion model runs online; None: its config's sample_steps)."""
+    """Write the numpy artefact of a trained network (online_*: a diffusion
+    model's sampling settings, see _set_online)."""
     from .models import fixed_noise
     arrays = {k: v.detach().cpu().numpy() for k, v in state.items()}
     arrays.update(x_mean=norm[0], x_std=norm[1], y_mean=norm[2], y_std=norm[3])
@@ -125,13 +125,21 @@ def export(path: str, kind: str, model_cfg, state: dict, norm, data, seed: int, 
             "head_forward": vd.head_forward_axis(data.calibration).tolist(),
             "devices": list(vd.DEVICES), "fps": vd.FPS, "seed": seed, "training": record,
             "rest_pose": rest_pose(data)}
-    if kind == "diffusion" and online_steps:
-        meta["online_steps"] = int(online_steps)
-    if kind == "diffusion" and online_noise is not None:
-        meta["online_noise"] = float(online_noise)
-    if kind == "diffusion" and online_inpaint_weight is not None:
-        meta["online_inpaint_weight"] = float(online_inpaint_weight)
+    _set_online(meta, online_steps, online_noise, online_inpaint_weight)
     infer.save_artefact(path, meta, arrays)
+
+
+def _set_online(meta: dict, steps: int | None, noise: float | None, inpaint_weight: float | None) -> None:
+    """Write a diffusion artefact's online sampling settings into its meta
+    (None leaves a setting as it is; infer.DiffusionPredictor reads them)."""
+    if meta.get("kind") != "diffusion":
+        return
+    if steps:
+        meta["online_steps"] = int(steps)
+    if noise is not None:
+        meta["online_noise"] = float(noise)
+    if inpaint_weight is not None:
+        meta["online_inpaint_weight"] = float(inpaint_weight)
 
 
 def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig | None = None,
@@ -321,12 +329,7 @@ def ship(src: str, dst: str, online_steps: int | None = None, online_noise: floa
     hard the shown past holds (infer.DiffusionPredictor)."""
     meta, arrays = infer.load_artefact(src)
     meta = {k: v for k, v in meta.items() if k not in ("format", "version", "float16")}
-    if online_steps and meta.get("kind") == "diffusion":
-        meta["online_steps"] = int(online_steps)
-    if online_noise is not None and meta.get("kind") == "diffusion":
-        meta["online_noise"] = float(online_noise)
-    if online_inpaint_weight is not None and meta.get("kind") == "diffusion":
-        meta["online_inpaint_weight"] = float(online_inpaint_weight)
+    _set_online(meta, online_steps, online_noise, online_inpaint_weight)
     infer.save_artefact(dst, meta, arrays, half=True)
 
 
