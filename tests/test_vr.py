@@ -291,6 +291,75 @@ def test_short_training_lowers_loss_and_resumes_exactly(small, tmp_path):
 
 
 @needs_data
+def test_data_pack_round_trip_and_errors(small, hf, tmp_path):
+    path = tmp_path / "pack.npz"
+    r = vd.pack(small, path, splits=("train", "val", "test"))
+    assert r["frames"] == small.num_frames and r["max_device_error"] < 1e-3
+    u = vd.unpack(path)
+    assert u.clip_ids == small.clip_ids and u.clip_split == small.clip_split
+    assert (u.starts == small.starts).all() and (u.contacts == small.contacts).all()
+    # rotations within the quantization (1/16384 per component), devices rebuilt by FK within 1 mm
+    assert np.abs(np.abs((u.local_q * small.local_q).sum(-1)) - 1).max() < 1e-6
+    assert np.abs(u.dev_p - small.dev_p).max() < 1e-3 and np.abs(u.hips_p - small.hips_p).max() < 1e-4
+    ends = small.frames("test")[::37]
+    xa, ya, _, _ = vd.windows(small, ends, hf, 20)
+    xb, yb, _, _ = vd.windows(u, ends, hf, 20)
+    assert np.abs(ya - yb).max() < 1e-3 and np.abs(xa - xb).max() < 0.05
+    only_train = vd.unpack(vd.pack(small, tmp_path / "train.npz", splits=("train",))["path"])
+    assert set(only_train.clip_split) == {"train"} and only_train.num_frames == len(small.frames("train"))
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        vd.unpack(tmp_path / "missing.npz")
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated.npz"):
+        vd.unpack(bad)
+    np.savez(tmp_path / "foreign.npz", meta=np.frombuffer(b'{"format": "x"}', np.uint8))
+    with pytest.raises(ValueError, match="foreign.npz.*anim-vr-pack"):
+        vd.unpack(tmp_path / "foreign.npz")
+    with pytest.raises(ValueError, match="no clips"):
+        vd.pack(small, tmp_path / "none.npz", splits=("nope",))
+
+
+@needs_data
+def test_batch_workers_and_a_pack_train_the_same_weights(small, tmp_path):
+    """Batches made by forked workers are the ones the training process would
+    make: same weights, bit for bit; training from a pack runs the same loop."""
+    from controllers.vr import train
+    from controllers.vr.models import DiffusionConfig
+    mc = DiffusionConfig(window=12, latent=32, blocks=2, global_cond=32)
+    cfg = train.TrainConfig(iterations=12, batch=16, warmup=2, val_every=6, val_windows=32, norm_windows=500,
+                            log_every=3, checkpoint_s=1e9)
+    train.train(cfg, str(tmp_path / "a"), mc, SMALL, progress=False, data=small)
+    train.train(cfg, str(tmp_path / "b"), mc, SMALL, progress=False, data=small, workers=2)
+    a = infer.load_artefact(str(tmp_path / "a" / "model.npz"))[1]
+    b = infer.load_artefact(str(tmp_path / "b" / "model.npz"))[1]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    packed = vd.unpack(vd.pack(small, tmp_path / "p.npz")["path"], SMALL)
+    rec = train.train(cfg, str(tmp_path / "c"), mc, SMALL, progress=False, data=packed, workers=2)
+    assert rec["iterations"] == 12 and rec["final_loss"] < rec["first_loss"]
+
+
+@needs_data
+def test_paced_schedule_ends_its_decay_by_the_clock(small, tmp_path):
+    """--paced: a run cut by --minutes long before its iterations still ends
+    its learning-rate decay (unpaced, the rate has barely moved)."""
+    from controllers.vr import train
+    from controllers.vr.models import DiffusionConfig
+    mc = DiffusionConfig(window=12, latent=32, blocks=2, global_cond=32)
+    cfg = train.TrainConfig(iterations=10**6, minutes=0.03, batch=8, warmup=2, val_every=10**6, val_windows=32,
+                            norm_windows=500, log_every=1, checkpoint_s=1e9)
+    last_lr = {}
+    for paced in (False, True):
+        out = tmp_path / f"paced{paced}"
+        rec = train.train(replace(cfg, paced=paced), str(out), mc, SMALL, progress=False, data=small)
+        assert rec["stopped_by"] == "minutes" and 10 < rec["iterations"] < cfg.iterations
+        logged = [json.loads(line) for line in open(out / "log.jsonl")]
+        assert logged[-1]["it"] == rec["iterations"] and "val_last_frame_mse" in logged[-1]   # validated at the cut
+        last_lr[paced] = [r for r in logged if "lr" in r][-1]["lr"]
+    assert last_lr[False] > 0.99 * cfg.lr and last_lr[True] < 0.15 * cfg.lr
+
+
+@needs_data
 def test_motion_matching_baseline_finds_training_frames(small, hf):
     from controllers.vr.baselines import MotionMatchingBaseline
     mm = MotionMatchingBaseline(small, window=4)

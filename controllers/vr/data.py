@@ -381,6 +381,142 @@ def _load_cache(path: Path, cfg: VRDataConfig) -> VRData:
                   clip_tags=meta["clip_tags"], calibration=meta["calibration"], **arrays)
 
 
+# =================================================================== pack
+PACK_FORMAT = "anim-vr-pack"
+PACK_VERSION = 1
+_Q_SCALE = 16384          # rotation components quantized to 1/16384 (< 0.004 degrees)
+_P_SCALE = 10000          # hips positions to 0.1 mm (metres in the corpus' units / 1e4)
+
+
+def pack(data: VRData, path, splits=("train", "val"), progress: bool = True) -> dict:
+    """Write the clips of `splits` as one portable file (to train on a machine
+    without the mocap corpus, e.g. a remote GPU: `train --data PATH`).
+
+    Stored: the hips' world rotation and position and the local rotations
+    below the hips, quantized (1/16384 per quaternion component, 0.1 mm),
+    differenced along each clip's frames and LZMA-compressed; foot contacts;
+    the skeleton, clip table and calibration. Device poses are not stored:
+    `unpack` recomputes them by forward kinematics (checked here on every
+    frame to reproduce the stored ones within 1e-3, else ValueError).
+    Returns {"path", "frames", "clips", "bytes", "max_device_error"}."""
+    import lzma
+    from anim.fileio import atomic_write as _aw
+    keep = [c for c, s in enumerate(data.clip_split) if s in splits]
+    if not keep:
+        raise ValueError(f"vr pack: no clips in splits {splits}")
+    sel = np.concatenate([np.arange(data.starts[c], data.stops[c]) for c in keep])
+    lengths = np.array([data.stops[c] - data.starts[c] for c in keep], np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    q = np.concatenate([data.hips_q[sel][:, None], data.local_q[sel]], 1).astype(np.float64)
+    # continuous signs along each clip (q and -q are one rotation): small deltas
+    s = np.ones(q.shape[:2])
+    s[1:] = np.where((q[1:] * q[:-1]).sum(-1) < 0, -1.0, 1.0)
+    s[starts] = 1
+    c = np.cumprod(s, axis=0)
+    q *= (c * np.repeat(c[starts], lengths, axis=0))[..., None]
+    qi = np.round(q * _Q_SCALE).astype(np.int16)
+    pi = np.round(data.hips_p[sel].astype(np.float64) * _P_SCALE).astype(np.int32)
+    # check that forward kinematics reproduces the devices from what is stored
+    unq = _dequantize_rotations(qi)
+    dq, dp = _devices_by_fk(data.skeleton, unq[:, 0], pi.astype(np.float32) / _P_SCALE, unq[:, 1:])
+    err = max(float(np.abs(np.abs((dq * data.dev_q[sel]).sum(-1)) - 1).max()),
+              float(np.abs(dp - data.dev_p[sel]).max()))
+    if err > 1e-3:
+        raise ValueError(f"vr pack: forward kinematics does not reproduce the device poses (error {err:.2g})")
+
+    def delta(a):
+        d = a.astype(np.int64).copy()
+        d[1:] -= a[:-1]
+        d[starts] = a[starts]                            # each clip starts absolute
+        return d
+
+    qd, pd = delta(qi), delta(pi)
+    if np.abs(qd).max() > 32767:
+        raise ValueError("vr pack: a rotation jumps too far between two frames to pack")
+    blob = lzma.compress(qd.astype(np.int16).tobytes() + pd.astype(np.int32).tobytes(), preset=6)
+    meta = {"format": PACK_FORMAT, "version": PACK_VERSION, "frames": int(len(sel)),
+            "joints": int(qi.shape[1]), "q_scale": _Q_SCALE, "p_scale": _P_SCALE, "splits": list(splits),
+            "skeleton": {"names": list(data.skeleton.names), "parents": data.skeleton.parents.tolist(),
+                         "offsets": data.skeleton.offsets.tolist()},
+            "clip_ids": [data.clip_ids[c] for c in keep], "clip_names": [data.clip_names[c] for c in keep],
+            "clip_split": [data.clip_split[c] for c in keep],
+            "clip_mirrored": [data.clip_mirrored[c] for c in keep],
+            "clip_tags": [data.clip_tags[c] for c in keep], "calibration": data.calibration}
+    with _aw(Path(path)) as f:
+        np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                 blob=np.frombuffer(blob, np.uint8), contacts=np.packbits(data.contacts[sel]),
+                 lengths=lengths)
+    return {"path": str(path), "frames": int(len(sel)), "clips": len(keep), "bytes": Path(path).stat().st_size,
+            "max_device_error": err}
+
+
+def _dequantize_rotations(qi: np.ndarray) -> np.ndarray:
+    q = qi.astype(np.float32) / _Q_SCALE
+    return (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _devices_by_fk(skel, hips_q, hips_p, local_q, chunk: int = 100_000):
+    from anim import quat
+    n, j = len(hips_q), skel.num_joints
+    dev = [skel.index(d) for d in DEVICES]
+    dq, dp = np.empty((n, 3, 4), np.float32), np.empty((n, 3, 3), np.float32)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        rot = np.zeros((b - a, j, 4), np.float32)
+        rot[:, 0, 0] = 1
+        rot[:, 1], rot[:, 2:] = hips_q[a:b], local_q[a:b]
+        pos = np.broadcast_to(skel.offsets.astype(np.float32), (b - a, j, 3)).copy()
+        pos[:, 0] = 0
+        pos[:, 1] = hips_p[a:b]
+        g, p = quat.fk(rot, pos, skel.parents)
+        dq[a:b], dp[a:b] = g[:, dev], p[:, dev]
+    return dq, dp
+
+
+def unpack(path, cfg: VRDataConfig | None = None) -> VRData:
+    """Read a file written by `pack` (clear errors for a missing, truncated or
+    foreign file)."""
+    import lzma
+    import zipfile
+    from anim.skeleton import Skeleton
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such vr data pack (write one with `python -m controllers.vr.data "
+                                f"--pack {path}`)")
+    try:
+        with np.load(path) as z:
+            meta = json.loads(z["meta"].tobytes())
+            if meta.get("format") != PACK_FORMAT or meta.get("version") != PACK_VERSION:
+                raise ValueError(f"not an {PACK_FORMAT} v{PACK_VERSION} file")
+            raw = lzma.decompress(z["blob"].tobytes())
+            contacts_bits, lengths = z["contacts"], z["lengths"]
+    except (ValueError, KeyError, OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: unreadable vr data pack ({e})") from None
+    n, j = meta["frames"], meta["joints"]
+    if len(raw) != n * j * 4 * 2 + n * 3 * 4 or int(lengths.sum()) != n:
+        raise ValueError(f"{path}: vr data pack is truncated or inconsistent ({len(raw)} bytes for {n} frames)")
+    qd = np.frombuffer(raw[:n * j * 8], np.int16).reshape(n, j, 4)
+    pd = np.frombuffer(raw[n * j * 8:], np.int32).reshape(n, 3)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+    def undelta(d):
+        c = np.cumsum(d.astype(np.int64), axis=0)
+        base = np.concatenate([np.zeros((1,) + c.shape[1:], np.int64), c[:-1]])[starts]
+        return c - np.repeat(base, lengths, axis=0)
+
+    q = _dequantize_rotations(undelta(qd))
+    hips_p = (undelta(pd) / meta["p_scale"]).astype(np.float32)
+    sk = meta["skeleton"]
+    skel = Skeleton(tuple(sk["names"]), np.array(sk["parents"]), np.array(sk["offsets"], np.float32))
+    dev_q, dev_p = _devices_by_fk(skel, q[:, 0], hips_p, q[:, 1:])
+    contacts = np.unpackbits(contacts_bits)[:n * 2].reshape(n, 2).astype(bool)
+    return VRData(skeleton=skel, config=cfg or VRDataConfig(), dev_q=dev_q, dev_p=dev_p, hips_q=q[:, 0],
+                  hips_p=hips_p, local_q=np.ascontiguousarray(q[:, 1:]), contacts=contacts, starts=starts,
+                  stops=starts + lengths, clip_ids=meta["clip_ids"], clip_names=meta["clip_names"],
+                  clip_split=meta["clip_split"], clip_mirrored=meta["clip_mirrored"], clip_tags=meta["clip_tags"],
+                  calibration=meta["calibration"])
+
+
 # =================================================================== features
 def head_forward_axis(calibration: dict) -> np.ndarray:
     """The head-local axis that points forward when the head is in its mean pose."""
@@ -554,3 +690,29 @@ def devices_to_joints(dev_q: np.ndarray, calibration: dict) -> np.ndarray:
     """Device rotations [..., 3, 4] -> joint world rotations (q_device * offset)."""
     off = np.stack([np.asarray(calibration[d], np.float32) for d in DEVICES])
     return quat.normalize(quat.mul(dev_q, off)).astype(np.float32)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import time
+    p = argparse.ArgumentParser(prog="python -m controllers.vr.data",
+                                description="Build the sparse-VR data from the mocap corpus (cached under "
+                                            "out/vr/cache) and optionally pack it into one portable file, "
+                                            "to train where the corpus is not (`train --data PACK`).")
+    p.add_argument("--pack", metavar="PATH", help="write the train and val clips to this file")
+    p.add_argument("--splits", default="train,val", help="splits to pack (comma separated; default train,val)")
+    p.add_argument("--max-clips", type=int, default=0, help="use at most this many clips (0: all)")
+    args = p.parse_args(argv)
+    t = time.perf_counter()
+    data = build(VRDataConfig(max_clips=args.max_clips))
+    print(f"vr data: {data.num_frames} frames, {len(data.starts)} clips ({time.perf_counter() - t:.1f} s)")
+    if args.pack:
+        t = time.perf_counter()
+        r = pack(data, args.pack, tuple(s for s in args.splits.split(",") if s))
+        print(f"packed {r['frames']} frames of {r['clips']} clips into {r['path']}: {r['bytes'] / 1e6:.1f} MB "
+              f"(device error {r['max_device_error']:.1e}, {time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

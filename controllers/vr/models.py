@@ -95,7 +95,7 @@ def fixed_noise(cfg: DiffusionConfig) -> np.ndarray:
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding [B, dim] of integer steps t [B]."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     a = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(a), torch.sin(a)], dim=-1)
 
@@ -208,12 +208,12 @@ class Diffusion:
         """DDIM (eta = 0) over ddim_timesteps from `noise` (default: the fixed
         noise) -> x0 [B, W, 126]."""
         b = c.shape[0]
-        x = torch.from_numpy(fixed_noise(self.cfg)).expand(b, -1, -1) if noise is None else noise
+        x = torch.from_numpy(fixed_noise(self.cfg)).to(c.device).expand(b, -1, -1) if noise is None else noise
         ts = ddim_timesteps(self.cfg.diffusion_steps, self.cfg.sample_steps)
         x0 = x
         hc = net.encode(c)
         for i, t in enumerate(ts):
-            tt = torch.full((b,), int(t), dtype=torch.long)
+            tt = torch.full((b,), int(t), dtype=torch.long, device=c.device)
             x0 = net(x, tt, c, hc)
             if i + 1 == len(ts):
                 break

@@ -47,7 +47,11 @@ class TrainConfig:
     on the val split: MPJPE 2.55 -> 2.48 cm, lower body 4.21 -> 4.09,
     against 1); online_inpaint_weight: how hard the shown past holds after
     the first step (1; less trades jitter for error: 0.5 gave MPJPE 2.41,
-    lower body 3.98, jitter 1.20 against 2.48 / 4.09 / 1.11)."""
+    lower body 3.98, jitter 1.20 against 2.48 / 4.09 / 1.11); paced: with
+    `minutes`, the learning-rate schedule runs on the larger of iteration and
+    wall-clock progress, so a run cut by the clock still ends its decay (for
+    a fixed time budget on an unknown machine; the weights then depend on
+    its speed)."""
 
     model: str = "diffusion"
     iterations: int = 8000
@@ -67,6 +71,7 @@ class TrainConfig:
     online_steps: int = 2
     online_noise: float = 0.0
     online_inpaint_weight: float = 1.0
+    paced: bool = False
 
 
 DEFAULT_ITERATIONS = {"diffusion": 8000, "mlp": 4000}
@@ -85,6 +90,49 @@ def norm_stats(data, ends, hf, window):
     ym, ys = y.reshape(-1, y.shape[-1]).mean(0), y.reshape(-1, y.shape[-1]).std(0)
     return (xm.astype(np.float32), np.maximum(xs, 1e-3).astype(np.float32),
             ym.astype(np.float32), np.maximum(ys, 1e-3).astype(np.float32))
+
+
+_WORKER: dict = {}
+
+
+def _make_batch(it: int):
+    """Iteration `it`'s training batch as float32 numpy arrays: normalized
+    sparse windows x, targets y and, for the diffusion, the steps t and noise.
+    Every draw comes from generators seeded with (seed, it), so the batch is
+    the same in a worker process as in the training process."""
+    import torch
+    w = _WORKER
+    rng = np.random.default_rng([w["seed"], it])
+    ends = rng.choice(w["train_ends"], w["batch"])
+    x, y, _, _ = vd.windows(w["data"], ends, w["hf"], w["window"])
+    norm = w["norm"]
+    x = ((x - norm[0]) / norm[1]).astype(np.float32)
+    y = ((y - norm[2]) / norm[3]).astype(np.float32)
+    t = noise = None
+    if w["diffusion"] is not None:
+        g = torch.Generator().manual_seed(w["seed"] * 1_000_003 + it)
+        t = w["diffusion"].sample_t(w["batch"], g)
+        noise = torch.randn(y.shape, generator=g)
+    return x, y, t, noise
+
+
+def _batch_stream(start: int, stop: int, workers: int):
+    """Batches of iterations start..stop-1, made here (workers <= 1) or by
+    `workers` forked processes, at most 2 x workers ahead."""
+    if workers <= 1:
+        for it in range(start, stop):
+            yield _make_batch(it)
+        return
+    import collections
+    import multiprocessing as mp
+    with mp.get_context("fork").Pool(workers) as pool:
+        ahead = collections.deque()
+        nxt = start
+        while nxt < stop or ahead:
+            while nxt < stop and len(ahead) < 2 * workers:
+                ahead.append(pool.apply_async(_make_batch, (nxt,)))
+                nxt += 1
+            yield ahead.popleft().get()
 
 
 def _atomic_torch_save(obj, path):
@@ -144,10 +192,11 @@ def _set_online(meta: dict, steps: int | None, noise: float | None, inpaint_weig
 
 def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig | None = None,
           device: str = "cpu", fresh: bool = False, progress: bool = True, data=None, command: str = "",
-          stop_at: int | None = None) -> dict:
+          stop_at: int | None = None, workers: int = 0) -> dict:
     """Train (or resume) and export OUT/model.npz. Returns a summary dict.
     stop_at: stop at this iteration as an interruption would (checkpoint, no
-    export); running again resumes."""
+    export); running again resumes. workers: processes that make the batches
+    (0 or 1: this one); the batches, so the weights, do not depend on it."""
     import torch
     from tqdm import tqdm
 
@@ -181,6 +230,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         return torch.from_numpy(x.astype(np.float32)).to(device), torch.from_numpy(y.astype(np.float32)).to(device)
 
     torch.manual_seed(cfg.seed)
+    diffusion = None
     if cfg.model == "diffusion":
         net = DiffMLP(model_cfg).to(device)
         diffusion = Diffusion(model_cfg)
@@ -202,6 +252,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                                      online_inpaint_weight=1.0)),
              "model": asdict(model_cfg),
              "data": asdict(data_cfg)}
+    if not cfg.paced:
+        del ident["train"]["paced"]       # checkpoints from before the option resume
     if os.path.exists(ckpt_path) and not fresh:
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck["ident"] != ident:
@@ -242,9 +294,13 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     bar = tqdm(total=cfg.iterations, initial=it, desc=f"train {cfg.model}", unit="it", disable=not progress,
                dynamic_ncols=True)
     run_loss = None
+    _WORKER.update(data=data, train_ends=train_ends, hf=hf, window=window, norm=norm, seed=cfg.seed,
+                   batch=cfg.batch, diffusion=Diffusion(model_cfg) if cfg.model == "diffusion" else None)
+    batches = _batch_stream(it, cfg.iterations, workers)
     try:
         while it < cfg.iterations:
             if stop_at is not None and it >= stop_at:
+                batches.close()
                 checkpoint()
                 bar.close()
                 log.close()
@@ -252,16 +308,16 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
             if cfg.minutes and seg_base + time.perf_counter() - seg_start >= cfg.minutes * 60:
                 stopped = "minutes"
                 break
-            rng = np.random.default_rng([cfg.seed, it])
-            ends = rng.choice(train_ends, cfg.batch)
-            x, y = batch_arrays(ends)
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
+            xb, yb, t, noise = next(batches)
+            x, y = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
+            sched_it = it
+            if cfg.paced and cfg.minutes:
+                sched_it = max(it, int(elapsed / (cfg.minutes * 60) * cfg.iterations))
             for group in opt.param_groups:
-                group["lr"] = _lr(cfg, it)
+                group["lr"] = _lr(cfg, sched_it)
             net.train()
             if cfg.model == "diffusion":
-                t = diffusion.sample_t(cfg.batch, g).to(device)
-                noise = torch.randn(y.shape, generator=g).to(device)
+                t, noise = t.to(device), noise.to(device)
                 pred = net(diffusion.q_sample(y, t, noise), t, x)
                 loss = diffusion.loss(pred, y, feature_weight)
             else:
@@ -272,15 +328,17 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
             opt.step()
             with torch.no_grad():
                 d = min(cfg.ema, (1 + it) / (10 + it))
-                for pe, pn in zip(ema.parameters(), net.parameters()):
-                    pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+                pe = list(ema.parameters())
+                torch._foreach_mul_(pe, d)
+                torch._foreach_add_(pe, [q.detach() for q in net.parameters()], alpha=1 - d)
             it += 1
             elapsed = seg_base + time.perf_counter() - seg_start
             lv = float(loss.detach())
             run_loss = lv if run_loss is None else 0.98 * run_loss + 0.02 * lv
             bar.update(1)
             if it % cfg.log_every == 0 or it == cfg.iterations:
-                rec = {"it": it, "loss": lv, "loss_avg": run_loss, "lr": _lr(cfg, it - 1), "elapsed_s": elapsed}
+                rec = {"it": it, "loss": lv, "loss_avg": run_loss, "lr": opt.param_groups[0]["lr"],
+                       "elapsed_s": elapsed}
                 history.append(rec)
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
@@ -297,13 +355,19 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                 checkpoint()
                 last_ckpt = time.perf_counter()
     except KeyboardInterrupt:
+        batches.close()
         stopped = "interrupted"
         checkpoint()
         bar.close()
         log.close()
         print(f"interrupted at iteration {it}: checkpoint saved, run the same command to resume", file=sys.stderr)
         raise
+    batches.close()
     bar.close()
+    if stopped == "minutes" and it and not any(h.get("it") == it and "val_last_frame_mse" in h for h in history):
+        rec = {"it": it, "val_last_frame_mse": validate(), "elapsed_s": elapsed}
+        history.append(rec)
+        log.write(json.dumps(rec) + "\n")
     checkpoint()
     log.close()
     val = [h["val_last_frame_mse"] for h in history if "val_last_frame_mse" in h]
@@ -339,6 +403,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=None,
                    help=f"optimizer steps (default {DEFAULT_ITERATIONS})")
     p.add_argument("--minutes", type=float, default=0.0, help="wall-clock cap in minutes (0: none)")
+    p.add_argument("--paced", action="store_true",
+                   help="with --minutes: the learning-rate schedule ends by the cap even if the iterations "
+                        "do not (a fixed time budget)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1,
@@ -361,6 +428,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lower-body-weight", type=float, default=None,
                    help="loss weight of the hips and legs against the other joints (default 2)")
     p.add_argument("--max-clips", type=int, default=0, help="use at most this many clips (0: all)")
+    p.add_argument("--data", metavar="PACK", default=None,
+                   help="train on a data pack (`python -m controllers.vr.data --pack PACK`) instead of the "
+                        "corpus: for a machine without ../shared/mocap")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that make the batches (default 0: the training process; a GPU run needs "
+                        "several to keep the GPU busy)")
     p.add_argument("--fresh", action="store_true", help="start over even if OUT has a checkpoint")
     p.add_argument("--export", default=None,
                    help="also write model.npz here as float16 (e.g. controllers/vr/weights/diffusion.npz)")
@@ -371,7 +444,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def run_from_args(args) -> int:
     from .models import DiffusionConfig, MLPConfig
     cfg = TrainConfig(model=args.model, iterations=args.iterations or DEFAULT_ITERATIONS[args.model],
-                      minutes=args.minutes, seed=args.seed, threads=args.threads)
+                      minutes=args.minutes, seed=args.seed, threads=args.threads, paced=args.paced)
+    if args.paced and not args.minutes:
+        raise SystemExit("--paced needs --minutes")
     if args.batch:
         cfg = replace(cfg, batch=args.batch)
     if args.lr:
@@ -396,8 +471,15 @@ def run_from_args(args) -> int:
             mc = replace(mc, window=args.window)
     dc = vd.VRDataConfig(max_clips=args.max_clips)
     command = "python -m controllers.vr.train " + " ".join(sys.argv[1:]) if sys.argv else ""
+    data = None
+    if args.data:
+        if args.max_clips:
+            raise SystemExit("--max-clips applies to the corpus, not to a --data pack")
+        data = vd.unpack(args.data, dc)
+        if "val" not in data.clip_split:
+            print(f"warning: {args.data} has no val clips: no validation", file=sys.stderr)
     rec = train(cfg, args.out, mc, dc, device=args.device, fresh=args.fresh, progress=not args.quiet,
-                command=command)
+                command=command, data=data, workers=args.workers)
     print(json.dumps({k: rec[k] for k in ("iterations", "stopped_by", "train_wall_s", "params", "first_loss",
                                           "final_loss", "final_val_last_frame_mse")}))
     if args.export:
