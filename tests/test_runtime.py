@@ -142,6 +142,68 @@ def test_two_bone_ik_soft_limit_keeps_the_knee_smooth_out_of_reach():
     assert max(ext) <= 0.999 + 1e-6 and ext[-1] > 0.99
 
 
+def test_two_bone_ik_bends_a_straight_leg_forward_without_flipping():
+    """An animation's leg that passes through straight (the knee a hair in
+    front of, then behind, the hip-ankle line) shortened by the IK: the knee
+    bends toward the character's forward both times, to nearly the same place
+    (its own bend plane is noise there: it flipped the knee by 20 cm)."""
+    parents, rot, pos = _leg()
+    knees = []
+    for z in (0.004, -0.004):                   # the knee 4 mm in front of, then behind, the line
+        p = pos.copy()
+        p[2], p[3] = [0, -0.42, z], [0, -0.42, -z]
+        out = rot.astype(np.float64).copy()
+        _, g = quat.fk(out, p, parents)
+        target = g[3] + np.array([0.0, 0.05, 0.0])     # 5 cm shorter: the knee must bend
+        k.two_bone_ik(out, p.astype(np.float64), parents, 3, target, np.array([0.0, 0, 1]), 0.999)
+        _, g2 = quat.fk(out, p, parents)
+        assert np.linalg.norm(g2[3] - target) < 1e-4
+        knees.append(g2[2])
+    assert knees[0][2] > 0.1 and knees[1][2] > 0.1            # forward (+z), by 40 degrees of bend
+    assert np.linalg.norm(knees[0] - knees[1]) < 0.02
+
+
+def test_the_pelvis_comes_down_for_a_stretched_leg():
+    """The body rises and moves away from a locked foot: the pelvis comes
+    down (at most PELVIS_DROP, smoothly) so that the leg keeps reaching the
+    foot, which stays planted longer than with the pelvis held; once the foot
+    is free, the pelvis goes back up."""
+    parents, rot, pos = _leg()
+    pos[2], pos[3] = [0, -0.42, 0.06], [0, -0.42, -0.06]     # a nearly straight leg
+    held = {}
+    for drop in (True, False):
+        locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.6, pelvis_drop=drop)
+        locks.reset(rot, pos, [True])
+        drops, n_planted = [], 0
+        for i in range(40):
+            p = pos.copy()
+            p[0, 0] = 0.008 * i                  # 48 cm/s away from the foot
+            out, lp = locks.apply(rot, p, [True], 1 / 60)
+            drops.append(locks.pelvis_drop)
+            if locks.stepping.any():
+                break
+            n_planted += 1
+        held[drop] = n_planted
+        drops = np.array(drops)
+        if drop:
+            assert 0.01 < drops.max() <= k.PELVIS_DROP + 1e-9
+            assert np.abs(np.diff(drops)).max() < 0.01         # under 60 cm/s: no pop
+            assert np.isclose(lp[0, 1], p[0, 1] - drops[-1])   # the drop is the pelvis' (root here)
+        else:
+            assert drops.max() == 0
+    assert held[True] > held[False] + 5
+    locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.6)
+    locks.reset(rot, pos, [True])
+    for i in range(20):
+        p = pos.copy()
+        p[0, 0] = 0.004 * i
+        locks.apply(rot, p, [True], 1 / 60)
+    assert locks.pelvis_drop > 0.005
+    for i in range(60):
+        locks.apply(rot, p, [False], 1 / 60)
+    assert locks.pelvis_drop < 1e-3
+
+
 def test_foot_lock_pins_a_planted_foot_and_releases_it():
     parents, rot, pos = _leg()
     locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.2)
@@ -151,8 +213,8 @@ def test_foot_lock_pins_a_planted_foot_and_releases_it():
     for i in range(30):
         p = pos.copy()
         p[0, 0] = 0.002 * i                    # the animation's body (and foot) slides 12 cm/s
-        out = locks.apply(rot, p, [i >= 1], 1 / 60)
-        _, g = quat.fk(out, p, parents)
+        out, lp = locks.apply(rot, p, [i >= 1], 1 / 60)
+        _, g = quat.fk(out, lp, parents)
         if i == 10:                            # the lock blends in over a few half-lives
             planted = g[4].copy()
         if i > 10:
@@ -164,8 +226,8 @@ def test_foot_lock_pins_a_planted_foot_and_releases_it():
     for i in range(60):
         p = pos.copy()
         p[0, 0] = 0.06
-        out = locks.apply(rot, p, [False], 1 / 60)
-    _, g = quat.fk(out, p, parents)
+        out, lp = locks.apply(rot, p, [False], 1 / 60)
+    _, g = quat.fk(out, lp, parents)
     _, ga = quat.fk(rot, p, parents)
     assert not locks.locked.any()
     assert np.linalg.norm(g[4] - ga[4]) < 1e-3
@@ -183,8 +245,8 @@ def test_a_landing_foot_stops_where_it_lands():
     for i in range(40):
         p = pos.copy()
         p[0, 0] = 0.005 * i                    # the animation's foot moves 30 cm/s throughout
-        out = locks.apply(rot, p, [i >= 20], 1 / 60)
-        _, g = quat.fk(out, p, parents)
+        out, lp = locks.apply(rot, p, [i >= 20], 1 / 60)
+        _, g = quat.fk(out, lp, parents)
         shown.append(g[4].copy())
     shown = np.array(shown)
     step = np.linalg.norm(np.diff(shown[:, [0, 2]], axis=0), axis=-1)
@@ -202,8 +264,8 @@ def test_foot_lock_engages_at_reset_when_in_contact():
     p = pos.copy()
     for i in range(20):
         p[0, 0] = 0.003 * i
-        out = locks.apply(rot, p, [True], 1 / 60)
-    _, g = quat.fk(out, p, parents)
+        out, lp = locks.apply(rot, p, [True], 1 / 60)
+    _, g = quat.fk(out, lp, parents)
     assert np.linalg.norm(g[4] - g0[4]) < 2e-3
 
 
@@ -238,8 +300,8 @@ def test_a_planted_foot_out_of_reach_steps_instead_of_sliding():
     for i in range(90):
         p = pos.copy()
         p[0, 0] = i / 60                       # the body (and the animation's foot) at 1 m/s
-        out = locks.apply(rot, p, [True], 1 / 60)
-        _, g = quat.fk(out, p, parents)
+        out, lp = locks.apply(rot, p, [True], 1 / 60)
+        _, g = quat.fk(out, lp, parents)
         shown.append(g[4].copy())
         planted.append(bool(locks.planted([True])[0]))
         stepping.append(bool(locks.stepping[0]))

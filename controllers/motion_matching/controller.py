@@ -313,13 +313,13 @@ class KinematicController:
         self.inert.adjust_root(new_pos, new_rot)
 
         # 5. foot locking
-        out_rot = self.inert.out_rot
+        out_rot, out_pos = self.inert.out_rot, self.inert.out_pos
         clip_contacts = contacts
         if cfg.foot_lock:
-            out_rot = self.locks.apply(out_rot, self.inert.out_pos, contacts, dt)
+            out_rot, out_pos = self.locks.apply(out_rot, out_pos, contacts, dt)
             contacts = self.locks.planted(contacts)
         self.ms = 1e3 * (time.perf_counter() - t0)
-        pose = self._pose(out_rot, self.inert.out_pos, contacts)
+        pose = self._pose(out_rot, out_pos, contacts)
         pose.info["clip_contacts"] = np.asarray(clip_contacts, bool).tolist()
         return pose
 

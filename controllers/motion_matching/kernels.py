@@ -192,6 +192,10 @@ REPLANT = 0.015     # m: a foot let go while still in contact is planted again w
 STEP_LIFT = (0.3, 0.05)   # a foot let go while in contact is lifted on an arc (sin of the share of the
                           # way covered) as high as 0.3 x the way, at most 5 cm: it steps, not slides
 STEP_HALFLIFE = 2.0       # x halflife: the stepping foot's catch-up (bounds its acceleration)
+BEND_PLANE_SIN = 0.1  # two_bone_ik: below this sine between thigh and hip-to-ankle (a knee bent under
+                      # ~12 degrees) the bend plane turns toward the character's forward
+PELVIS_DROP = 0.05  # m: the pelvis comes down at most this much so that stretched legs reach their
+                    # locked feet (people lower the hips in a long stride) instead of dragging them
 LAND_SPEED = 1.5   # m/s: a foot locked slower than this stops at once (foot_lock): 1.5 m/s in one
                     # frame is 90 m/s^2, under the database's p99.9 joint acceleration (109)
 
@@ -200,7 +204,17 @@ LAND_SPEED = 1.5   # m/s: a foot locked slower than this stops at once (foot_loc
 def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
     """Rotate the grandparent (hip) and parent (knee) of `end` so that it
     reaches `target` (clamped to max_extension of the chain's length), bending
-    in the chain's plane; a straight chain bends toward `fwd`. In place on lrot."""
+    in the chain's plane; a straight chain bends toward `fwd`. In place on
+    lrot. A nearly straight chain bends in a plane between its own and `fwd`'s,
+    where the triangle's angles are not exact: a second pass, from the now
+    bent chain, lands it."""
+    if _two_bone_ik_once(lrot, lpos, parents, end, target, fwd, max_extension) < 1.0:
+        _two_bone_ik_once(lrot, lpos, parents, end, target, fwd, max_extension)
+
+
+@njit(**_NB)
+def _two_bone_ik_once(lrot, lpos, parents, end, target, fwd, max_extension):
+    """One pass of two_bone_ik; returns the weight of the chain's own bend plane (1: exact)."""
     b_i = parents[end]
     a_i = parents[b_i]
     grot, gpos = fk_chain(lrot, lpos, parents, end)
@@ -224,10 +238,19 @@ def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
     ac_at_0 = math.acos(min(max(q.dot3(ac, q.unit(t - a)), -1.0), 1.0))
     ac_ab_1 = math.acos(min(max((lcb * lcb - lab * lab - lat * lat) / (-2.0 * lab * lat), -1.0), 1.0))
     ba_bc_1 = math.acos(min(max((lat * lat - lab * lab - lcb * lcb) / (-2.0 * lab * lcb), -1.0), 1.0))
+    # the bend plane: the leg's own, but toward `fwd` as the leg straightens (a
+    # straight or over-straight leg's plane is noise: it flipped the knee)
     axis0 = q.cross(c - a, b - a)
-    if q.length(axis0) < 1e-6:
-        axis0 = q.cross(c - a, fwd)
-    axis0 = q.unit(axis0)
+    axis_f = q.cross(c - a, fwd)
+    if q.length(axis_f) < 1e-9:
+        axis_f = axis0
+    sin_ab = q.length(axis0) / max(q.length(c - a) * lab, 1e-9)
+    w = 0.0
+    if q.length(axis0) < 1e-9 or q.dot3(axis0, axis_f) < 0.0:
+        axis0 = q.unit(axis_f)
+    else:
+        w = min(sin_ab / BEND_PLANE_SIN, 1.0)
+        axis0 = q.unit(w * q.unit(axis0) + (1.0 - w) * q.unit(axis_f))
     axis1 = q.cross(c - a, t - a)
     if q.length(axis1) < 1e-9:
         axis1 = axis0
@@ -237,6 +260,7 @@ def two_bone_ik(lrot, lpos, parents, end, target, fwd, max_extension):
     r2 = q.from_angle_axis(ac_at_0, q.inv_rot(grot[a_i], axis1))
     lrot[a_i] = q.normalize(q.mul(lrot[a_i].astype(np.float64), q.mul(r2, r0)))
     lrot[b_i] = q.normalize(q.mul(lrot[b_i].astype(np.float64), r1))
+    return w
 
 
 @njit(**_NB)
@@ -327,7 +351,30 @@ def between(a, b):
 
 
 @njit(**_NB)
-def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, locks_vec, fwd,
+def pelvis_drop_goal(lrot, lpos, parents, feet, toes, locks_state, locks_vec):
+    """How far (m, 0..PELVIS_DROP) the pelvis must come down so that every
+    locked foot is within SOFT_IK of its leg's reach."""
+    drop = 0.0
+    for i in range(feet.shape[0]):
+        if locks_state[i, 1] != 1:
+            continue
+        f, t = feet[i], toes[i]
+        grot, gpos = fk_chain(lrot, lpos, parents, t)
+        kn = parents[f]
+        hip = parents[kn]
+        reach = SOFT_IK * (q.length(gpos[kn] - gpos[hip]) + q.length(gpos[f] - gpos[kn]))
+        v = locks_vec[i]
+        d = v[0] + v[4] + gpos[f] - gpos[t] - gpos[hip]      # hip to where the ankle must be
+        h2 = d[0] * d[0] + d[2] * d[2]
+        if d[1] >= 0.0 or d[1] * d[1] + h2 <= reach * reach:
+            continue
+        need = PELVIS_DROP if h2 >= reach * reach else -d[1] - math.sqrt(reach * reach - h2)
+        drop = max(drop, need)
+    return min(max(drop, 0.0), PELVIS_DROP)
+
+
+@njit(**_NB)
+def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, locks_vec, pelvis, fwd,
                      unlock_radius, halflife, dt):
     """All feet: update each lock from the animation's toe position and contact
     (contacts are defined on the toes), move the ankle by the toe's correction
@@ -335,12 +382,36 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
     target. locks_vec: [F, 9, 3] (point, target, position, velocity, off_pos,
     off_vel, step, shown position, shown velocity). A locked foot whose leg
     would have to stretch REACH_SLACK beyond what the animation's leg and the
-    soft IK limit give is let go (it steps, see foot_lock). Returns new local
-    rotations."""
+    soft IK limit give is let go (it steps, see foot_lock). pelvis: float64[3]
+    (joint, drop, drop velocity): before that, the pelvis comes down (at most
+    PELVIS_DROP, on a spring of `halflife`) as far as stretched legs need to
+    reach their locked feet; joint < 0: never. Returns new local rotations
+    and positions."""
     out = lrot.astype(np.float64).copy()
-    for i in range(feet.shape[0]):
+    pos = lpos.astype(np.float64).copy()
+    nf = feet.shape[0]
+    anim_toe = np.empty((nf, 3))
+    for i in range(nf):
+        grot, gpos = fk_chain(out, pos, parents, toes[i])
+        anim_toe[i] = gpos[toes[i]]
+    pj = int(pelvis[0])
+    if pj >= 0:
+        goal = pelvis_drop_goal(out, pos, parents, feet, toes, locks_state, locks_vec)
+        y = q.halflife_to_damping(halflife) / 2.0
+        j0 = pelvis[1] - goal
+        j1 = pelvis[2] + j0 * y
+        eydt = math.exp(-y * dt)
+        pelvis[1] = eydt * (j0 + j1 * dt) + goal
+        pelvis[2] = eydt * (pelvis[2] - j1 * y * dt)
+        down = np.array([0.0, -pelvis[1], 0.0])
+        pp = parents[pj]
+        if pp >= 0:
+            grot, gpos = fk_chain(out, pos, parents, pp)
+            down = q.inv_rot(grot[pp], down)
+        pos[pj] += down
+    for i in range(nf):
         f, t = feet[i], toes[i]
-        grot, gpos = fk_chain(out, lpos, parents, t)
+        grot, gpos = fk_chain(out, pos, parents, t)
         v = locks_vec[i]
         far = False
         if locks_state[i, 1] == 1:
@@ -349,15 +420,15 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
             top = q.length(gpos[kn] - gpos[hip]) + q.length(gpos[f] - gpos[kn])
             need = q.length(v[0] + v[4] + gpos[f] - gpos[t] - gpos[hip])
             far = need > max(q.length(gpos[f] - gpos[hip]), SOFT_IK * top) + REACH_SLACK
-        goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], gpos[t], contacts[i],
+        goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim_toe[i], contacts[i],
                          unlock_radius, halflife, dt, far, v[7], v[8])
         if q.length(goal - gpos[t]) > 1e-4:
-            two_bone_ik(out, lpos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
-            grot, gpos = fk_chain(out, lpos, parents, t)
+            two_bone_ik(out, pos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
+            grot, gpos = fk_chain(out, pos, parents, t)
             r = between(gpos[t] - gpos[f], goal - gpos[f])
             p = parents[f]
             out[f] = q.normalize(q.mul(q.inv(grot[p]), q.mul(r, grot[f])))
-            grot, gpos = fk_chain(out, lpos, parents, t)
+            grot, gpos = fk_chain(out, pos, parents, t)
         v[8] = (gpos[t] - v[7]) / (dt + 1e-8)
         v[7] = gpos[t]
-    return out
+    return out, pos

@@ -198,7 +198,8 @@ class FootLocks:
     animation's toe drifts beyond unlock_radius (Holden's contact_update); the
     leg is bent onto it with two-bone IK and the ankle turned so the toe lands."""
 
-    def __init__(self, parents, feet, toes, halflife: float = 0.1, unlock_radius: float = 0.2):
+    def __init__(self, parents, feet, toes, halflife: float = 0.1, unlock_radius: float = 0.2,
+                 pelvis_drop: bool = True):
         self.parents = np.asarray(parents, np.int64)
         self.feet = np.asarray(feet, np.int64)
         self.toes = np.asarray(toes, np.int64)
@@ -206,12 +207,16 @@ class FootLocks:
         self.state = np.zeros((len(feet), 3), np.int64)     # in contact, locked, stepping
         # point, target, position, velocity, off_pos, off_vel, step, shown position, shown velocity
         self.vec = np.zeros((len(feet), 9, 3))
+        # the joint above both legs' hips (it comes down when stretched legs need it), drop, its velocity
+        pelvis = {int(self.parents[self.parents[self.parents[f]]]) for f in self.feet}
+        self.pelvis = np.array([pelvis.pop() if pelvis_drop and len(pelvis) == 1 else -1, 0.0, 0.0])
 
     def reset(self, rot, pos, contacts) -> None:
         """Start at the pose: feet in contact are locked where they stand."""
         _, gpos = quat.fk(rot, pos, self.parents)
         self.state[:] = 0
         self.vec[:] = 0
+        self.pelvis[1:] = 0
         for i, t in enumerate(self.toes):
             c = int(bool(contacts[i]))
             self.state[i] = (c, c, 0)
@@ -233,7 +238,13 @@ class FootLocks:
         """The contacts the character shows: the animation's, less stepping feet."""
         return np.asarray(contacts, bool) & ~self.stepping
 
-    def apply(self, rot, pos, contacts, dt: float) -> np.ndarray:
+    @property
+    def pelvis_drop(self) -> float:
+        """How far (m) the pelvis is brought down now for the legs to reach their locked feet."""
+        return float(self.pelvis[1])
+
+    def apply(self, rot, pos, contacts, dt: float):
+        """Locked feet for this tick's pose: returns (local rotations, local positions)."""
         fwd = quat.rot(np.asarray(rot[0], np.float64), np.array([0.0, 0.0, 1.0]))
         return k.apply_foot_locks(rot, pos, self.parents, self.feet, self.toes, np.asarray(contacts, np.bool_),
-                                  self.state, self.vec, fwd, self.unlock_radius, self.halflife, dt)
+                                  self.state, self.vec, self.pelvis, fwd, self.unlock_radius, self.halflife, dt)
