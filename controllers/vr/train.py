@@ -119,6 +119,11 @@ def _make_batch(it: int):
 def _batch_stream(start: int, stop: int, workers: int):
     """Batches of iterations start..stop-1, made here (workers <= 1) or by
     `workers` forked processes, at most 2 x workers ahead."""
+    if workers > 1 and "jax" in sys.modules:
+        # forking a process that runs JAX's threads can deadlock the child
+        print("warning: JAX is loaded in this process: batches are made here, not by forked workers",
+              file=sys.stderr)
+        workers = 0
     if workers <= 1:
         for it in range(start, stop):
             yield _make_batch(it)
