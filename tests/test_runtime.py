@@ -255,6 +255,27 @@ def test_a_landing_foot_stops_where_it_lands():
     assert np.linalg.norm(shown[20] - shown[19]) < 0.006   # no jump at landing (one frame's motion)
 
 
+def test_a_foot_released_while_the_animation_moves_fast_does_not_jump():
+    """The body (and the animation's foot) moves at 2 m/s; the locked foot is
+    let go when the contact ends: the shown foot starts from rest and follows
+    without a jump (the offset was taken against this frame's animation foot,
+    which threw the foot a frame's motion the other way: ~250 m/s^2)."""
+    parents, rot, pos = _leg()
+    pos[2], pos[3] = [0, -0.38, 0.18], [0, -0.38, -0.18]    # a bent knee: within reach
+    locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.6, pelvis_drop=False)
+    locks.reset(rot, pos, [True])
+    shown = []
+    for i in range(30):
+        p = pos.copy()
+        p[0, 2] = -2.0 * i / 60                 # 2 m/s backward, away along the foot's axis
+        out, lp = locks.apply(rot, p, [i < 6], 1 / 60)
+        _, g = quat.fk(out, lp, parents)
+        shown.append(g[4].copy())
+    acc = np.linalg.norm(np.diff(np.array(shown), 2, axis=0), axis=-1) * 3600
+    assert np.linalg.norm(shown[5] - shown[0]) < 1e-3          # locked: still
+    assert acc.max() < 120.0                                  # a spring's pull, no jump
+
+
 def test_foot_lock_engages_at_reset_when_in_contact():
     parents, rot, pos = _leg()
     locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.2)

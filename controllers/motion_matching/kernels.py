@@ -312,11 +312,16 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
     elif (locked and state[0] == 1 and not input_contact) or release:
         state[1] = 0
         state[2] = 1 if release else 0
+        # the offset is taken against the animation's foot of the previous
+        # frame: the spring's step below then carries it through this frame's
+        # motion (taken against this frame's, the shown foot jumped by a frame
+        # of the animation's foot speed the other way: 350 m/s^2 spikes)
+        prev_input = input_pos - input_vel * dt
         if release:
-            off_pos[:] = shown_pos - input_pos
+            off_pos[:] = shown_pos - prev_input
             off_vel[:] = shown_vel - input_vel
         else:
-            off_pos[:] = off_pos + point - input_pos
+            off_pos[:] = off_pos + point - prev_input
             off_vel[:] = off_vel - input_vel
         step[0] = math.hypot(off_pos[0], off_pos[2])
     if state[1] == 1:
