@@ -290,6 +290,28 @@ def test_short_training_lowers_loss_and_resumes_exactly(small, tmp_path):
     assert max(np.abs(a[k] - b[k]).max() for k in a) < 1e-5
 
 
+def test_denoiser_trains_and_samples_on_another_device():
+    """Every tensor the denoiser and its sampler make follows the input's
+    device: checked on torch's 'meta' device, which refuses to mix with CPU
+    tensors as CUDA does (the step embedding's frequencies were made on the
+    CPU, so a CUDA training crashed at its first step)."""
+    import torch
+
+    from controllers.vr.models import Diffusion, DiffusionConfig, DiffMLP
+    cfg = DiffusionConfig(window=8, latent=16, blocks=1, global_cond=16)
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        torch.zeros(2, device="meta") * torch.ones(2)        # the check this test relies on
+    net, diffusion = DiffMLP(cfg).to("meta"), Diffusion(cfg)
+    diffusion.alpha_bar = diffusion.alpha_bar.to("meta")
+    x = torch.zeros(3, cfg.window, vd.SPARSE_DIM, device="meta")
+    y = torch.zeros(3, cfg.window, 126, device="meta")
+    g = torch.Generator().manual_seed(0)
+    t = diffusion.sample_t(3, g).to("meta")
+    loss = diffusion.loss(net(diffusion.q_sample(y, t, torch.randn(y.shape, generator=g).to("meta")), t, x), y)
+    loss.backward()
+    assert diffusion.sample(net, x).shape == (3, cfg.window, 126)
+
+
 @needs_data
 def test_data_pack_round_trip_and_errors(small, hf, tmp_path):
     path = tmp_path / "pack.npz"
