@@ -204,6 +204,23 @@ def test_the_pelvis_comes_down_for_a_stretched_leg():
     assert locks.pelvis_drop < 1e-3
 
 
+def test_two_bone_ik_leaves_a_stretched_leg_alone_when_its_target_barely_moves():
+    """A leg the animation stretched past the soft limit's start, its target
+    where its foot already is (or 1 mm off): the IK keeps the knee where it
+    was, so applying it or not makes no jump (the soft limit pulled such a
+    leg in by centimetres: 300 m/s^2 knee spikes on straight swing legs)."""
+    parents, rot, pos = _leg()
+    pos[2], pos[3] = [0, -0.42, 0.02], [0, -0.42, -0.02]    # 0.998 of its length
+    _, g0 = quat.fk(rot, pos, parents)
+    for shift in (0.0, 0.001):
+        out = rot.astype(np.float64).copy()
+        k.two_bone_ik(out, pos.astype(np.float64), parents, 3, g0[3] + np.array([0.0, shift, 0.0]),
+                      np.array([0.0, 0, 1]), 0.999)
+        _, g = quat.fk(out, pos, parents)
+        assert np.linalg.norm(g[2] - g0[2]) < 0.001 + 15 * shift     # a straight knee moves ~9 mm per mm
+        assert np.linalg.norm(g[3] - g0[3]) < 0.0015
+
+
 def test_foot_lock_pins_a_planted_foot_and_releases_it():
     parents, rot, pos = _leg()
     locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.2)
@@ -338,3 +355,5 @@ def test_a_planted_foot_out_of_reach_steps_instead_of_sliding():
     assert np.array(locked)[first:][~stepping[first:]].any()   # and is planted again
     assert np.linalg.norm(np.diff(shown, axis=0), axis=-1).max() < 0.08   # no jump: under 4.8 m/s, a swing's pace
     assert (planted == ~stepping).all()
+    lands = np.flatnonzero(stepping[:-1] & ~stepping[1:]) + 1
+    assert len(lands) and np.all(np.abs(shown[lands, 1] - shown[lands - 1, 1]) < 0.004)   # lands, not drops

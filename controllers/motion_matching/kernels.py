@@ -227,10 +227,17 @@ def _two_bone_ik_once(lrot, lpos, parents, end, target, fwd, max_extension):
     # soft limit (Nicholas' "soft IK"): past SOFT_IK of the reach the chain
     # approaches max_extension exponentially instead of stopping dead, so the
     # knee's speed stays bounded as the target goes out of reach
+    # the limit starts no nearer than the chain's own extension: a chain the
+    # animation stretched past SOFT_IK is not pulled in when the target barely
+    # moves (the IK applied or not then changed the knee by centimetres: knee
+    # spikes of 300 m/s^2 on a straight swing leg)
     top = max_extension * (lab + lcb)
-    soft = SOFT_IK * top
+    soft = max(SOFT_IK * top, min(q.length(c - a), top))
     if lat > soft:
-        lat = soft + (top - soft) * (1.0 - math.exp(-(lat - soft) / (top - soft)))
+        if top - soft > 1e-9:
+            lat = soft + (top - soft) * (1.0 - math.exp(-(lat - soft) / (top - soft)))
+        else:
+            lat = top
     ac = q.unit(c - a)
     ab = q.unit(b - a)
     ac_ab_0 = math.acos(min(max(q.dot3(ac, ab), -1.0), 1.0))
@@ -337,8 +344,9 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
     velocity[:] = goal_v + off_vel
     state[0] = 1 if input_contact else 0
     out = position.copy()
-    if state[2] == 1 and step[0] > 1e-6:
-        done = min(max(1.0 - math.hypot(off_pos[0], off_pos[2]) / step[0], 0.0), 1.0)
+    if state[2] == 1 and step[0] > REPLANT:
+        # the arc ends where the foot is planted (within REPLANT), so it lands at height 0
+        done = min(max(1.0 - (math.hypot(off_pos[0], off_pos[2]) - REPLANT) / (step[0] - REPLANT), 0.0), 1.0)
         out[1] += min(STEP_LIFT[0] * step[0], STEP_LIFT[1]) * math.sin(math.pi * done)
     return out
 
@@ -408,6 +416,9 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
         eydt = math.exp(-y * dt)
         pelvis[1] = eydt * (j0 + j1 * dt) + goal
         pelvis[2] = eydt * (pelvis[2] - j1 * y * dt)
+        if goal == 0.0 and pelvis[1] < 1e-5 and abs(pelvis[2]) < 1e-3:
+            pelvis[1] = 0.0                # back up: no IK for a drop nobody sees
+            pelvis[2] = 0.0
         down = np.array([0.0, -pelvis[1], 0.0])
         pp = parents[pj]
         if pp >= 0:
