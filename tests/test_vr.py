@@ -505,6 +505,12 @@ def test_trace_export_and_replay_end_to_end(small, tmp_path):
         _, g = quat.fk(pose.rotations, pose.positions, small.skeleton.parents)
         assert np.abs(g[head] - ci.head[0]).max() < 1e-4          # the body hangs from the tracked head
     assert "ghost" in pose.info and len(pose.info["debug_lines"]) == 3
+    # the live window's input: the HUD names the VR source, the controls carry the tracked devices
+    from viewer.input import DeviceInput
+    from viewer.vr_input import VRInput
+    di = VRInput(replay).update([], set())
+    assert di.device == "VR replay + keyboard" and di.to_control().head is not None
+    assert DeviceInput.from_control(replay.control_at(0.5)).device == "VR script"
     # the same trace through the WebXR bridge, as a headset would stream it
     with WebXRBridge(port=0) as bridge:
         n = send_trace(paths[0], f"ws://127.0.0.1:{bridge.port}/ws", realtime=False)

@@ -145,8 +145,10 @@ class DeviceInput:
     def from_control(cls, c) -> "DeviceInput":
         """A stand-in for a scripted `anim.control.ControlInput` (for the HUD and
         debug drawing): with camera_yaw = 0, move_world() gives back c.move."""
+        tracked = any(getattr(c, k, None) is not None for k in ("head", "left_hand", "right_hand"))
         return cls(move=np.array([-c.move[0], c.move[1]], np.float32), run=bool(c.run),
-                   strafe=c.facing is not None, toggles=set(c.actions), device="script")
+                   strafe=c.facing is not None, toggles=set(c.actions),
+                   device="VR script" if tracked else "script")
 
     def to_control(self, styles=(), current_style=None, facing_yaw=None):
         """The device-independent `anim.control.ControlInput` a controller takes:

@@ -275,12 +275,15 @@ class VRInput:
     TraceReplay played in real time, a WebXRBridge, or an OpenXRSource: anything
     with `devices_at(t)` or `latest()`)."""
 
-    def __init__(self, source, keyboard=None):
+    LABELS = {"TraceReplay": "VR replay", "WebXRBridge": "WebXR", "OpenXRSource": "OpenXR"}
+
+    def __init__(self, source, keyboard=None, label: str | None = None):
         from viewer.input import GamepadKeyboardInput
         self.source = source
         self.keyboard = keyboard if keyboard is not None else GamepadKeyboardInput()
         self.start = time.perf_counter()
         self.cls = _device_input_class()
+        self.label = label or self.LABELS.get(type(source).__name__, "VR")   # the HUD's input line
 
     def update(self, events, pressed=None):
         d = self.keyboard.update(events, pressed)
@@ -288,8 +291,9 @@ class VRInput:
             devs = self.source.devices_at(time.perf_counter() - self.start)
         else:
             devs = self.source.latest() or (None, None, None)
-        return self.cls(**{k: getattr(d, k) for k in d.__dataclass_fields__},
-                        head=devs[0], left_hand=devs[1], right_hand=devs[2])
+        fields = {k: getattr(d, k) for k in d.__dataclass_fields__}
+        fields["device"] = f"{self.label} + {d.device}"
+        return self.cls(**fields, head=devs[0], left_hand=devs[1], right_hand=devs[2])
 
 
 # ====================================================================== WebSocket (RFC 6455)
