@@ -7,6 +7,7 @@ test split, the rest in train with their mirrors.
 
 import json
 import os
+import sys
 import urllib.request
 from dataclasses import replace
 
@@ -365,6 +366,27 @@ def test_batch_workers_and_a_pack_train_the_same_weights(small, tmp_path):
     a = infer.load_artefact(str(tmp_path / "w" / "model.npz"))[1]
     b = infer.load_artefact(str(tmp_path / "h" / "model.npz"))[1]
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@needs_data
+@pytest.mark.slow
+def test_gpu_training_script_runs_its_three_models(small, tmp_path):
+    """weights/train_gpu.sh, the documented GPU reproduction, run here on the
+    CPU with a few seconds' budget: each model trains from the pack, stops by
+    the clock with its schedule ended (--paced) and exports an artefact."""
+    import subprocess
+
+    pack = vd.pack(small, tmp_path / "p.npz", splits=("train", "test"))["path"]
+    script = os.path.join(os.path.dirname(vd.__file__), "weights", "train_gpu.sh")
+    env = {**os.environ, "DEVICE": "cpu", "MINUTES": "0.05", "PYTHON": sys.executable}
+    r = subprocess.run(["bash", script, pack, str(tmp_path / "gpu"), "100000"], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for m in ("diffusion", "diffusion192", "mlp"):
+        meta = infer.load_artefact(str(tmp_path / "gpu" / m / "model.npz"))[0]
+        tr = meta["training"]
+        assert tr["stopped_by"] == "minutes" and tr["train_config"]["paced"] and tr["train_config"]["batch"] == 256
+    assert infer.load_artefact(str(tmp_path / "gpu" / "diffusion192" / "model.npz"))[0]["config"]["latent"] == 192
 
 
 @needs_data
