@@ -196,7 +196,10 @@ class FootLocks:
     """Pins each foot where its toe touched down while the animation says it is
     in contact, and releases it smoothly when the contact ends or the
     animation's toe drifts beyond unlock_radius (Holden's contact_update); the
-    leg is bent onto it with two-bone IK and the ankle turned so the toe lands."""
+    leg is bent onto it with two-bone IK and the ankle turned so the toe lands.
+    A locked foot the leg can no longer reach steps (lifted and re-planted);
+    before that, the pelvis comes down (at most kernels.PELVIS_DROP, on a
+    spring; pelvis_drop=False: never) as far as stretched legs need."""
 
     def __init__(self, parents, feet, toes, halflife: float = 0.1, unlock_radius: float = 0.2,
                  pelvis_drop: bool = True):
