@@ -271,6 +271,16 @@ def _two_bone_ik_once(lrot, lpos, parents, end, target, fwd, max_extension):
 
 
 @njit(**_NB)
+def decay_spring(x, v, halflife, dt):
+    """Holden's decay_spring_damper_exact: x and its velocity v decay to 0,
+    critically damped, exact in dt (scalars or arrays)."""
+    y = q.halflife_to_damping(halflife) / 2.0
+    j1 = v + x * y
+    eydt = math.exp(-y * dt)
+    return eydt * (x + j1 * dt), eydt * (v - j1 * y * dt)
+
+
+@njit(**_NB)
 def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, input_pos, input_contact,
               unlock_radius, halflife, dt, out_of_reach, shown_pos, shown_vel):
     """Holden's contact_update, with re-planting. state: int64[3] (in contact,
@@ -335,11 +345,9 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
         goal, goal_v = point.copy(), zero
     else:
         goal, goal_v = input_pos.copy(), input_vel
-    y = q.halflife_to_damping(halflife * (STEP_HALFLIFE if state[2] == 1 else 1.0)) / 2.0
-    j1 = off_vel + off_pos * y
-    eydt = math.exp(-y * dt)
-    off_pos[:] = eydt * (off_pos + j1 * dt)
-    off_vel[:] = eydt * (off_vel - j1 * y * dt)
+    p, v = decay_spring(off_pos, off_vel, halflife * (STEP_HALFLIFE if state[2] == 1 else 1.0), dt)
+    off_pos[:] = p
+    off_vel[:] = v
     position[:] = goal + off_pos
     velocity[:] = goal_v + off_vel
     state[0] = 1 if input_contact else 0
@@ -364,26 +372,27 @@ def between(a, b):
 
 
 @njit(**_NB)
-def pelvis_drop_goal(lrot, lpos, parents, feet, toes, locks_state, locks_vec):
-    """How far (m, 0..PELVIS_DROP) the pelvis must come down so that every
-    locked foot is within SOFT_IK of its leg's reach."""
-    drop = 0.0
-    for i in range(feet.shape[0]):
-        if locks_state[i, 1] != 1:
-            continue
-        f, t = feet[i], toes[i]
-        grot, gpos = fk_chain(lrot, lpos, parents, t)
-        kn = parents[f]
-        hip = parents[kn]
-        reach = SOFT_IK * (q.length(gpos[kn] - gpos[hip]) + q.length(gpos[f] - gpos[kn]))
-        v = locks_vec[i]
-        d = v[0] + v[4] + gpos[f] - gpos[t] - gpos[hip]      # hip to where the ankle must be
-        h2 = d[0] * d[0] + d[2] * d[2]
-        if d[1] >= 0.0 or d[1] * d[1] + h2 <= reach * reach:
-            continue
-        need = PELVIS_DROP if h2 >= reach * reach else -d[1] - math.sqrt(reach * reach - h2)
-        drop = max(drop, need)
-    return min(max(drop, 0.0), PELVIS_DROP)
+def leg_to_lock(gpos, parents, f, t, v):
+    """For a locked foot (joint f, toe t, lock vectors v): the vector from its
+    hip to where the ankle must be for the toe to sit on the lock, the leg's
+    length, and how far the animation's own leg reaches."""
+    kn = parents[f]
+    hip = parents[kn]
+    top = q.length(gpos[kn] - gpos[hip]) + q.length(gpos[f] - gpos[kn])
+    return v[0] + v[4] + gpos[f] - gpos[t] - gpos[hip], top, q.length(gpos[f] - gpos[hip])
+
+
+@njit(**_NB)
+def pelvis_drop_need(d, top):
+    """How far (m, 0..PELVIS_DROP) the pelvis must come down so that an ankle
+    goal d (from leg_to_lock) is within SOFT_IK of the leg's length `top`."""
+    reach = SOFT_IK * top
+    h2 = d[0] * d[0] + d[2] * d[2]
+    if d[1] >= 0.0 or d[1] * d[1] + h2 <= reach * reach:
+        return 0.0
+    if h2 >= reach * reach:
+        return PELVIS_DROP
+    return min(max(-d[1] - math.sqrt(reach * reach - h2), 0.0), PELVIS_DROP)
 
 
 @njit(**_NB)
@@ -404,25 +413,24 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
     pos = lpos.astype(np.float64).copy()
     nf = feet.shape[0]
     anim_toe = np.empty((nf, 3))
+    goal_drop = 0.0
+    grot = np.empty((0, 4))
     for i in range(nf):
         grot, gpos = fk_chain(out, pos, parents, toes[i])
         anim_toe[i] = gpos[toes[i]]
+        if locks_state[i, 1] == 1:
+            d, top, _ = leg_to_lock(gpos, parents, feet[i], toes[i], locks_vec[i])
+            goal_drop = max(goal_drop, pelvis_drop_need(d, top))
     pj = int(pelvis[0])
     if pj >= 0:
-        goal = pelvis_drop_goal(out, pos, parents, feet, toes, locks_state, locks_vec)
-        y = q.halflife_to_damping(halflife) / 2.0
-        j0 = pelvis[1] - goal
-        j1 = pelvis[2] + j0 * y
-        eydt = math.exp(-y * dt)
-        pelvis[1] = eydt * (j0 + j1 * dt) + goal
-        pelvis[2] = eydt * (pelvis[2] - j1 * y * dt)
-        if goal == 0.0 and pelvis[1] < 1e-5 and abs(pelvis[2]) < 1e-3:
+        x, v = decay_spring(pelvis[1] - goal_drop, pelvis[2], halflife, dt)
+        pelvis[1], pelvis[2] = x + goal_drop, v
+        if goal_drop == 0.0 and pelvis[1] < 1e-5 and abs(pelvis[2]) < 1e-3:
             pelvis[1] = 0.0                # back up: no IK for a drop nobody sees
             pelvis[2] = 0.0
         down = np.array([0.0, -pelvis[1], 0.0])
         pp = parents[pj]
-        if pp >= 0:
-            grot, gpos = fk_chain(out, pos, parents, pp)
+        if pp >= 0:                        # the first loop's chains hold the pelvis' parent
             down = q.inv_rot(grot[pp], down)
         pos[pj] += down
     for i in range(nf):
@@ -431,11 +439,8 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
         v = locks_vec[i]
         far = False
         if locks_state[i, 1] == 1:
-            kn = parents[f]
-            hip = parents[kn]
-            top = q.length(gpos[kn] - gpos[hip]) + q.length(gpos[f] - gpos[kn])
-            need = q.length(v[0] + v[4] + gpos[f] - gpos[t] - gpos[hip])
-            far = need > max(q.length(gpos[f] - gpos[hip]), SOFT_IK * top) + REACH_SLACK
+            d, top, own = leg_to_lock(gpos, parents, f, t, v)
+            far = q.length(d) > max(own, SOFT_IK * top) + REACH_SLACK
         goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim_toe[i], contacts[i],
                          unlock_radius, halflife, dt, far, v[7], v[8])
         if q.length(goal - gpos[t]) > 1e-4:

@@ -400,7 +400,6 @@ def pack(data: VRData, path, splits=("train", "val"), progress: bool = True) -> 
     frame to reproduce the stored ones within 1e-3, else ValueError).
     Returns {"path", "frames", "clips", "bytes", "max_device_error"}."""
     import lzma
-    from anim.fileio import atomic_write as _aw
     keep = [c for c, s in enumerate(data.clip_split) if s in splits]
     if not keep:
         raise ValueError(f"vr pack: no clips in splits {splits}")
@@ -442,7 +441,7 @@ def pack(data: VRData, path, splits=("train", "val"), progress: bool = True) -> 
             "clip_split": [data.clip_split[c] for c in keep],
             "clip_mirrored": [data.clip_mirrored[c] for c in keep],
             "clip_tags": [data.clip_tags[c] for c in keep], "calibration": data.calibration}
-    with _aw(Path(path)) as f:
+    with atomic_write(Path(path)) as f:
         np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
                  blob=np.frombuffer(blob, np.uint8), contacts=np.packbits(data.contacts[sel]),
                  lengths=lengths)
@@ -450,8 +449,8 @@ def pack(data: VRData, path, splits=("train", "val"), progress: bool = True) -> 
             "max_device_error": err}
 
 
-def _dequantize_rotations(qi: np.ndarray) -> np.ndarray:
-    q = qi.astype(np.float32) / _Q_SCALE
+def _dequantize_rotations(qi: np.ndarray, scale: float = _Q_SCALE) -> np.ndarray:
+    q = qi.astype(np.float32) / scale
     return (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
 
 
@@ -504,7 +503,7 @@ def unpack(path, cfg: VRDataConfig | None = None) -> VRData:
         base = np.concatenate([np.zeros((1,) + c.shape[1:], np.int64), c[:-1]])[starts]
         return c - np.repeat(base, lengths, axis=0)
 
-    q = _dequantize_rotations(undelta(qd))
+    q = _dequantize_rotations(undelta(qd), meta["q_scale"])
     hips_p = (undelta(pd) / meta["p_scale"]).astype(np.float32)
     sk = meta["skeleton"]
     skel = Skeleton(tuple(sk["names"]), np.array(sk["parents"]), np.array(sk["offsets"], np.float32))

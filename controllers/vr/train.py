@@ -95,6 +95,12 @@ def norm_stats(data, ends, hf, window):
 _WORKER: dict = {}
 
 
+def _normalized_windows(data, ends, hf, window, norm):
+    """The windows ending at `ends`, normalized: sparse x and targets y, float32."""
+    x, y, _, _ = vd.windows(data, ends, hf, window)
+    return ((x - norm[0]) / norm[1]).astype(np.float32), ((y - norm[2]) / norm[3]).astype(np.float32)
+
+
 def _make_batch(it: int):
     """Iteration `it`'s training batch as float32 numpy arrays: normalized
     sparse windows x, targets y and, for the diffusion, the steps t and noise.
@@ -103,11 +109,7 @@ def _make_batch(it: int):
     import torch
     w = _WORKER
     rng = np.random.default_rng([w["seed"], it])
-    ends = rng.choice(w["train_ends"], w["batch"])
-    x, y, _, _ = vd.windows(w["data"], ends, w["hf"], w["window"])
-    norm = w["norm"]
-    x = ((x - norm[0]) / norm[1]).astype(np.float32)
-    y = ((y - norm[2]) / norm[3]).astype(np.float32)
+    x, y = _normalized_windows(w["data"], rng.choice(w["train_ends"], w["batch"]), w["hf"], w["window"], w["norm"])
     t = noise = None
     if w["diffusion"] is not None:
         g = torch.Generator().manual_seed(w["seed"] * 1_000_003 + it)
@@ -229,10 +231,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         val_ends = np.sort(rng0.choice(val_ends, min(cfg.val_windows, len(val_ends)), replace=False))
 
     def batch_arrays(ends):
-        x, y, _, _ = vd.windows(data, ends, hf, window)
-        x = (x - norm[0]) / norm[1]
-        y = (y - norm[2]) / norm[3]
-        return torch.from_numpy(x.astype(np.float32)).to(device), torch.from_numpy(y.astype(np.float32)).to(device)
+        x, y = _normalized_windows(data, ends, hf, window, norm)
+        return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
     torch.manual_seed(cfg.seed)
     diffusion = None
@@ -300,7 +300,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                dynamic_ncols=True)
     run_loss = None
     _WORKER.update(data=data, train_ends=train_ends, hf=hf, window=window, norm=norm, seed=cfg.seed,
-                   batch=cfg.batch, diffusion=Diffusion(model_cfg) if cfg.model == "diffusion" else None)
+                   batch=cfg.batch, diffusion=diffusion)
     batches = _batch_stream(it, cfg.iterations, workers)
     try:
         while it < cfg.iterations:
