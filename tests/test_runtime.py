@@ -357,3 +357,92 @@ def test_a_planted_foot_out_of_reach_steps_instead_of_sliding():
     assert (planted == ~stepping).all()
     lands = np.flatnonzero(stepping[:-1] & ~stepping[1:]) + 1
     assert len(lands) and np.all(np.abs(shown[lands, 1] - shown[lands - 1, 1]) < 0.004)   # lands, not drops
+
+
+def test_the_root_velocity_carries_through_a_transition():
+    """Clip a moves the root forward at 1.2 m/s, clip b backward at 1 m/s; the
+    controller re-bases the root every tick (adjust_root, here with no pull).
+    Across the transition the shown root's velocity eases from one to the
+    other (Holden's inertialize_root_adjust) instead of jumping: the old
+    re-basing dropped the root's offset each tick and the velocity flipped in
+    one frame."""
+    j = 3
+    rot = np.tile(np.array([1.0, 0, 0, 0], np.float32), (j, 1))
+
+    def frame(z, vz):
+        pos = np.zeros((j, 3), np.float32)
+        pos[0, 2] = z
+        pos[1:, 1] = 0.5
+        vel = np.zeros((j, 3), np.float32)
+        vel[0, 2] = vz
+        return rot, pos, vel, np.zeros((j, 3), np.float32)
+
+    dt = 1 / 60
+    ine = Inertializer(j, halflife=0.1)
+    ine.reset(*frame(0.0, 1.2))
+    shown = []
+    for i in range(1, 40):
+        if i < 20:
+            f = frame(1.2 * i * dt, 1.2)
+        else:
+            if i == 20:                           # as the controller: transition to b's frame, then play on
+                ine.transition(*frame(5.0, -1.0))
+            f = frame(5.0 - 1.0 * (i - 19) * dt, -1.0)
+        ine.update(*f, dt)
+        ine.adjust_root(ine.out_pos[0].copy(), ine.out_rot[0].copy())
+        shown.append(ine.out_pos[0, 2])
+    v = np.diff(shown) / dt
+    assert np.allclose(v[:18], 1.2, atol=1e-4)
+    assert v[18] > 0.5                            # the first frame after it still moves forward
+    assert np.abs(np.diff(v)).max() < 0.5 * 2.2   # no frame takes half the 2.2 m/s change
+    assert abs(v[-1] + 1.0) < 0.05                # and it ends at clip b's velocity
+
+
+def test_root_adjustment_matches_the_simulation_velocity_within_its_bound():
+    """Character and simulation stand at the same place, the simulation at
+    1.3 m/s and the character's clip at 1 m/s: the position pull alone does
+    nothing; adjust_velocity adds the difference, within adjust_max_ratio of
+    the character's speed, and never moves a standing character."""
+    import dataclasses
+    ident = np.array([1.0, 0, 0, 0])
+    sim = Simulation(position=np.zeros(3))
+    sim.velocity[:] = [0.0, 0.0, 1.3]
+    dt = 1 / 60
+    off = dataclasses.replace(RuntimeConfig(), adjust_velocity=0.0)
+    pos, _ = adjusted_root(np.zeros(3), ident, 1.0, sim, off, dt, np.array([0.0, 0, 1.0]))
+    assert np.allclose(pos, 0)
+    on = dataclasses.replace(RuntimeConfig(), adjust_velocity=1.0, adjust_max_ratio=0.5)
+    pos, _ = adjusted_root(np.zeros(3), ident, 1.0, sim, on, dt, np.array([0.0, 0, 1.0]))
+    assert np.allclose(pos, [0, 0, 0.3 * dt])
+    pos, _ = adjusted_root(np.zeros(3), ident, 0.2, sim, on, dt, np.array([0.0, 0, 0.2]))
+    assert np.allclose(pos, [0, 0, 0.5 * 0.2 * dt])   # bounded by the ratio of its own speed
+    pos, _ = adjusted_root(np.zeros(3), ident, 0.0, sim, on, dt, np.zeros(3))
+    assert np.allclose(pos, 0)                        # standing: not moved
+
+
+def test_a_foot_released_far_from_the_animation_eases_back_gently():
+    """A locked foot 35 cm from the animation's foot (it drifted within the
+    unlock radius) is let go when the contact ends: its pull toward the
+    animation starts at kernels.RELEASE_ACCEL, not at the lock halflife's
+    260 m/s^2 (a knee spike); small releases keep the lock halflife."""
+    dt = 1 / 60
+
+    def release(dist, frames=90):
+        state = np.array([1, 1, 0], np.int64)
+        v = np.zeros((9, 3))
+        anim = np.array([dist, 0.0, 0.0])
+        out = []
+        for i in range(frames):
+            out.append(k.foot_lock(state, v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim, i < 3, 0.6, 0.05, dt,
+                                   False, v[7], v[8]).copy())
+            v[7] = out[-1]
+        return np.array(out)
+
+    far = release(0.35)
+    acc = np.linalg.norm(np.diff(far, 2, axis=0), axis=-1) / dt ** 2
+    assert np.allclose(far[:3], 0)                          # locked while in contact
+    assert acc.max() < 1.2 * k.RELEASE_ACCEL
+    assert np.linalg.norm(far[-1] - [0.35, 0, 0]) < 1e-3    # and it does get back
+    near = release(0.03, 20)
+    # 3 cm: the lock halflife as before (halfway in about 0.05 s ~ 3 frames, allowing the spring's start)
+    assert np.linalg.norm(near[3 + 6] - [0.03, 0, 0]) < 0.5 * 0.03

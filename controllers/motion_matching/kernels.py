@@ -75,12 +75,17 @@ def inert_update(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
 def root_adjust(new_pos, new_rot, src_pos, src_rot, dst_pos, dst_rot, off_pos, out_pos, out_rot):
     """Move the displayed root to new_pos/new_rot and re-base the transition
     frame so the animation continues from there (Holden's inertialize_root_adjust).
-    Updates src_pos, dst_pos, dst_rot, off_pos[0], out_pos[0], out_rot[0] in place."""
+    Updates src_pos, dst_pos, dst_rot, off_pos[0], out_pos[0], out_rot[0] in place.
+    The position offset is folded into the transition frame (dst = the shown
+    root), so the root's velocity offset still carries the old motion on and
+    decays; re-basing on the shown root less its offset, as before stop 11,
+    dropped that offset every tick: the root's velocity jumped at every
+    transition (-1.1 to +0.3 m/s in one frame on the strafe reversal)."""
     diff = new_pos - out_pos[0]
     out_pos[0] = out_pos[0] + diff
     dst_pos[:] = dst_pos + diff
     src_pos[:] = src_pos + q.rot(src_rot, q.inv_rot(dst_rot, out_pos[0] - off_pos[0] - dst_pos))
-    dst_pos[:] = out_pos[0] - off_pos[0]
+    dst_pos[:] = out_pos[0]
     off_pos[0] = 0.0
     rdiff = q.normalize(q.mul(new_rot, q.inv(out_rot[0])))
     out_rot[0] = q.mul(rdiff, out_rot[0])
@@ -139,11 +144,12 @@ def trajectory_features(root_pos, root_rot, fut_pos, fut_rot):
 
 @njit(**_NB)
 def adjusted_root(char_pos, char_rot, char_speed, sim_pos, sim_rot, halflife, max_ratio,
-                  rot_halflife, rot_max_ratio, clamp_distance, clamp_angle, dt):
-    """Pull the character root toward the simulation, by at most max_ratio times
-    its own speed (no sliding while standing), then clamp distance and angle."""
+                  rot_halflife, rot_max_ratio, clamp_distance, clamp_angle, dt, vel_step):
+    """Pull the character root toward the simulation (plus vel_step, the
+    velocity-matching part of the move), by at most max_ratio times its own
+    speed (no sliding while standing), then clamp distance and angle."""
     frac = 1.0 - math.exp(-(0.69314718056 * dt) / (halflife + 1e-8))
-    step = (sim_pos - char_pos) * frac
+    step = (sim_pos - char_pos) * frac + vel_step
     limit = max_ratio * char_speed * dt
     n = q.length(step)
     if n > limit:
@@ -184,10 +190,11 @@ def fk_chain(lrot, lpos, parents, end):
 
 
 SOFT_IK = 0.97      # share of the reach where two_bone_ik's soft limit starts
-REACH_SLACK = 0.03  # m: a locked foot is let go when its leg would have to reach this much farther
-                    # than both the animation's own leg and SOFT_IK of the reach (else it is dragged;
-                    # 0.03 chosen on the shipped scripts: 0.08 left turns at 2.7 cm/s, 0.01 stepped
-                    # 8% of a straight walk's contact frames)
+REACH_SLACK = 0.015  # m: a locked foot is let go when its leg would have to reach this much farther
+                     # than both the animation's own leg and SOFT_IK of the reach (else it is dragged;
+                     # stop 11, with the release's pull bounded by RELEASE_ACCEL: 0.03 left 80% of
+                     # strafe's skating in feet dragged at the soft IK limit; 0.01 stepped 5% of the
+                     # circles' contact frames; 0.08 left turns at 2.7 cm/s)
 REPLANT = 0.015     # m: a foot let go while still in contact is planted again within this of the animation's
 STEP_LIFT = (0.3, 0.05)   # a foot let go while in contact is lifted on an arc (sin of the share of the
                           # way covered) as high as 0.3 x the way, at most 5 cm: it steps, not slides
@@ -196,6 +203,9 @@ BEND_PLANE_SIN = 0.1  # two_bone_ik: below this sine between thigh and hip-to-an
                       # ~12 degrees) the bend plane turns toward the character's forward
 PELVIS_DROP = 0.05  # m: the pelvis comes down at most this much so that stretched legs reach their
                     # locked feet (people lower the hips in a long stride) instead of dragging them
+RELEASE_ACCEL = 60.0  # m/s^2: a released foot's spring is slowed (a longer halflife) so that its
+                      # pull toward the animation's foot starts no harder than this (a foot released
+                      # 35 cm from it on the 0.05 s lock halflife pulled at 260 m/s^2: a knee spike)
 LAND_SPEED = 1.5   # m/s: a foot locked slower than this stops at once (foot_lock): 1.5 m/s in one
                     # frame is 90 m/s^2, under the database's p99.9 joint acceleration (109)
 
@@ -281,6 +291,13 @@ def decay_spring(x, v, halflife, dt):
 
 
 @njit(**_NB)
+def release_halflife(distance):
+    """The halflife (s) at which a critically damped spring let go `distance`
+    (m) from its goal starts pulling at RELEASE_ACCEL: y^2 x = a, y = 2 ln2 / h."""
+    return 1.3862943611198906 * math.sqrt(distance / RELEASE_ACCEL)
+
+
+@njit(**_NB)
 def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, input_pos, input_contact,
               unlock_radius, halflife, dt, out_of_reach, shown_pos, shown_vel):
     """Holden's contact_update, with re-planting. state: int64[3] (in contact,
@@ -297,9 +314,12 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
     animation lands the foot meanwhile, it is planted on arrival), so that its
     lift and its spring never change mid-way. The controller reports a
     stepping foot as not in contact. step[0]: the horizontal way the step
-    started with. shown_pos, shown_vel: where the foot was last shown and how
-    fast it moved (the IK may not have reached the lock: a foot at the end of
-    its leg's reach is dragged); a released foot starts from there."""
+    started with; step[1]: the halflife of the released foot's spring (the
+    lock's, twice that for a step, longer for a foot let go far from the
+    animation's: its pull starts at most at RELEASE_ACCEL). shown_pos,
+    shown_vel: where the foot was last shown and how fast it moved (the IK
+    may not have reached the lock: a foot at the end of its leg's reach is
+    dragged); a released foot starts from there."""
     input_vel = (input_pos - target) / (dt + 1e-8)
     target[:] = input_pos
     locked = state[1] == 1
@@ -341,11 +361,13 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
             off_pos[:] = off_pos + point - prev_input
             off_vel[:] = off_vel - input_vel
         step[0] = math.hypot(off_pos[0], off_pos[2])
+        base = halflife * (STEP_HALFLIFE if release else 1.0)
+        step[1] = max(base, release_halflife(q.length(off_pos)))
     if state[1] == 1:
         goal, goal_v = point.copy(), zero
     else:
         goal, goal_v = input_pos.copy(), input_vel
-    p, v = decay_spring(off_pos, off_vel, halflife * (STEP_HALFLIFE if state[2] == 1 else 1.0), dt)
+    p, v = decay_spring(off_pos, off_vel, step[1] if state[1] == 0 and step[1] > 0.0 else halflife, dt)
     off_pos[:] = p
     off_vel[:] = v
     position[:] = goal + off_pos
