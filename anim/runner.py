@@ -152,8 +152,11 @@ def database_reference(db, max_frames: int = 200_000) -> dict:
     """The database's own numbers to compare a run with: joint-acceleration
     percentiles (99th, 99.9th, max; m/s^2) pooled over its clips without
     crossing clip boundaries, and its foot skating (ankles, its contact labels).
-    Clips are subsampled (every k-th) when the database holds more than
-    max_frames frames. Cached per database object."""
+    clips_by_content: per content tag (walk, run, ...), how many clips, the
+    share whose largest joint acceleration is above the p99.9, and the median
+    of that largest over the p99.9 (what playing the clips as they are
+    gives). Clips are subsampled (every k-th) when the database holds more
+    than max_frames frames. Cached per database object."""
     key = id(db)
     hit = _REFERENCE_CACHE.get(key)
     if hit is not None and hit[0] is db:
@@ -162,11 +165,13 @@ def database_reference(db, max_frames: int = 200_000) -> dict:
     starts, stops = np.asarray(db.range_starts), np.asarray(db.range_stops)
     step = max(1, int(np.ceil(db.num_frames / max_frames)))
     toes = [db.skeleton.index(f) for f in db.config.toes]   # the joints contacts are defined on
-    acc, skate_num, skate_n = [], 0.0, 0
+    acc, skate_num, skate_n, clip_max, content = [], 0.0, 0, [], []
     for c in range(0, len(starts), step):
         a, b = int(starts[c]), int(stops[c])
         g = db.global_positions(slice(a, b))
         acc.append(metrics.joint_accelerations(g, fps).ravel())
+        clip_max.append(float(acc[-1].max()) if acc[-1].size else 0.0)
+        content.append(str(db.clip_tags[c].get("content", "-")) if c < len(db.clip_tags) else "-")
         s = metrics.foot_skating(g[:, toes], np.asarray(db.contacts[a:b]), fps)
         skate_num += s["mean_cm_s"] * s["samples"]
         skate_n += s["samples"]
@@ -174,6 +179,11 @@ def database_reference(db, max_frames: int = 200_000) -> dict:
     p99, p999 = np.percentile(acc, [99.0, 99.9])
     ref = {"accel_p99_m_s2": float(p99), "accel_p999_m_s2": float(p999), "accel_max_m_s2": float(acc.max()),
            "skating_cm_s": skate_num / max(skate_n, 1), "clips_used": len(range(0, len(starts), step))}
+    clip_max, content = np.array(clip_max), np.array(content)
+    ref["clips_by_content"] = {
+        str(t): {"clips": int((content == t).sum()), "above_p999": float((clip_max[content == t] > p999).mean()),
+                 "median_max_ratio": float(np.median(clip_max[content == t]) / p999)}
+        for t in sorted(set(content.tolist()))}
     _REFERENCE_CACHE.clear()
     _REFERENCE_CACHE[key] = (db, ref)
     return ref
