@@ -260,6 +260,6 @@ def test_hud_shows_the_controllers_note():
     state = ViewerState([w], ["walker"], w.parents, fk)
     state.tick(DeviceInput(move=np.float32([0.0, 1.0])), 1 / 60)
     plain = state.scene().hud_lines
-    state.pose.info["note"] = "database has 3 s of side steps: the feet slide"
-    assert "database has 3 s of side steps: the feet slide" in state.scene().hud_lines
+    state.pose.info["note"] = "database has 3 s of side steps: forward steps moved, feet re-planted"
+    assert "database has 3 s of side steps: forward steps moved, feet re-planted" in state.scene().hud_lines
     assert not any("side steps" in line for line in plain)

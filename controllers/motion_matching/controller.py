@@ -83,7 +83,7 @@ def coverage_note(coverage: dict | None, move, facing) -> str | None:
     if way is None or coverage.get(way, np.inf) >= COVERAGE_NOTE_S:
         return None
     what = "side steps" if way == "side" else "backward walking"
-    return f"database has {coverage[way]:.0f} s of {what}: the feet slide"
+    return f"database has {coverage[way]:.0f} s of {what}: forward steps moved, feet re-planted"
 
 
 class MotionSource(Protocol):
