@@ -88,13 +88,13 @@ def test_root_adjustment_is_bounded_and_does_not_slide_a_standing_character():
     sim = Simulation(position=np.array([1.0, 0, 0]))
     ident = np.array([1.0, 0, 0, 0])
     # standing still: no pull at all
-    pos, rot = adjusted_root(np.zeros(3), ident, 0.0, sim, cfg, 1 / 60)
+    pos, rot = adjusted_root(np.zeros(3), ident, np.zeros(3), sim, cfg, 1 / 60)
     assert np.allclose(pos, [1.0 - cfg.clamp_distance, 0, 0])   # only the hard clamp applies
     sim2 = Simulation(position=np.array([0.05, 0, 0]))
-    pos, _ = adjusted_root(np.zeros(3), ident, 0.0, sim2, cfg, 1 / 60)
+    pos, _ = adjusted_root(np.zeros(3), ident, np.zeros(3), sim2, cfg, 1 / 60)
     assert np.allclose(pos, 0)
     # moving at 1 m/s: pulled by at most adjust_max_ratio * speed * dt
-    pos, _ = adjusted_root(np.zeros(3), ident, 1.0, sim2, cfg, 1 / 60)
+    pos, _ = adjusted_root(np.zeros(3), ident, np.array([0.0, 0, 1.0]), sim2, cfg, 1 / 60)
     assert 0 < pos[0] <= cfg.adjust_max_ratio * 1.0 / 60 + 1e-9
 
 
@@ -409,14 +409,14 @@ def test_root_adjustment_matches_the_simulation_velocity_within_its_bound():
     sim.velocity[:] = [0.0, 0.0, 1.3]
     dt = 1 / 60
     off = dataclasses.replace(RuntimeConfig(), adjust_velocity=0.0)
-    pos, _ = adjusted_root(np.zeros(3), ident, 1.0, sim, off, dt, np.array([0.0, 0, 1.0]))
+    pos, _ = adjusted_root(np.zeros(3), ident, np.array([0.0, 0, 1.0]), sim, off, dt)
     assert np.allclose(pos, 0)
     on = dataclasses.replace(RuntimeConfig(), adjust_velocity=1.0, adjust_max_ratio=0.5)
-    pos, _ = adjusted_root(np.zeros(3), ident, 1.0, sim, on, dt, np.array([0.0, 0, 1.0]))
+    pos, _ = adjusted_root(np.zeros(3), ident, np.array([0.0, 0, 1.0]), sim, on, dt)
     assert np.allclose(pos, [0, 0, 0.3 * dt])
-    pos, _ = adjusted_root(np.zeros(3), ident, 0.2, sim, on, dt, np.array([0.0, 0, 0.2]))
+    pos, _ = adjusted_root(np.zeros(3), ident, np.array([0.0, 0, 0.2]), sim, on, dt)
     assert np.allclose(pos, [0, 0, 0.5 * 0.2 * dt])   # bounded by the ratio of its own speed
-    pos, _ = adjusted_root(np.zeros(3), ident, 0.0, sim, on, dt, np.zeros(3))
+    pos, _ = adjusted_root(np.zeros(3), ident, np.zeros(3), sim, on, dt)
     assert np.allclose(pos, 0)                        # standing: not moved
 
 

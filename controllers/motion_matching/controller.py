@@ -308,9 +308,8 @@ class KinematicController:
 
         # 4. simulation, and the character root pulled toward it
         self.sim.update(v_goal, r_goal, cfg, dt)
-        speed = float(np.linalg.norm(self.inert.out_vel[0]))
-        new_pos, new_rot = adjusted_root(self.inert.out_pos[0], self.inert.out_rot[0], speed, self.sim, cfg, dt,
-                                         self.inert.out_vel[0])
+        new_pos, new_rot = adjusted_root(self.inert.out_pos[0], self.inert.out_rot[0], self.inert.out_vel[0],
+                                         self.sim, cfg, dt)
         self.inert.adjust_root(new_pos, new_rot)
 
         # 5. foot locking

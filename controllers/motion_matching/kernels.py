@@ -143,13 +143,14 @@ def trajectory_features(root_pos, root_rot, fut_pos, fut_rot):
 
 
 @njit(**_NB)
-def adjusted_root(char_pos, char_rot, char_speed, sim_pos, sim_rot, halflife, max_ratio,
-                  rot_halflife, rot_max_ratio, clamp_distance, clamp_angle, dt, vel_step):
-    """Pull the character root toward the simulation (plus vel_step, the
-    velocity-matching part of the move), by at most max_ratio times its own
+def adjusted_root(char_pos, char_rot, char_vel, sim_pos, sim_rot, sim_vel, halflife, max_ratio, vel_share,
+                  rot_halflife, rot_max_ratio, clamp_distance, clamp_angle, dt):
+    """Pull the character root toward the simulation's position (and
+    vel_share of the velocity difference), by at most max_ratio times its own
     speed (no sliding while standing), then clamp distance and angle."""
     frac = 1.0 - math.exp(-(0.69314718056 * dt) / (halflife + 1e-8))
-    step = (sim_pos - char_pos) * frac + vel_step
+    step = (sim_pos - char_pos) * frac + (sim_vel - char_vel) * (vel_share * dt)
+    char_speed = q.length(char_vel)
     limit = max_ratio * char_speed * dt
     n = q.length(step)
     if n > limit:

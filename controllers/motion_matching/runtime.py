@@ -191,17 +191,16 @@ class Inertializer:
                       self.src_rot, self.dst_pos, self.dst_rot, self.off_pos, self.out_pos, self.out_rot)
 
 
-def adjusted_root(char_pos, char_rot, char_speed, sim: Simulation, cfg: RuntimeConfig, dt: float,
-                  char_vel=(0.0, 0.0, 0.0)):
-    """Pull the character root toward the simulation (its position, and
-    adjust_velocity of the velocity difference to char_vel, the root's world
-    velocity): at most adjust_max_ratio times the character's own speed (so a
-    standing character does not slide), then clamp the distance and angle
+def adjusted_root(char_pos, char_rot, char_vel, sim: Simulation, cfg: RuntimeConfig, dt: float):
+    """Pull the character root (world velocity char_vel) toward the
+    simulation (its position, and adjust_velocity of the velocity
+    difference): at most adjust_max_ratio times the character's own speed (so
+    a standing character does not slide), then clamp the distance and angle
     between the two."""
-    return k.adjusted_root(char_pos, char_rot, float(char_speed), sim.position, sim.rotation,
-                           cfg.adjust_halflife, cfg.adjust_max_ratio, cfg.adjust_rotation_halflife,
-                           cfg.adjust_rotation_max_ratio, cfg.clamp_distance, cfg.clamp_angle, dt,
-                           cfg.adjust_velocity * (sim.velocity - np.asarray(char_vel, np.float64)) * dt)
+    return k.adjusted_root(char_pos, char_rot, np.asarray(char_vel, np.float64), sim.position, sim.rotation,
+                           sim.velocity, cfg.adjust_halflife, cfg.adjust_max_ratio, cfg.adjust_velocity,
+                           cfg.adjust_rotation_halflife, cfg.adjust_rotation_max_ratio, cfg.clamp_distance,
+                           cfg.clamp_angle, dt)
 
 
 # ----------------------------------------------------------------- foot lock
