@@ -247,6 +247,14 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
         "style_changes": metrics.style_changes(rec.style, played, fps),
         "ground": {"root_y_max_abs_m": float(np.abs(rec.positions[:, 0, 1]).max()),
                    "lowest_foot_m": float(g[:, feet, 1].min()),
+                   # planted toes: how high the toes the pose shows in contact stand (the
+                   # database's own contacts are all under its contact_height)
+                   "planted_toe_height_max_m": float(g[:, toes, 1][rec.contacts].max()) if rec.contacts.any()
+                   else 0.0,
+                   "planted_above_contact_height": float((g[:, toes, 1][rec.contacts]
+                                                          > db.config.contact_height).mean())
+                   if rec.contacts.any() else 0.0,
+                   "contact_height_m": float(db.config.contact_height),
                    "hips_height_m": [float(g[:, hips, 1].min()), float(g[:, hips, 1].max())]},
         "finite": bool(np.isfinite(rec.rotations).all() and np.isfinite(rec.positions).all()),
         "database": ref,
@@ -316,6 +324,11 @@ def report_text(m: dict) -> str:
         lines.append(f"  re-planting steps: {fs['count']} ({100 * fs['share_of_clip_contact']:.1f}% of the clip's "
                      f"contact frames); skating over the clip's contacts, steps included: "
                      f"{fs['skating_on_clip_contacts_cm_s']:.2f} cm/s")
+    gr = m.get("ground", {})
+    if "planted_toe_height_max_m" in gr:
+        lines.append(f"  planted toes: highest {100 * gr['planted_toe_height_max_m']:.1f} cm "
+                     f"({100 * gr['planted_above_contact_height']:.2f}% of contact foot-frames above the "
+                     f"database's contact height, {100 * gr['contact_height_m']:.0f} cm)")
     a = m["smoothness"]
     lines.append(f"  largest joint acceleration: {a['max_m_s2']:.1f} m/s^2 ({a.get('joint')} at "
                  f"t={a.get('time_s', 0):.2f} s) = {a['ratio']:.2f} x database p99.9 "

@@ -274,3 +274,42 @@ def test_evaluate_reports_every_measure(db, trained):
     text = E.table(r)
     for word in ("memory", "decompressor", "stepper drift after 1 s", "projector agreement"):
         assert word in text
+
+
+@needs_shipped
+def test_a_projection_does_not_jump_on_its_first_step():
+    """The projector's output is not always where the stepper would have put
+    a state: the first step after it jumped (strafe: a hand moved 10 cm in
+    one frame, 380 m/s^2). The source steps a projection once before showing
+    it, so the inertialization starts from a state the stepper continues
+    smoothly: over the pose at the projection and the next two frames the
+    body (root-relative) never accelerates past 120 m/s^2."""
+    from anim import runner, scripts
+    ctrl = LearnedController.load(SHIPPED)
+    src, parents = ctrl.source, ctrl.skeleton.parents
+    worst = []
+    search = src.search
+
+    def measured_search(query, must_move, margin):
+        moved, cost = search(query, must_move, margin)
+        if moved:
+            keep = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(src).items()
+                    if k in ("state", "rot", "pos", "vel", "avel", "contacts", "root_pos", "root_rot", "ticks")}
+            g = []
+            for _ in range(3):
+                _, p = quat.fk(src.rot.astype(np.float64), src.pos.astype(np.float64), parents)
+                g.append(p - p[0])
+                src.advance(1 / 60)
+            a = np.linalg.norm(g[2] - 2 * g[1] + g[0], axis=-1).max() * 3600
+            worst.append(a)
+            for k, v in keep.items():
+                if isinstance(v, np.ndarray) and k not in ("root_pos", "root_rot"):
+                    getattr(src, k)[...] = v
+                else:
+                    setattr(src, k, v)
+        return moved, cost
+
+    src.search = measured_search
+    runner.run(ctrl, scripts.load("strafe"))
+    assert len(worst) > 50
+    assert max(worst) < 120.0, np.round(np.sort(worst)[-5:], 1)

@@ -224,7 +224,7 @@ SKATING = {"walk": 0.75, "circles": 0.75, "run": 0.5, "stop_start": 1.2, "turns"
 # share of the clip's contact frames a foot spends stepping (lifted to re-plant): a bound, so that the
 # skating above cannot be bought by lifting feet (strafe: the data has 3.4 s of side steps)
 STEPS = {"walk": 0.03, "circles": 0.07, "run": 0.06, "stop_start": 0.1, "turns": 0.2, "strafe": 0.5}
-ACCEL = {"walk": 1.3, "run": 1.8, "stop_start": 1.6, "circles": 1.8, "turns": 2.0, "strafe": 1.8}
+ACCEL = {"walk": 1.1, "run": 1.5, "stop_start": 1.4, "circles": 1.5, "turns": 1.5, "strafe": 1.5}
 SCRIPTS = [p.stem for p in scripts.shipped() if not scripts.load(p).styles]
 
 
@@ -266,6 +266,16 @@ def test_foot_skating(db, name):
 def test_feet_step_only_when_they_cannot_stay(db, name):
     steps = measured(db, name)["foot_steps"]
     assert steps["share_of_clip_contact"] < STEPS[name]
+
+
+@pytest.mark.parametrize("name", cases("skating_cm_s"))
+def test_planted_feet_stand_on_the_ground(db, name):
+    """A foot the pose reports in contact stands where the database's contacts
+    do (its toe under the contact height): a transition's offsets held feet
+    pinned 11-18 cm up for up to 1.6 s before stop 12."""
+    gr = measured(db, name)["ground"]
+    assert gr["planted_toe_height_max_m"] < gr["contact_height_m"] + 0.01
+    assert gr["planted_above_contact_height"] < 0.002
 
 
 @pytest.mark.parametrize("name", cases("accel_ratio"))

@@ -434,7 +434,7 @@ def test_a_foot_released_far_from_the_animation_eases_back_gently():
         out = []
         for i in range(frames):
             out.append(k.foot_lock(state, v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim, i < 3, 0.6, 0.05, dt,
-                                   False, v[7], v[8]).copy())
+                                   False, v[7], v[8], 0.0).copy())
             v[7] = out[-1]
         return np.array(out)
 
@@ -446,3 +446,51 @@ def test_a_foot_released_far_from_the_animation_eases_back_gently():
     near = release(0.03, 20)
     # 3 cm: the lock halflife as before (halfway in about 0.05 s ~ 3 frames, allowing the spring's start)
     assert np.linalg.norm(near[3 + 6] - [0.03, 0, 0]) < 0.5 * 0.03
+
+
+def test_a_foot_held_up_by_a_transition_lands_only_on_the_ground():
+    """The clip says contact while a transition's offsets still hold the
+    animation's toe 15 cm up: the foot is not pinned in the air (it was,
+    for up to 1.6 s); it follows the animation down, reported not in
+    contact, and is pinned where it arrives, at the clip's toe height."""
+    dt = 1 / 60
+    ground = 0.04                                # the clip's own toe height (the pose before offsets)
+    state = np.array([0, 0, 0], np.int64)
+    v = np.zeros((9, 3))
+    heights, locked, stepping = [], [], []
+    for i in range(40):
+        h = ground + 0.15 * 0.5 ** (i / 6.0)      # the shown toe comes down as the offsets decay
+        anim = np.array([0.3, h, 0.0])
+        out = k.foot_lock(state, v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim, True, 0.2, 0.05, dt,
+                          False, v[7], v[8], ground).copy()
+        v[8] = (out - v[7]) / dt
+        v[7] = out
+        heights.append(out[1])
+        locked.append(state[1] == 1)
+        stepping.append(state[2] == 1)
+    heights, locked, stepping = np.array(heights), np.array(locked), np.array(stepping)
+    assert not locked[0] and stepping[0]                         # not pinned 15 cm up
+    first = int(np.argmax(locked))
+    assert locked[first:].all() and first > 0                    # lands once, then stays
+    assert heights[first - 1] - ground <= k.LAND_HEIGHT + 0.01   # ... only when the toe is down
+    assert not stepping[first:].any()                            # and is in contact from then on
+    assert abs(heights[-1] - ground) < 2e-3                      # pinned at the clip's toe height
+    acc = np.abs(np.diff(heights, 2)) / dt ** 2
+    assert acc.max() < 1.2 * k.RELEASE_ACCEL                    # no snap down at the landing
+
+
+def test_a_landing_foot_is_pinned_at_the_clips_toe_height():
+    """A foot landing a little above its clip's toe (within LAND_HEIGHT) is
+    pinned at the clip's toe height, not at the shown one."""
+    dt = 1 / 60
+    state = np.array([0, 0, 0], np.int64)
+    v = np.zeros((9, 3))
+    anim = np.array([0.1, 0.06, 0.2])
+    for i in range(70):                          # free for 10 frames, then in contact
+        out = k.foot_lock(state, v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim, i >= 10, 0.2, 0.05, dt,
+                          False, v[7], v[8], 0.04).copy()
+        v[7] = out
+        if i == 9:
+            assert state[1] == 0 and np.abs(out - anim).max() < 1e-3
+    assert state[1] == 1 and abs(v[0][1] - 0.04) < 1e-9 and abs(out[1] - 0.04) < 1e-4
+    assert abs(out[0] - 0.1) < 1e-6 and abs(out[2] - 0.2) < 1e-6   # where it was shown, horizontally

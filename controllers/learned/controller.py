@@ -62,6 +62,7 @@ class LearnedSource:
         self.vel = np.zeros((j, 3), np.float32)
         self.avel = np.zeros((j, 3), np.float32)
         self.contacts = np.zeros(self.num_contacts, np.bool_)
+        self.fps = float(meta["fps"])
         self.style = self.styles[0] if len(self.styles) == 1 else None
         self._refused: set = set()
         self.state = np.concatenate([a["init_features"], a["init_latent"]]).astype(np.float32)
@@ -122,6 +123,7 @@ class LearnedSource:
         cost = float(np.sum((query - out[:self.nf]) ** 2))
         if must_move or cost < cur_cost - margin:
             self.state = out.astype(np.float32)
+            self._step_state(1.0 / self.fps)
             self._decode(0.0)
             self.ticks = 0
             self.stats["transitions"] += 1
@@ -129,11 +131,14 @@ class LearnedSource:
             return True, cost
         return False, cur_cost
 
-    def advance(self, dt):
+    def _step_state(self, dt):
         d = W.mlp(self.stepper, self.state)
         # kept within the database's range: a stepper driven off the data extrapolates
         # linearly and, rolled on, can grow without bound; the projector brings it back
         self.state = np.clip(self.state + np.float32(dt) * d, self.lo, self.hi).astype(np.float32)
+
+    def advance(self, dt):
+        self._step_state(dt)
         self.ticks += 1
         self._decode(dt)
 

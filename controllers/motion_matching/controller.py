@@ -316,7 +316,7 @@ class KinematicController:
         out_rot, out_pos = self.inert.out_rot, self.inert.out_pos
         clip_contacts = contacts
         if cfg.foot_lock:
-            out_rot, out_pos = self.locks.apply(out_rot, out_pos, contacts, dt)
+            out_rot, out_pos = self.locks.apply(out_rot, out_pos, contacts, dt, source=(rot, pos))
             contacts = self.locks.planted(contacts)
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, out_pos, contacts)

@@ -207,6 +207,8 @@ PELVIS_DROP = 0.05  # m: the pelvis comes down at most this much so that stretch
 RELEASE_ACCEL = 60.0  # m/s^2: a released foot's spring is slowed (a longer halflife) so that its
                       # pull toward the animation's foot starts no harder than this (a foot released
                       # 35 cm from it on the 0.05 s lock halflife pulled at 260 m/s^2: a knee spike)
+LAND_HEIGHT = 0.03  # m: a foot whose clip says contact lands only once the shown toe is within this
+                    # of the clip's own toe height (a transition's offsets held feet 11-18 cm up)
 LAND_SPEED = 1.5   # m/s: a foot locked slower than this stops at once (foot_lock): 1.5 m/s in one
                     # frame is 90 m/s^2, under the database's p99.9 joint acceleration (109)
 
@@ -300,7 +302,7 @@ def release_halflife(distance):
 
 @njit(**_NB)
 def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, input_pos, input_contact,
-              unlock_radius, halflife, dt, out_of_reach, shown_pos, shown_vel):
+              unlock_radius, halflife, dt, out_of_reach, shown_pos, shown_vel, ground):
     """Holden's contact_update, with re-planting. state: int64[3] (in contact,
     locked, stepping); the vectors are updated in place; returns the foot
     position to reach.
@@ -315,12 +317,16 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
     animation lands the foot meanwhile, it is planted on arrival), so that its
     lift and its spring never change mid-way. The controller reports a
     stepping foot as not in contact. step[0]: the horizontal way the step
-    started with; step[1]: the halflife of the released foot's spring (the
-    lock's, twice that for a step, longer for a foot let go far from the
-    animation's: its pull starts at most at RELEASE_ACCEL). shown_pos,
+    started with; step[1]: the halflife of the foot's spring since it last
+    landed or was let go (the lock's; twice that for a step; longer for a
+    foot let go far from the animation's, or landing high above its clip's
+    toe: its pull starts at most at RELEASE_ACCEL). shown_pos,
     shown_vel: where the foot was last shown and how fast it moved (the IK
     may not have reached the lock: a foot at the end of its leg's reach is
-    dragged); a released foot starts from there."""
+    dragged); a released foot starts from there. ground: the height of the
+    clip's own toe (the pose before inertialization): a foot lands at that
+    height, not at the shown toe's, which a transition's offsets can hold up
+    in the air (feet were pinned 11-18 cm above the ground for up to 1.6 s)."""
     input_vel = (input_pos - target) / (dt + 1e-8)
     target[:] = input_pos
     locked = state[1] == 1
@@ -329,9 +335,18 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
     caught_up = math.hypot(off_pos[0], off_pos[2]) < REPLANT and abs(off_pos[1]) < REPLANT
     if state[2] == 1 and caught_up and not input_contact:
         state[2] = 0                       # the step ended as the animation lifted the foot anyway
-    replant = state[2] == 1 and input_contact and caught_up
-    if (state[0] == 0 and input_contact and state[2] == 0) or replant:
-        # the foot lands: pinned where it is shown, at the animation's height.
+    low = input_pos[1] - ground <= LAND_HEIGHT
+    replant = state[2] == 1 and input_contact and caught_up and low
+    landing = state[0] == 0 and input_contact and state[2] == 0
+    if landing and not low:
+        # the clip's foot is down but a transition's offsets still hold the
+        # animation's foot up: it is not planted in the air; it follows the
+        # animation down (reported not in contact) and lands on arrival
+        state[2] = 1
+        step[0] = 0.0
+    elif landing or replant:
+        # the foot lands: pinned where it is shown, at the clip's toe height
+        # (at most LAND_HEIGHT below: the lock's spring brings it down).
         # Unlike Holden's contact_update, a landing foot slower than LAND_SPEED
         # stops at once: no velocity offset carries it on (contacts admit feet
         # still moving at up to the database's contact_speed, and a carried
@@ -341,12 +356,13 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
         state[1] = 1
         state[2] = 0
         point[:] = position
-        point[1] = input_pos[1]
+        point[1] = min(input_pos[1], ground)
         off_pos[:] = position - point
         if math.hypot(velocity[0], velocity[2]) > LAND_SPEED:
             off_vel[:] = velocity          # a transition landed it mid-swing: ease it to rest
         else:
             off_vel[:] = zero
+        step[1] = max(halflife, release_halflife(abs(off_pos[1])))
     elif (locked and state[0] == 1 and not input_contact) or release:
         state[1] = 0
         state[2] = 1 if release else 0
@@ -368,7 +384,7 @@ def foot_lock(state, point, target, position, velocity, off_pos, off_vel, step, 
         goal, goal_v = point.copy(), zero
     else:
         goal, goal_v = input_pos.copy(), input_vel
-    p, v = decay_spring(off_pos, off_vel, step[1] if state[1] == 0 and step[1] > 0.0 else halflife, dt)
+    p, v = decay_spring(off_pos, off_vel, step[1] if step[1] > 0.0 else halflife, dt)
     off_pos[:] = p
     off_vel[:] = v
     position[:] = goal + off_pos
@@ -420,7 +436,7 @@ def pelvis_drop_need(d, top):
 
 @njit(**_NB)
 def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, locks_vec, pelvis, fwd,
-                     unlock_radius, halflife, dt):
+                     unlock_radius, halflife, dt, src_rot, src_pos):
     """All feet: update each lock from the animation's toe position and contact
     (contacts are defined on the toes), move the ankle by the toe's correction
     with two-bone IK of the leg, then turn the ankle so the toe lands on its
@@ -430,15 +446,19 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
     soft IK limit give is let go (it steps, see foot_lock). pelvis: float64[3]
     (joint, drop, drop velocity): before that, the pelvis comes down (at most
     PELVIS_DROP, on a spring of `halflife`) as far as stretched legs need to
-    reach their locked feet; joint < 0: never. Returns new local rotations
-    and positions."""
+    reach their locked feet; joint < 0: never. src_rot, src_pos: the clip's
+    pose before inertialization (a landing foot is pinned at its toe's
+    height). Returns new local rotations and positions."""
     out = lrot.astype(np.float64).copy()
     pos = lpos.astype(np.float64).copy()
     nf = feet.shape[0]
     anim_toe = np.empty((nf, 3))
     goal_drop = 0.0
     grot = np.empty((0, 4))
+    ground = np.empty(nf)
     for i in range(nf):
+        _, sgpos = fk_chain(src_rot, src_pos, parents, toes[i])
+        ground[i] = sgpos[toes[i], 1]
         grot, gpos = fk_chain(out, pos, parents, toes[i])
         anim_toe[i] = gpos[toes[i]]
         if locks_state[i, 1] == 1:
@@ -465,7 +485,7 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
             d, top, own = leg_to_lock(gpos, parents, f, t, v)
             far = q.length(d) > max(own, SOFT_IK * top) + REACH_SLACK
         goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim_toe[i], contacts[i],
-                         unlock_radius, halflife, dt, far, v[7], v[8])
+                         unlock_radius, halflife, dt, far, v[7], v[8], ground[i])
         if q.length(goal - gpos[t]) > 1e-4:
             two_bone_ik(out, pos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
             grot, gpos = fk_chain(out, pos, parents, t)

@@ -258,8 +258,13 @@ class FootLocks:
         """How far (m) the pelvis is brought down now for the legs to reach their locked feet."""
         return float(self.pelvis[1])
 
-    def apply(self, rot, pos, contacts, dt: float):
-        """Locked feet for this tick's pose: returns (local rotations, local positions)."""
+    def apply(self, rot, pos, contacts, dt: float, source=None):
+        """Locked feet for this tick's pose: returns (local rotations, local
+        positions). source: (rotations, positions) of the clip's pose before
+        inertialization, its root on the ground (a landing foot is pinned at
+        its toe's height; default: the pose itself)."""
         fwd = quat.rot(np.asarray(rot[0], np.float64), np.array([0.0, 0.0, 1.0]))
+        src_rot, src_pos = (rot, pos) if source is None else source
         return k.apply_foot_locks(rot, pos, self.parents, self.feet, self.toes, np.asarray(contacts, np.bool_),
-                                  self.state, self.vec, self.pelvis, fwd, self.unlock_radius, self.halflife, dt)
+                                  self.state, self.vec, self.pelvis, fwd, self.unlock_radius, self.halflife, dt,
+                                  np.asarray(src_rot, np.float64), np.asarray(src_pos, np.float64))
