@@ -358,7 +358,7 @@ def summary_table(results: list[dict]) -> str:
     """One Markdown row per run (for BENCHMARKS.md)."""
     head = ("| script | worst walk-to-run / 180 response (s) | mean response (s) | heading err mean (deg) "
             "| skating (cm/s) | steps (% of clip contact) | skating incl. steps (cm/s) "
-            "| max accel (m/s^2) | / db p99.9 | searches | transitions | avg cost "
+            "| max accel (m/s^2) | / db p99.9 | planted toe max (cm) | searches | transitions | avg cost "
             "| tick p50 / p99 (ms) |")
     rows = [head, "|" + " --- |" * (head.count("|") - 1)]
     for m in results:
@@ -371,7 +371,9 @@ def summary_table(results: list[dict]) -> str:
             f"| {100 * m.get('foot_steps', {}).get('share_of_clip_contact', 0.0):.1f} "
             f"| {m.get('foot_steps', {}).get('skating_on_clip_contacts_cm_s', m['foot_skating']['mean_cm_s']):.2f} "
             f"| {m['smoothness']['max_m_s2']:.1f} "
-            f"| {m['smoothness']['ratio']:.2f} | {st.get('searches', '-')} | {st.get('transitions', '-')} "
+            f"| {m['smoothness']['ratio']:.2f} "
+            f"| {100 * m.get('ground', {}).get('planted_toe_height_max_m', float('nan')):.1f} "
+            f"| {st.get('searches', '-')} | {st.get('transitions', '-')} "
             f"| {st.get('average_transition_cost', 0):.3f} | {t['p50_ms']:.2f} / {t['p99_ms']:.2f} |")
     return "\n".join(rows)
 

@@ -280,6 +280,9 @@ def controllers(db: Database, weights_path: str, scripts=SCRIPTS, seconds: float
         worst = [r["worst_key_response_s"] for r in runs if r["worst_key_response_s"] is not None]
         res[key]["worst_key_response_s"] = float(max(worst)) if worst else None
         res[key]["unreached"] = int(sum(r["unreached"] for r in runs))
+        worst_accel = max(runs, key=lambda r: r["accel_ratio"])
+        res[key]["accel_ratio_max"] = float(worst_accel["accel_ratio"])
+        res[key]["accel_ratio_max_script"] = worst_accel["script"]
     return res
 
 
@@ -361,6 +364,10 @@ def table(r: dict) -> str:
             rows.append((f"{label}: responsiveness mean / worst key ({len(x['runs'])} scripts)",
                          f"{mr} / {wr} ({x['unreached']} unreached)"))
             rows.append((f"{label}: foot skating in contact", f"{x['skating_cm_s']:.2f} cm/s"))
+            if "accel_ratio_max" in x:
+                rows.append((f"{label}: largest joint acceleration / database p99.9",
+                             f"{x['accel_ratio_max']:.2f} (per script: "
+                             + ", ".join(f"{r['script']} {r['accel_ratio']:.2f}" for r in x["runs"]) + ")"))
     lines = ["| measure | value |", "| --- | --- |"] + [f"| {a} | {b} |" for a, b in rows]
     return "\n".join(lines)
 
