@@ -89,13 +89,36 @@ def test_root_adjustment_is_bounded_and_does_not_slide_a_standing_character():
     ident = np.array([1.0, 0, 0, 0])
     # standing still: no pull at all
     pos, rot = adjusted_root(np.zeros(3), ident, np.zeros(3), sim, cfg, 1 / 60)
-    assert np.allclose(pos, [1.0 - cfg.clamp_distance, 0, 0])   # only the hard clamp applies
+    assert np.allclose(pos, [1.0 - cfg.clamp_distance, 0, 0])   # only the clamp applies
     sim2 = Simulation(position=np.array([0.05, 0, 0]))
     pos, _ = adjusted_root(np.zeros(3), ident, np.zeros(3), sim2, cfg, 1 / 60)
     assert np.allclose(pos, 0)
     # moving at 1 m/s: pulled by at most adjust_max_ratio * speed * dt
     pos, _ = adjusted_root(np.zeros(3), ident, np.array([0.0, 0, 1.0]), sim2, cfg, 1 / 60)
     assert 0 < pos[0] <= cfg.adjust_max_ratio * 1.0 / 60 + 1e-9
+
+
+def test_the_clamp_to_the_simulation_slows_the_root_gently():
+    """A clip walking at 1 m/s away from a simulation that stands still (no
+    pull: adjust_max_ratio 0): the root stays within clamp_distance of the
+    simulation and comes to rest there without a one-frame stop (the hard
+    clamp took 1 m/s to 0 in a frame, 60 m/s^2: the 45-75 m/s^2 root hitches
+    of the turns script)."""
+    import dataclasses
+    cfg = dataclasses.replace(RuntimeConfig(), adjust_max_ratio=0.0)
+    sim = Simulation(position=np.zeros(3))
+    ident = np.array([1.0, 0, 0, 0])
+    dt, pos, path = 1 / 60, np.zeros(3), []
+    for _ in range(60):
+        pos, _ = adjusted_root(pos + np.array([0.0, 0, 1.0]) * dt, ident, np.array([0.0, 0, 1.0]), sim, cfg, dt)
+        path.append(pos[2])
+    path = np.array(path)
+    assert path.max() <= cfg.clamp_distance + 1e-9
+    assert path[-1] > 0.7 * cfg.clamp_distance              # held near the limit ...
+    assert path[-1] - path[-2] < 1e-3                         # ... at rest, where the pull matches the drift
+    acc = np.abs(np.diff(path, 2)) / dt ** 2
+    assert acc.max() < 25.0, acc.max()
+    assert np.all(np.diff(path) >= -1e-12)                    # never pulled back past where it was
 
 
 def _leg():

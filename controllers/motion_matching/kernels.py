@@ -165,8 +165,13 @@ def adjusted_root(char_pos, char_rot, char_vel, sim_pos, sim_rot, sim_vel, halfl
     r = q.mul(q.from_scaled_angle_axis(aa), char_rot)
     d = pos - sim_pos
     dn = q.length(d)
-    if dn > clamp_distance:
-        pos = sim_pos + d * (clamp_distance / dn)
+    soft = CLAMP_SOFT * clamp_distance
+    if dn > soft:
+        # a soft limit: the pull back grows smoothly with the excess (the hard
+        # clamp changed the root's velocity in one frame: 45-75 m/s^2 hitches)
+        w = clamp_distance - soft
+        lim = soft + w * (1.0 - math.exp(-(dn - soft) / w)) if w > 1e-9 else clamp_distance
+        pos = sim_pos + d * (lim / dn)
     aa = q.to_scaled_angle_axis(q.mul(r, q.inv(sim_rot)))
     a = q.length(aa)
     if a > clamp_angle:
@@ -190,6 +195,7 @@ def fk_chain(lrot, lpos, parents, end):
     return grot, gpos
 
 
+CLAMP_SOFT = 0.5   # share of clamp_distance where adjusted_root's soft limit starts
 SOFT_IK = 0.97      # share of the reach where two_bone_ik's soft limit starts
 REACH_SLACK = 0.015  # m: a locked foot is let go when its leg would have to reach this much farther
                      # than both the animation's own leg and SOFT_IK of the reach (else it is dragged;

@@ -47,8 +47,13 @@ class RuntimeConfig:
         at 0.9 m/s for 1.15 asked). Stop 11, normal-style database: 1.0 (with
         clamp_distance 0.15 -> 0.1) took the strafe reversal from 0.62 to
         0.43 s and run's walk-to-run from 0.38 to 0.23 s; 0 is Holden's.
-    clamp_distance, clamp_angle: hard bound between character and simulation
-        (0.1 m; Holden's demo 0.15).
+    clamp_distance, clamp_angle: bound between character and simulation
+        (0.1 m; Holden's demo 0.15). The distance bound is soft from
+        kernels.CLAMP_SOFT of it (half): the pull back grows smoothly with the
+        excess, where Holden's hard clamp stopped the root's drift in one
+        frame (the turns script's root hitches of 45-75 m/s^2; its root
+        acceleration p99 went from 25 to 20 m/s^2, strafe's largest hips
+        acceleration from 54 to 35).
     foot_lock: pin feet in contact with two-bone IK; unlock_radius: release a
         pinned foot when the animation foot drifts this far (0.6 m, Holden's
         demo 0.2: a release while the foot is still in contact is where the
