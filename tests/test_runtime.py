@@ -83,6 +83,33 @@ def test_inertialized_transition_does_not_pop_and_then_decays():
     assert np.linalg.norm(ine.out_pos[0] - shown_pos[0]) < 0.5
 
 
+def test_an_arm_offset_decays_no_harder_than_its_bound():
+    """A transition leaves an arm joint (lever 0.5 m to the hand) 1 rad away
+    from the new clip, and a hip joint (lever 0: the legs keep the base
+    halflife) the same: the arm's offset starts decaying at most at
+    accel / lever rad/s^2 (on the 0.1 s halflife: 192 rad/s^2, a hand spike of
+    96 m/s^2), the hip's on the 0.1 s halflife; both reach the clip."""
+    j, dt, accel = 3, 1 / 60, 30.0
+    ident = np.tile(np.array([1.0, 0, 0, 0], np.float32), (j, 1))
+    zeros = np.zeros((j, 3), np.float32)
+    bent = ident.copy()
+    bent[1] = bent[2] = quat.from_angle_axis(1.0, np.array([1.0, 0, 0]))
+    ine = Inertializer(j, halflife=0.1, levers=[0.0, 0.0, 0.5], accel=accel)
+    ine.reset(bent, zeros, zeros, zeros)
+    ine.transition(ident, zeros, zeros, zeros)
+    assert ine.halflives[0] == ine.halflives[1] == 0.1 and ine.halflives[2] > 0.1
+    angles = []
+    for _ in range(120):
+        ine.update(ident, zeros, zeros, zeros, dt)
+        angles.append([2 * np.arccos(min(abs(float(ine.out_rot[i, 0])), 1.0)) for i in (1, 2)])
+    angles = np.array(angles)
+    acc = np.abs(np.diff(np.concatenate([[[1.0, 1.0]], angles]), 2, axis=0)) / dt ** 2
+    assert acc[:, 1].max() * 0.5 <= 1.1 * accel                 # the arm: bounded (m/s^2 at the hand)
+    assert acc[:, 0].max() > 100.0                              # the hip (lever 0): the base halflife's pull
+    assert angles[5, 0] < angles[5, 1]                          # which is faster
+    assert angles[-1].max() < 1e-3                              # both reach the clip
+
+
 def test_root_adjustment_is_bounded_and_does_not_slide_a_standing_character():
     cfg = RuntimeConfig()
     sim = Simulation(position=np.array([1.0, 0, 0]))

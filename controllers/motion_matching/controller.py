@@ -28,7 +28,7 @@ from anim.database import Database
 from anim.skeleton import Pose, Skeleton
 
 from .runtime import (FootLocks, Inertializer, RuntimeConfig, Simulation, adjusted_root, desired_rotation,
-                      desired_velocity, trajectory_features)
+                      desired_velocity, trajectory_features, upper_body_levers)
 
 
 def measured_speeds(db: Database) -> dict:
@@ -234,7 +234,8 @@ class KinematicController:
             root_pos = np.asarray(pose.positions[0], np.float64).copy()
             root_pos[1] = 0.0
             root_rot = np.asarray(pose.rotations[0], np.float64)
-        self.inert = Inertializer(self.skeleton.num_joints, self.config.inertialize_halflife)
+        self.inert = Inertializer(self.skeleton.num_joints, self.config.inertialize_halflife,
+                                  upper_body_levers(self.skeleton, self.feet), self.config.inertialize_accel)
         self.inert.reset(rot, pos, vel, avel, root_pos, root_rot)
         self.sim = Simulation(position=root_pos, rotation=root_rot)
         self.desired_rot = root_rot.astype(np.float64)

@@ -50,13 +50,38 @@ def inert_transition(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
 
 
 @njit(**_NB)
+def offset_halflives(off_pos, off_vel, off_rot, off_avel, levers, halflife, accel, out):
+    """Per joint, the halflife of its offsets' decay: `halflife`, or longer
+    where the decay would start accelerating the joint's farthest descendant
+    harder than `accel` (m/s^2): levers[j] (m; 0: the joint keeps
+    `halflife`) times the offset's angular acceleration at the start of its
+    decay, y^2 theta + 2 y w (y = 2 ln2 / h)."""
+    out[:] = halflife
+    if accel <= 0.0:
+        return
+    for j in range(off_rot.shape[0]):
+        if levers[j] <= 0.0:
+            continue
+        a = levers[j] * q.length(q.to_scaled_angle_axis(off_rot[j]))
+        b = levers[j] * q.length(off_avel[j])
+        if a <= 1e-12 and b <= 1e-12:
+            continue
+        if a <= 1e-12:
+            y = accel / (2.0 * b)
+        else:
+            y = (-b + math.sqrt(b * b + a * accel)) / a
+        out[j] = max(halflife, 1.3862943611198906 / y)
+
+
+@njit(**_NB)
 def inert_update(rot, pos, vel, avel, src_pos, src_rot, dst_pos, dst_rot,
-                 off_pos, off_vel, off_rot, off_avel, out_pos, out_vel, out_rot, out_avel, halflife, dt):
-    """Decay the offsets (critically damped, exact in dt) and compose the output."""
-    y = q.halflife_to_damping(halflife) / 2.0
-    eydt = math.exp(-y * dt)
+                 off_pos, off_vel, off_rot, off_avel, out_pos, out_vel, out_rot, out_avel, halflives, dt):
+    """Decay the offsets (critically damped, exact in dt; joint j at
+    halflives[j]) and compose the output."""
     wr, wp, wv, ww = root_to_world(rot[0], pos[0], vel[0], avel[0], src_pos, src_rot, dst_pos, dst_rot)
     for j in range(rot.shape[0]):
+        y = q.halflife_to_damping(halflives[j]) / 2.0
+        eydt = math.exp(-y * dt)
         iq, ix, iv, iw = joint_input(j, wr, wp, wv, ww, rot, pos, vel, avel)
         j1 = off_vel[j] + off_pos[j] * y
         off_pos[j] = eydt * (off_pos[j] + j1 * dt)

@@ -31,6 +31,17 @@ class RuntimeConfig:
         worst walk-to-run or reversal went from 0.60 to 0.48 s. Holden's demo
         uses 0.27, which needs ~0.9 s).
     inertialize_halflife: decay of transition offsets.
+    inertialize_accel: m/s^2; the upper body's offsets (spine, neck, head,
+        arms: runtime.upper_body_levers) decay on a longer halflife where
+        inertialize_halflife would start swinging a hand or the head harder
+        than this (the search matches legs and trajectory, not arms: a
+        transition could leave an arm 1 rad off, and its 0.1 s decay threw
+        the hand at 115-150 m/s^2). The root and legs keep
+        inertialize_halflife. 30 (stop 12, normal-style database): the
+        largest hand/forearm/head acceleration on turns 115 -> 98 m/s^2,
+        strafe 120 -> 96, and the styles script's largest joint acceleration
+        1.43 -> 1.17x the p99.9, with every foot and root metric unchanged.
+        0: off.
     search_interval: seconds between searches (Holden: 0.1 s, every 6 frames).
     force_search_velocity, force_search_rotation: a change of desired velocity
         (m/s per s) or facing (rad/s) above these forces an immediate search.
@@ -89,6 +100,7 @@ class RuntimeConfig:
     foot_lock: bool = True
     unlock_radius: float = 0.6
     foot_halflife: float = 0.05
+    inertialize_accel: float = 30.0
 
 
 # --------------------------------------------------------------- trajectory
@@ -145,16 +157,48 @@ def trajectory_features(root_pos, root_rot, fut_pos, fut_rot) -> np.ndarray:
 
 
 # ----------------------------------------------------------- inertialization
+def upper_body_levers(skeleton, feet) -> np.ndarray:
+    """[J] per joint above the legs (spine, neck, head, arms), the longest bone
+    path to any of its descendants (m): how far a rotation of that joint
+    swings a hand or the head. 0 for the root, the hips and the legs (every
+    joint on a path to a foot, and below it)."""
+    parents = np.asarray(skeleton.parents)
+    bone = np.linalg.norm(np.asarray(skeleton.offsets, np.float64), axis=-1)
+    lever = np.zeros(len(parents))
+    for j in range(len(parents) - 1, 0, -1):        # children after parents
+        p = parents[j]
+        if p >= 0:
+            lever[p] = max(lever[p], lever[j] + bone[j])
+    leg = np.zeros(len(parents), bool)
+    for f in feet:
+        j = int(f)
+        while j >= 0:
+            leg[j] = True
+            j = int(parents[j])
+    for j in range(len(parents)):                   # below a foot: toes
+        p = parents[j]
+        if p >= 0 and leg[p] and p in set(int(f) for f in feet):
+            leg[j] = True
+    lever[leg] = 0.0
+    return lever
+
+
 class Inertializer:
     """Holds the displayed pose as (animation pose placed in the world) +
     decaying offsets. Joint 0 is the root, carried in world space through the
     transition frame: world = dst * inverse(src) * animation, where src is the
     root of the animation frame transitioned to and dst where the character
-    stood at that moment."""
+    stood at that moment. levers, accel: per joint, how far its rotation
+    swings the body (m; 0: keep `halflife`); at a transition a joint's
+    offsets get a halflife long enough that their decay starts no harder
+    than accel (m/s^2) at that distance (kernels.offset_halflives)."""
 
-    def __init__(self, num_joints: int, halflife: float = 0.1):
+    def __init__(self, num_joints: int, halflife: float = 0.1, levers=None, accel: float = 0.0):
         j = num_joints
         self.halflife = halflife
+        self.levers = np.zeros(j) if levers is None else np.asarray(levers, np.float64)
+        self.accel = float(accel)
+        self.halflives = np.full(j, float(halflife))
         self.off_pos = np.zeros((j, 3))
         self.off_vel = np.zeros((j, 3))
         self.off_rot = np.tile([1.0, 0, 0, 0], (j, 1))
@@ -172,7 +216,7 @@ class Inertializer:
 
     def reset(self, rot, pos, vel, avel, root_pos=None, root_rot=None) -> None:
         """Show the animation pose as is, its root placed at root_pos/root_rot."""
-        self.__init__(rot.shape[0], self.halflife)
+        self.__init__(rot.shape[0], self.halflife, self.levers, self.accel)
         self.src_pos, self.src_rot = pos[0].astype(np.float64), rot[0].astype(np.float64)
         self.dst_pos = self.src_pos.copy() if root_pos is None else np.asarray(root_pos, np.float64).copy()
         self.dst_rot = self.src_rot.copy() if root_rot is None else np.asarray(root_rot, np.float64).copy()
@@ -184,10 +228,12 @@ class Inertializer:
         self.dst_pos, self.dst_rot = self.out_pos[0].copy(), self.out_rot[0].copy()
         self.src_pos, self.src_rot = pos[0].astype(np.float64), rot[0].astype(np.float64)
         k.inert_transition(rot, pos, vel, avel, *self._state())
+        k.offset_halflives(self.off_pos, self.off_vel, self.off_rot, self.off_avel, self.levers, self.halflife,
+                           self.accel, self.halflives)
 
     def update(self, rot, pos, vel, avel, dt: float) -> None:
         """Advance the offsets by dt and compose the displayed pose."""
-        k.inert_update(rot, pos, vel, avel, *self._state(), self.halflife, dt)
+        k.inert_update(rot, pos, vel, avel, *self._state(), self.halflives, dt)
 
     def adjust_root(self, new_pos, new_rot) -> None:
         """Move the displayed root, re-basing the transition frame so that the
