@@ -60,17 +60,23 @@ def offset_halflives(off_pos, off_vel, off_rot, off_avel, levers, halflife, acce
     if accel <= 0.0:
         return
     for j in range(off_rot.shape[0]):
-        if levers[j] <= 0.0:
-            continue
-        a = levers[j] * q.length(q.to_scaled_angle_axis(off_rot[j]))
-        b = levers[j] * q.length(off_avel[j])
-        if a <= 1e-12 and b <= 1e-12:
-            continue
-        if a <= 1e-12:
-            y = accel / (2.0 * b)
-        else:
-            y = (-b + math.sqrt(b * b + a * accel)) / a
-        out[j] = max(halflife, 1.3862943611198906 / y)
+        if levers[j] > 0.0:
+            out[j] = max(halflife, bounded_halflife(levers[j] * q.length(q.to_scaled_angle_axis(off_rot[j])),
+                                                    levers[j] * q.length(off_avel[j]), accel))
+
+
+@njit(**_NB)
+def bounded_halflife(x, v, accel):
+    """The halflife (s) at which a critically damped decay of an offset x
+    moving at v (magnitudes) starts accelerating at `accel`: its acceleration
+    at the start is y^2 x + 2 y v (y = 2 ln2 / h) at most. 0 for no offset."""
+    if x <= 1e-12 and v <= 1e-12:
+        return 0.0
+    if x <= 1e-12:
+        y = accel / (2.0 * v)
+    else:
+        y = (-v + math.sqrt(v * v + x * accel)) / x
+    return 1.3862943611198906 / y
 
 
 @njit(**_NB)
@@ -328,7 +334,7 @@ def decay_spring(x, v, halflife, dt):
 def release_halflife(distance):
     """The halflife (s) at which a critically damped spring let go `distance`
     (m) from its goal starts pulling at RELEASE_ACCEL: y^2 x = a, y = 2 ln2 / h."""
-    return 1.3862943611198906 * math.sqrt(distance / RELEASE_ACCEL)
+    return bounded_halflife(distance, 0.0, RELEASE_ACCEL)
 
 
 @njit(**_NB)

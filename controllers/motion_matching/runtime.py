@@ -170,16 +170,17 @@ def upper_body_levers(skeleton, feet) -> np.ndarray:
         if p >= 0:
             lever[p] = max(lever[p], lever[j] + bone[j])
     leg = np.zeros(len(parents), bool)
-    for f in feet:
+    for f in feet:                                  # a foot and every joint above it
         j = int(f)
         while j >= 0:
             leg[j] = True
             j = int(parents[j])
-    for j in range(len(parents)):                   # below a foot: toes
-        p = parents[j]
-        if p >= 0 and leg[p] and p in set(int(f) for f in feet):
-            leg[j] = True
-    lever[leg] = 0.0
+    below = np.zeros(len(parents), bool)
+    below[np.asarray(feet, np.int64)] = True
+    for j in range(len(parents)):                   # and below it (toes), parents before children
+        if parents[j] >= 0 and below[parents[j]]:
+            below[j] = True
+    lever[leg | below] = 0.0
     return lever
 
 
