@@ -217,6 +217,7 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
     steps = {"share_of_clip_contact": float(lifted[clip_contacts].mean()) if clip_contacts.any() else 0.0,
              "count": int((lifted[1:] & ~lifted[:-1]).sum()),
              "skating_on_clip_contacts_cm_s": skating_clip["mean_cm_s"]}
+    planted = g[:, toes, 1][rec.contacts]          # heights of the toes the pose shows in contact
     smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names, rec.transitions)
     tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}
     played = [tag_of.get(c) for c in rec.clips]
@@ -249,11 +250,9 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
                    "lowest_foot_m": float(g[:, feet, 1].min()),
                    # planted toes: how high the toes the pose shows in contact stand (the
                    # database's own contacts are all under its contact_height)
-                   "planted_toe_height_max_m": float(g[:, toes, 1][rec.contacts].max()) if rec.contacts.any()
-                   else 0.0,
-                   "planted_above_contact_height": float((g[:, toes, 1][rec.contacts]
-                                                          > db.config.contact_height).mean())
-                   if rec.contacts.any() else 0.0,
+                   "planted_toe_height_max_m": float(planted.max()) if planted.size else 0.0,
+                   "planted_above_contact_height": float((planted > db.config.contact_height).mean())
+                   if planted.size else 0.0,
                    "contact_height_m": float(db.config.contact_height),
                    "hips_height_m": [float(g[:, hips, 1].min()), float(g[:, hips, 1].max())]},
         "finite": bool(np.isfinite(rec.rotations).all() and np.isfinite(rec.positions).all()),

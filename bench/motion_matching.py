@@ -10,6 +10,11 @@ import numpy as np
 from bench.__main__ import table
 
 
+def _name(m: dict) -> str:
+    """The script's name of a metrics report."""
+    return m["script"].split("/")[-1].split(".")[0]
+
+
 def run(quick: bool = False) -> str:
     from anim import runner, scripts
     from anim.cli import ensure_db
@@ -59,29 +64,29 @@ def run(quick: bool = False) -> str:
     worst = [m["responsiveness"]["worst_key_response_s"] for m in results if m["responsiveness"]["key_events"]]
     targets = [
         {"target": "90% of walk-to-run / 180-degree change within 0.5 s",
-         "measured": ", ".join(f"{m['script'].split('/')[-1].split('.')[0]} "
+         "measured": ", ".join(f"{_name(m)} "
                                f"{m['responsiveness']['worst_key_response_s']:.2f}"
                                for m in results if m["responsiveness"]["key_events"]),
          "met": all(w <= 0.5 for w in worst)},
         {"target": "foot skating in contact <= 2 cm/s mean",
-         "measured": ", ".join(f"{m['script'].split('/')[-1].split('.')[0]} {m['foot_skating']['mean_cm_s']:.1f}"
+         "measured": ", ".join(f"{_name(m)} {m['foot_skating']['mean_cm_s']:.1f}"
                                for m in results),
          "met": all(m["foot_skating"]["mean_cm_s"] <= 2 for m in results)},
         {"target": "no joint acceleration above the database's p99.9",
-         "measured": ", ".join(f"{m['script'].split('/')[-1].split('.')[0]} {m['smoothness']['ratio']:.1f}x"
+         "measured": ", ".join(f"{_name(m)} {m['smoothness']['ratio']:.1f}x"
                                for m in results),
          "met": all(m["smoothness"]["ratio"] <= 1 for m in results)},
         {"target": "(proposed in its place) largest joint acceleration <= the database's own largest, and "
                    "<= 1% of joint-frames above its p99.9",
          "measured": f"largest {max(m['smoothness']['max_m_s2'] for m in results):.0f} m/s^2 "
                      f"(database {ref['accel_max_m_s2']:.0f}); above: "
-                     + ", ".join(f"{m['script'].split('/')[-1].split('.')[0]} "
+                     + ", ".join(f"{_name(m)} "
                                  f"{100 * m['smoothness']['above_fraction']:.2f}%" for m in results),
          "met": all(m["smoothness"]["max_m_s2"] <= m["database"]["accel_max_m_s2"]
                     and m["smoothness"]["above_fraction"] <= 0.01 for m in results)},
         {"target": "(added) planted feet on the ground: no toe shown in contact more than 1 cm above the "
                    "database's contact height",
-         "measured": ", ".join(f"{m['script'].split('/')[-1].split('.')[0]} "
+         "measured": ", ".join(f"{_name(m)} "
                                f"{100 * m['ground']['planted_toe_height_max_m']:.1f} cm" for m in results)
                      + f" (contact height {100 * db.config.contact_height:.0f} cm)",
          "met": all(m["ground"]["planted_toe_height_max_m"] <= m["ground"]["contact_height_m"] + 0.01

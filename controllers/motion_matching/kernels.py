@@ -200,14 +200,23 @@ def adjusted_root(char_pos, char_rot, char_vel, sim_pos, sim_rot, sim_vel, halfl
     if dn > soft:
         # a soft limit: the pull back grows smoothly with the excess (the hard
         # clamp changed the root's velocity in one frame: 45-75 m/s^2 hitches)
-        w = clamp_distance - soft
-        lim = soft + w * (1.0 - math.exp(-(dn - soft) / w)) if w > 1e-9 else clamp_distance
-        pos = sim_pos + d * (lim / dn)
+        pos = sim_pos + d * (soft_limit(dn, soft, clamp_distance) / dn)
     aa = q.to_scaled_angle_axis(q.mul(r, q.inv(sim_rot)))
     a = q.length(aa)
     if a > clamp_angle:
         r = q.mul(q.from_scaled_angle_axis(aa * (clamp_angle / a)), sim_rot)
     return pos, q.normalize(r)
+
+
+@njit(**_NB)
+def soft_limit(x, soft, top):
+    """x unchanged up to `soft`, then approaching `top` exponentially (slope 1
+    at `soft`, never past `top`): a limit that does not stop a motion dead."""
+    if x <= soft:
+        return x
+    if top - soft <= 1e-9:
+        return top
+    return soft + (top - soft) * (1.0 - math.exp(-(x - soft) / (top - soft)))
 
 
 @njit(**_NB)
@@ -282,12 +291,7 @@ def _two_bone_ik_once(lrot, lpos, parents, end, target, fwd, max_extension):
     # moves (the IK applied or not then changed the knee by centimetres: knee
     # spikes of 300 m/s^2 on a straight swing leg)
     top = max_extension * (lab + lcb)
-    soft = max(SOFT_IK * top, min(q.length(c - a), top))
-    if lat > soft:
-        if top - soft > 1e-9:
-            lat = soft + (top - soft) * (1.0 - math.exp(-(lat - soft) / (top - soft)))
-        else:
-            lat = top
+    lat = soft_limit(lat, max(SOFT_IK * top, min(q.length(c - a), top)), top)
     ac = q.unit(c - a)
     ab = q.unit(b - a)
     ac_ab_0 = math.acos(min(max(q.dot3(ac, ab), -1.0), 1.0))
@@ -492,10 +496,11 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
     anim_toe = np.empty((nf, 3))
     goal_drop = 0.0
     grot = np.empty((0, 4))
-    ground = np.empty(nf)
+    ground = np.full(nf, np.inf)
     for i in range(nf):
-        _, sgpos = fk_chain(src_rot, src_pos, parents, toes[i])
-        ground[i] = sgpos[toes[i], 1]
+        if contacts[i] and locks_state[i, 1] == 0:     # only a foot not yet locked can land
+            _, sgpos = fk_chain(src_rot, src_pos, parents, toes[i])
+            ground[i] = sgpos[toes[i], 1]
         grot, gpos = fk_chain(out, pos, parents, toes[i])
         anim_toe[i] = gpos[toes[i]]
         if locks_state[i, 1] == 1:
