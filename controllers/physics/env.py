@@ -44,7 +44,7 @@ FPS = 60.0
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """tags: clip filter as ((key, value-or-tuple), ...), e.g. (('content', ('walk',)),).
+    """tags: clip filter as ((key, value-or-tuple), ...); default: walk and run of the normal style.
     split: 'train' (clips not held out), 'holdout' or 'all'; holdout_every: one
     source clip in this many (by a hash of its name; its mirror goes with it)
     is held out. action_scale: rad per unit action. future_frames: reference
@@ -52,7 +52,7 @@ class EnvConfig:
     fall_ratio, max_deviation: termination (see module doc). min_frames_left:
     RSI never starts closer than this to a clip end."""
 
-    tags: tuple = (("content", ("walk",)), ("style", "normal"))
+    tags: tuple = (("content", ("run", "walk")), ("style", "normal"))
     split: str = "train"
     holdout_every: int = 8
     action_scale: float = 0.5

@@ -4,6 +4,11 @@
     python -m controllers.physics.train --out out/physics/walk --resume          # go on from the checkpoint
     python -m controllers.physics.train --out out/physics/walk --plot-only       # curves.png from log.jsonl
 
+--db takes a database (.animdb) or a clip pack (.npz, `python -m
+controllers.physics.clips`: only the reference clips, a few MB, for training
+on another machine). --time-limit ends a run after that many seconds of
+training, with a checkpoint, as Ctrl-C does.
+
 Writes under --out: humanoid.json (the model, fixed at the first run and
 reused on resume), checkpoint.npz (every --checkpoint-every iterations and at
 the end / on Ctrl-C, written atomically), policy.npz (the deployable policy:
@@ -29,8 +34,9 @@ from .ppo import PPOConfig
 class TrainConfig:
     """db: database file; out: run folder; steps: environment steps budget;
     seed: recorded in every artefact; device: 'cpu', 'gpu' or 'auto';
-    checkpoint_every: iterations between checkpoints; eval_every: iterations
-    between held-out evaluations (0: never)."""
+    checkpoint_every: iterations between checkpoints; time_limit: seconds
+    (setup and compilation included) after which the run stops with a
+    checkpoint (0: none)."""
 
     db: str = os.path.join("out", "databases", "locomotion-normal.animdb")
     out: str = os.path.join("out", "physics", "walk")
@@ -38,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 20
+    time_limit: float = 0.0
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     humanoid: HumanoidConfig = field(default_factory=HumanoidConfig)
@@ -51,6 +58,10 @@ def _select_device(device: str) -> None:
     import jax
     if device == "gpu" and jax.default_backend() == "cpu":
         raise SystemExit("train: --device gpu asked but JAX sees no GPU")
+    if jax.default_backend() == "gpu":
+        # float32 matrix products in full precision (not TF32) on the GPU, so the
+        # MJX physics the policy learns on is the physics C MuJoCo plays back
+        jax.config.update("jax_default_matmul_precision", "highest")
 
 
 def _log_line(m: dict) -> str:
@@ -66,8 +77,7 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
     import jax
     import numpy as np
 
-    from anim import database
-
+    from . import clips
     from . import env as envmod
     from . import humanoid as hum
     from . import ppo
@@ -77,7 +87,7 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
                                                        ("policy", "policy.npz"), ("log", "log.jsonl"),
                                                        ("config", "config.json"))}
     t_start = time.perf_counter()
-    db = database.load(cfg.db)
+    db = clips.load_motion(cfg.db)
     if resume and os.path.exists(paths["humanoid"]):
         h = hum.load(paths["humanoid"], db.skeleton)
     else:
@@ -117,6 +127,7 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
     compile_s = time.perf_counter() - t0
     echo(f"compiled and ran the first iteration in {compile_s:.1f} s (setup {t0 - t_start:.1f} s)")
     last = None
+    diverged = False
     try:
         from tqdm import tqdm
         bar = tqdm(total=int(cfg.steps), initial=int(float(ts["env_steps"])), unit="step", unit_scale=True,
@@ -124,6 +135,10 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
         n_it = 0
         t_prev = time.perf_counter()
         while float(ts["env_steps"]) < cfg.steps and (max_iterations is None or n_it < max_iterations):
+            if n_it > 0 and cfg.time_limit > 0 and time.perf_counter() - t_start > cfg.time_limit:
+                echo(f"time limit: the run has taken {time.perf_counter() - t_start:.0f} s "
+                     f"(--time-limit {cfg.time_limit:g})")
+                break
             if n_it > 0:
                 ts, m = iteration(ts)
             m = {k: float(v) for k, v in jax.device_get(m).items()}
@@ -133,8 +148,11 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
             m.update(iteration=int(ts["iteration"]), env_steps=float(ts["env_steps"]),
                      steps_per_s=cfg.ppo.batch_size / max(dt, 1e-9), wall_s=now - t_start,
                      compile_s=compile_s if n_it == 0 else None)
-            if not all(np.isfinite(v) for k, v in m.items() if isinstance(v, float)):
-                echo(f"warning: non-finite metrics at iteration {m['iteration']}")
+            if not all(np.isfinite(m[k]) for k in ("loss", "grad_norm", "reward", "action_std") if k in m):
+                echo(f"non-finite metrics at iteration {m['iteration']}: stopping; the last checkpoint "
+                     f"({paths['ckpt']}) is kept")
+                diverged = True
+                break
             with open(paths["log"], "a") as f:
                 f.write(json.dumps(m) + "\n")
             bar.update(cfg.ppo.batch_size)
@@ -150,6 +168,8 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
         bar.close()
     except KeyboardInterrupt:
         echo("interrupted: saving the checkpoint")
+    if diverged:
+        return last or {}
     ppo.save_checkpoint(paths["ckpt"], ts, meta)
     ppo.save_policy(paths["policy"], ts, h, cfg.env, cfg.ppo, meta["seed"])
     echo(f"wrote {paths['ckpt']}, {paths['policy']} and {paths['log']}")
@@ -218,14 +238,19 @@ def plot(log_path: str, png_path: str, width: int = 1200, height: int = 800) -> 
 # ------------------------------------------------------------------ command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    p.add_argument("--db", default=d.db, help=f"database file (default {d.db})")
+    p.add_argument("--db", default=d.db, help=f"database file or clip pack (.npz) (default {d.db})")
     p.add_argument("--tag", action="append", metavar="KEY=V[,V]",
-                   help="reference clips by tag (repeatable; default content=walk style=normal)")
+                   help="reference clips by tag (repeatable; default content=walk,run style=normal)")
     p.add_argument("--num-envs", type=int, default=d.ppo.num_envs, help=f"parallel envs (default {d.ppo.num_envs})")
     p.add_argument("--unroll", type=int, default=d.ppo.unroll_length, help="steps per env per iteration")
     p.add_argument("--steps", type=float, default=d.steps, help=f"environment step budget (default {d.steps:.0e})")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (recorded with the policy)")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default=d.device, help="JAX device")
+    p.add_argument("--minibatches", type=int, default=d.ppo.num_minibatches, help="minibatches per epoch")
+    p.add_argument("--epochs", type=int, default=d.ppo.update_epochs, help="SGD passes over each rollout")
+    p.add_argument("--time-limit", type=float, default=0.0, metavar="S",
+                   help="stop once the run has taken S seconds, compile included, with a checkpoint "
+                        "(default: no limit)")
     p.add_argument("--lr", type=float, default=d.ppo.learning_rate, help="Adam learning rate")
     p.add_argument("--hidden", default="256,256", help="policy/value hidden widths (default 256,256)")
     p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
@@ -248,13 +273,14 @@ def parse_tags(items) -> dict:
 
 def config_from_args(a) -> TrainConfig:
     from .networks import NetworkConfig
-    tags = parse_tags(a.tag) if a.tag else {"content": "walk", "style": "normal"}
+    tags = parse_tags(a.tag) if a.tag else {"content": ["run", "walk"], "style": "normal"}
     hidden = tuple(int(x) for x in str(a.hidden).split(",") if x)
     net = NetworkConfig(policy_hidden=hidden, value_hidden=hidden)
     return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
-                       checkpoint_every=a.checkpoint_every,
+                       checkpoint_every=a.checkpoint_every, time_limit=a.time_limit,
                        env=EnvConfig(tags=tags_from_dict(tags)),
-                       ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net),
+                       ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
+                                     num_minibatches=a.minibatches, update_epochs=a.epochs),
                        humanoid=HumanoidConfig(self_collision=a.self_collision, ground_contacts=a.ground_contacts,
                                                timestep=1.0 / (60.0 * a.substeps)))
 
