@@ -211,10 +211,26 @@ def demo_vr(args) -> int:
     return vr_input.main([args.vr])
 
 
+def demo_physics(args) -> int:
+    """`anim demo --physics`: the MuJoCo humanoid tracking a clip with the shipped policy."""
+    from controllers.physics.cli import demo
+    from viewer.demo import has_display
+
+    from . import database
+
+    db = database.load(ensure_db(args.db, "locomotion-normal"))
+    headless = bool(args.headless or (not args.live and not has_display()))
+    demo(db, clip=args.clip, policy=args.policy, headless=headless,
+         out_dir=os.path.join(args.out, "physics"), seconds=args.seconds, width=args.width, height=args.height)
+    return 0
+
+
 def cmd_demo(args) -> int:
     """The gamepad demo: a live window with a display, a scripted headless session without."""
     if args.vr:
         return demo_vr(args)
+    if args.physics:
+        return demo_physics(args)
     from viewer.demo import run_demo
 
     from . import database
@@ -354,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the sparse-VR avatar instead: replay a head-and-hands trace (--trace, default a "
                          "test-split clip), serve the WebXR page to a headset, or read an OpenXR runtime")
     dm.add_argument("--trace", metavar="FILE", help="with --vr replay: the trace file")
+    dm.add_argument("--physics", action="store_true",
+                    help="the physics character instead: the MuJoCo humanoid tracks a clip with the shipped "
+                         "policy, the reference drawn as a ghost; F / pad B pushes it (database: "
+                         "locomotion-normal)")
+    dm.add_argument("--clip", help="with --physics: the clip to track (default: the longest held-out one)")
+    dm.add_argument("--policy", metavar="FILE", help="with --physics: a policy from `anim train policy`")
     dm.add_argument("--width", type=int, default=1280, help="window / image width (default 1280)")
     dm.add_argument("--height", type=int, default=720, help="window / image height (default 720)")
     dm.set_defaults(func=cmd_demo)

@@ -4,16 +4,23 @@ measure MJX environment throughput on the GPU, in one run with a deadline.
 It is what was run on the device machine (a leased H100/H200 without network)
 to make the shipped policy and the GPU rows of BENCHMARKS.md:
 
-    python -m controllers.physics.clips --out .devrun/walk-run.clips.npz      # here: the reference clips
-    python -m bench.physics_gpu --db .devrun/walk-run.clips.npz --out $OUT \\
-        --budget 560 --train-seconds 400                                       # there
+    python -m controllers.physics.clips --out .devrun/walk-run.clips.npz --humanoid .devrun/humanoid.json
+    python -m bench.physics_gpu --db .devrun/walk-run.clips.npz --humanoid .devrun/humanoid.json \\
+        --out $OUT --budget 545 --train-seconds 400 --sizes 4096,32768,1024 -- \\
+        --tag content=walk,run --tag style=normal --num-envs 8192 --unroll 16 --minibatches 8 \\
+        --epochs 4 --steps 3e8 --checkpoint-every 10 --seed 0                     # there (an H200)
+
+(The shipped policy: that, then the same again with `--budget 270
+--train-seconds 265 --sizes ""` and `--resume` after `--`, the first call's
+checkpoint.npz and log.jsonl copied into $OUT/walk/.)
 
 Writes under --out: walk/ (the training run folder: humanoid.json,
 checkpoint.npz, policy.npz, log.jsonl, config.json) and gpu_bench.json
 (device, versions, the training summary, env steps/s per batch size). The
 training stops at --train-seconds (compile included) or --steps, whichever
 comes first; throughput sizes that would run past --budget are skipped.
-Extra arguments after `--` go to `anim train policy`.
+Extra arguments after `--` go to `anim train policy` (`--resume` among them
+goes on from a checkpoint.npz already in OUT/walk/).
 """
 
 from __future__ import annotations
@@ -42,11 +49,7 @@ def main(argv=None) -> int:
     from controllers.physics import train as tr
     run_dir = os.path.join(a.out, "walk")
     os.makedirs(run_dir, exist_ok=True)
-    resume = []
-    if a.humanoid:
-        import shutil
-        shutil.copyfile(a.humanoid, os.path.join(run_dir, "humanoid.json"))
-        resume = ["--resume"]     # a run folder holding only humanoid.json: a fresh run on that humanoid
+    resume = ["--humanoid", a.humanoid] if a.humanoid else []
     tp = argparse.ArgumentParser()
     tr.add_arguments(tp)
     targs = tp.parse_args(["--db", a.db, "--out", run_dir, "--device", a.device,
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
             json.dump(report, f, indent=1)
         os.replace(path + ".tmp", path)
 
-    last = tr.train(cfg, resume=bool(resume))
+    last = tr.train(cfg, resume=targs.resume)
     rows = []
     with open(os.path.join(run_dir, "log.jsonl")) as f:
         for line in f:

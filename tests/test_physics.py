@@ -4,6 +4,7 @@ conversions, the MJX tracking environment, PPO and the CPU runtime.
 The fast tests use C MuJoCo and numpy (and small jits); the ones that compile
 the MJX physics step (a minute or more on a 2-core CPU) are marked slow."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -227,7 +228,141 @@ def test_clip_selection_keeps_held_out_clips_apart(db):
     assert train and held and not set(train) & set(held)
     names = {db.clip_names[c].removesuffix("_mirror") for c in held}
     assert not names & {db.clip_names[c].removesuffix("_mirror") for c in train}
-    assert all(db.clip_tags[c]["content"] == "walk" for c in train + held)
+    assert all(db.clip_tags[c]["content"] in ("walk", "run") for c in train + held)
+    assert {db.clip_tags[c]["content"] for c in train} == {"walk", "run"}
+
+
+# ------------------------------------------------------------------ clip packs
+@pytest.fixture(scope="module")
+def side_pack(db, tmp_path_factory):
+    from controllers.physics import clips
+    path = str(tmp_path_factory.mktemp("pack") / "side.clips.npz")
+    clips.save(clips.pack(db, {"content": ["walk-left", "walk-right"]}, source="test"), path)
+    return path
+
+
+def test_clip_pack_holds_the_clips_and_the_same_split(db, side_pack):
+    from controllers.physics import clips
+    p = clips.load_motion(side_pack)
+    assert isinstance(p, clips.ClipPack) and p.skeleton.signature() == db.skeleton.signature()
+    assert p.config.hips == db.config.hips and p.num_frames == int(p.range_stops[-1])
+    for i, name in enumerate(p.clip_names):
+        c = db.clip_names.index(name)
+        a, b = int(db.range_starts[c]), int(db.range_stops[c])
+        assert np.array_equal(p.rotations[p.range_starts[i]:p.range_stops[i]], db.rotations[a:b])
+        assert np.array_equal(p.positions[p.range_starts[i]:p.range_stops[i]], db.positions[a:b])
+        assert p.clip_tags[i] == db.clip_tags[c]
+    tags = envmod.tags_from_dict({"content": ["walk-left", "walk-right"]})
+    for split in ("train", "holdout"):
+        cfg = envmod.EnvConfig(tags=tags, split=split, holdout_every=5)
+        assert ([p.clip_names[c] for c in envmod.select_clips(p, cfg)]
+                == [db.clip_names[c] for c in envmod.select_clips(db, cfg)])
+    # the reference built from the pack is the database's
+    cfg = envmod.EnvConfig(tags=tags, split="all")
+    r1 = envmod.build_reference(p, hum.from_database(db, every=6), envmod.select_clips(p, cfg)[:2])
+    assert r1.clip_names == tuple(p.clip_names[:2])
+
+
+def test_clip_pack_bad_files_are_named(db, side_pack, tmp_path):
+    from controllers.physics import clips
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        clips.load(str(tmp_path / "nope.npz"))
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros(3))
+    with pytest.raises(ValueError, match="other.npz: not a clip pack"):
+        clips.load(str(other))
+    cut = tmp_path / "cut.npz"
+    with open(side_pack, "rb") as f:
+        data = f.read()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.npz"):
+        clips.load(str(cut))
+    with pytest.raises(ValueError, match="no clip matches"):
+        clips.pack(db, {"content": "cartwheel"})
+
+
+# ------------------------------------------------------------------ the shipped policy
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "controllers", "physics",
+                       "weights", "walk-run.npz")
+
+
+def _track(db, clip, policy, ticks, humanoid=None):
+    from anim.control import ControlInput
+    from controllers.physics.runtime import PhysicsController, PhysicsRuntimeConfig
+    c = PhysicsController(db, clip, policy, humanoid=humanoid,
+                          config=PhysicsRuntimeConfig(loop=False, fall_reset_seconds=1e9))
+    for i in range(ticks):
+        c.step(ControlInput(), 1 / 60)
+        if c.fallen:
+            return i, c.mean_tracking_error_cm()
+    return None, c.mean_tracking_error_cm()
+
+
+def test_shipped_policy_walks_a_held_out_clip(db):
+    """The shipped policy keeps the humanoid up on a walk it never saw, in C
+    MuJoCo, where PD tracking of the same clip falls within a second."""
+    from controllers.physics import ppo
+    pol, h, ecfg, meta = ppo.load_policy(SHIPPED, db.skeleton)
+    held = {db.clip_names[c] for c in envmod.select_clips(db, dataclasses.replace(ecfg, split="holdout"))}
+    clip = "dataset-2_walk_normal_010"
+    assert clip in held and meta["training"]["env_steps"] > 1e7
+    fell, err = _track(db, clip, SHIPPED, 300)
+    assert fell is None and err < 15.0
+    fell_pd, _ = _track(db, clip, None, 300, humanoid=h)
+    assert fell_pd is not None and fell_pd < 90
+
+
+def test_shipped_checkpoint_holds_the_shipped_policy(db):
+    """walk-run.checkpoint.npz (to train on from) is the run that made walk-run.npz."""
+    from controllers.physics import networks, ppo
+    pol, h, ecfg, meta = ppo.load_policy(SHIPPED, db.skeleton)
+    env = envmod.TrackingEnv(h, envmod.build_reference(db, h, envmod.select_clips(db, ecfg)[:1]), ecfg)
+    pcfg = ppo.PPOConfig(num_envs=2, network=networks.NetworkConfig(**{
+        k: tuple(v) if isinstance(v, list) else v for k, v in meta["ppo"]["network"].items()}))
+    ts, cmeta = ppo.load_checkpoint(SHIPPED.replace(".npz", ".checkpoint.npz"), ppo.init_state(env, pcfg, 0))
+    assert float(ts["env_steps"]) == meta["env_steps"] and cmeta["seed"] == meta["seed"]
+    for (w, b), (w2, b2) in zip(ts["params"]["policy"], pol.layers):
+        assert np.array_equal(np.asarray(w), w2) and np.array_equal(np.asarray(b), b2)
+
+
+# ------------------------------------------------------------------ C MuJoCo integrates as MJX
+def _saturated_state(h, ref):
+    """A reference state whose PD targets are far off, so that servos hit
+    their force limits (where C MuJoCo's implicitfast and MJX's differ)."""
+    m = h.model()
+    d = mujoco.MjData(m)
+    d.qpos[:], d.qvel[:] = ref.qpos[30], ref.qvel[30]
+    d.ctrl[:] = np.clip(ref.qpos[30, 7:] + 0.8 * np.sign(np.sin(np.arange(m.nu))), m.actuator_ctrlrange[:, 0],
+                        m.actuator_ctrlrange[:, 1])
+    return m, d
+
+
+def test_matched_step_solves_mjx_implicit_damping(h, ref):
+    """MjxMatchedStep's velocity update is MJX's implicitfast one,
+    v' = v + h (M + h Kv)^-1 f with every servo's kd, also for saturated
+    servos (which plain C implicitfast leaves explicit)."""
+    from controllers.physics.runtime import MjxMatchedStep
+    m, d = _saturated_state(h, ref)
+    mujoco.mj_forward(m, d)
+    assert (np.abs(d.actuator_force) >= m.actuator_forcerange[:, 1] - 1e-9).sum() >= 5   # saturated servos
+    kv = np.zeros(m.nv)
+    for i in range(m.nu):
+        kv[m.jnt_dofadr[m.actuator_trnid[i, 0]]] -= m.actuator_biasprm[i, 2]
+    full = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, d, full)
+    qacc = np.linalg.solve(full + m.opt.timestep * np.diag(kv), d.qfrc_smooth + d.qfrc_constraint)
+    expected = d.qvel + m.opt.timestep * qacc
+    plain = mujoco.MjData(m)
+    plain.qpos[:], plain.qvel[:], plain.ctrl[:] = d.qpos, d.qvel, d.ctrl
+    mujoco.mj_step(m, plain)
+    m2 = h.model()
+    step = MjxMatchedStep(m2)
+    assert step.active and np.allclose(step.kv, kv)
+    d2 = mujoco.MjData(m2)
+    d2.qpos[:], d2.qvel[:], d2.ctrl[:] = d.qpos, d.qvel, d.ctrl
+    step(m2, d2)
+    assert np.abs(d2.qvel - expected).max() < 1e-6
+    assert np.abs(plain.qvel - expected).max() > 1.0      # what plain mj_step does instead
 
 
 def test_env_reset_is_jittable_and_sets_the_reference(db, h, walk_clip):
@@ -322,6 +457,47 @@ def test_env_step_shapes_reward_and_fall(db, h, walk_clip):
 
 
 @pytest.mark.slow
+def test_matched_step_agrees_with_mjx(h, ref):
+    import jax
+
+    from controllers.physics.runtime import MjxMatchedStep
+    mjx = envmod.import_mjx()
+    m, d = _saturated_state(h, ref)
+    dx = jax.jit(mjx.step)(mjx.put_model(m, impl="jax"), mjx.put_data(m, d, impl="jax"))
+    plain = mujoco.MjData(m)
+    plain.qpos[:], plain.qvel[:], plain.ctrl[:] = d.qpos, d.qvel, d.ctrl
+    mujoco.mj_step(m, plain)
+    m2 = h.model()
+    d2 = mujoco.MjData(m2)
+    d2.qpos[:], d2.qvel[:], d2.ctrl[:] = d.qpos, d.qvel, d.ctrl
+    MjxMatchedStep(m2)(m2, d2)
+    assert np.abs(d2.qvel - np.asarray(dx.qvel)).max() < 0.05        # float32 MJX
+    assert np.abs(plain.qvel - np.asarray(dx.qvel)).max() > 1.0
+
+
+@pytest.mark.slow
+def test_train_from_a_clip_pack_stops_at_the_time_limit(db, h, side_pack, tmp_path):
+    """`anim train policy` on a clip pack with --time-limit: one iteration (the
+    compile alone passes the limit), then checkpoint, policy and log."""
+    import json
+
+    from controllers.physics import ppo, train
+    out = tmp_path / "run"
+    args = ["--db", side_pack, "--tag", "content=walk-left,walk-right", "--num-envs", "4", "--unroll", "4",
+            "--minibatches", "2", "--epochs", "1", "--hidden", "16,16", "--time-limit", "1", "--steps", "1e6",
+            "--device", "cpu", "--out", str(out)]
+    p = __import__("argparse").ArgumentParser()
+    train.add_arguments(p)
+    cfg = train.config_from_args(p.parse_args(args))
+    assert cfg.ppo.num_minibatches == 2 and cfg.ppo.update_epochs == 1 and cfg.time_limit == 1
+    train.train(cfg, echo=lambda *a: None)
+    rows = [json.loads(x) for x in open(out / "log.jsonl")]
+    assert len(rows) == 1 and rows[0]["env_steps"] == 16
+    pol, h2, ecfg, meta = ppo.load_policy(str(out / "policy.npz"), db.skeleton)
+    assert ecfg.tags == (("content", ("walk-left", "walk-right")),) and meta["env_steps"] == 16
+
+
+@pytest.mark.slow
 def test_tiny_ppo_run_is_finite(db, h, walk_clip, tmp_path):
     import jax
 
@@ -350,6 +526,16 @@ def test_tiny_ppo_run_is_finite(db, h, walk_clip, tmp_path):
     ppo.save_checkpoint(str(ck), ts, {"seed": 0})
     ts2, _ = ppo.load_checkpoint(str(ck), ppo.init_state(env, cfg, seed=1))
     assert int(ts2["iteration"]) == 3
+    assert np.array_equal(np.asarray(ts2["opt"]["v"]["log_std"]), np.asarray(ts["opt"]["v"]["log_std"]))
+    light = tmp_path / "light.npz"
+    ppo.save_checkpoint(str(light), ts, {"seed": 0}, light=True)
+    assert light.stat().st_size < 0.5 * ck.stat().st_size
+    fresh = ppo.init_state(env, cfg, seed=1)
+    ts3, _ = ppo.load_checkpoint(str(light), fresh)
+    assert int(ts3["iteration"]) == 3 and int(ts3["opt"]["count"]) == 0       # Adam starts afresh
+    assert np.array_equal(np.asarray(ts3["params"]["policy"][0][0]), np.asarray(ts["params"]["policy"][0][0]))
+    ts3, _ = it(ts3)                                                            # and trains on
+    assert int(ts3["iteration"]) == 4
 
 
 def test_runtime_reference_placement_matches_a_recompute(db, h, walk_clip):

@@ -3,7 +3,7 @@
 * MJX environment throughput on this machine (env steps/s of the vmapped,
   jitted step with auto-reset, 60 Hz steps of `substeps` physics steps each),
   for several batch sizes; the compile time of each size is reported apart.
-* C MuJoCo on the same model: a single-thread loop of mj_step with the
+* C MuJoCo on the same model: a single-thread loop of steps (mj_step, as MJX integrates) with the
   reference's PD targets (physics steps/s and 60 Hz env steps/s).
 * Per-tick latency (p50 / p99) of `PhysicsController.step`: policy MLP in
   numpy + substeps in C MuJoCo + pose conversion (a trained policy if one
@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 DEFAULT_DB = os.path.join("out", "databases", "locomotion-normal.animdb")
-DEFAULT_POLICY = os.path.join("out", "physics", "walk", "policy.npz")
+DEFAULT_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "walk-run.npz")
 
 
 def _humanoid(db, policy):
@@ -74,8 +74,10 @@ def mjx_throughput(db, h, env_cfg, sizes=(256, 1024, 4096), iters: int = 5, budg
 def c_throughput(h, ref_qpos: np.ndarray, seconds: float = 3.0) -> dict:
     """Single-thread C MuJoCo: mj_step with the reference's PD targets."""
     import mujoco
+    from .runtime import MjxMatchedStep
     m = h.model()
     d = mujoco.MjData(m)
+    mj_step = MjxMatchedStep(m)
     substeps = max(1, int(round(1 / 60 / m.opt.timestep)))
     n = 0
     f = 0
@@ -88,7 +90,7 @@ def c_throughput(h, ref_qpos: np.ndarray, seconds: float = 3.0) -> dict:
             d.qvel[:] = 0
         d.ctrl[:] = ref_qpos[f, 7:]
         for _ in range(substeps):
-            mujoco.mj_step(m, d)
+            mj_step(m, d)
         n += 1
     dt = time.perf_counter() - t0
     return {"env_steps_per_s": n / dt, "physics_steps_per_s": n * substeps / dt, "substeps": substeps}
@@ -126,7 +128,7 @@ def latency(db, policy: str | None, ticks: int = 600, clip=None) -> dict:
     for _ in range(200):
         t0 = time.perf_counter()
         for _ in range(ctrl.substeps):
-            mujoco.mj_step(ctrl.model, ctrl.data)
+            ctrl.mj_step(ctrl.model, ctrl.data)
         physics.append(1e3 * (time.perf_counter() - t0))
     t0 = time.perf_counter()
     obs = ctrl.observe()
@@ -177,6 +179,20 @@ def quality(db, policy: str | None, seconds: float = 10.0, max_clips: int | None
             "mean_episode_s": float(np.mean(lengths)) if lengths else 0.0}
 
 
+def _gpu_path(policy):
+    return os.path.splitext(policy or "")[0] + ".gpu.json"
+
+
+def _gpu_record(policy) -> dict | None:
+    """The device run's record beside a shipped policy (FILE.gpu.json), if any."""
+    import json
+    path = _gpu_path(policy)
+    if policy and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return None
+
+
 def _load_avg() -> str:
     try:
         return " / ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -199,12 +215,24 @@ def run(quick: bool = False, db_path: str = DEFAULT_DB, policy: str | None = DEF
     lines += ["| engine | envs | compile (s) | env steps/s (60 Hz) | physics steps/s |", "|---|---|---|---|---|",
               f"| C MuJoCo, 1 thread | 1 | - | {c['env_steps_per_s']:,.0f} | {c['physics_steps_per_s']:,.0f} |"]
     sizes = (256,) if quick else (256, 1024, 4096)
-    for r in mjx_throughput(db, h, env_cfg, sizes, iters=3 if quick else 5):
+    mjx_rows = mjx_throughput(db, h, env_cfg, sizes, iters=3 if quick else 5)
+    for r in mjx_rows:
         if r["env_steps_per_s"] is None:
             lines.append(f"| MJX (JAX CPU) | {r['envs']} | - | {r.get('note')} | |")
         else:
             lines.append(f"| MJX (JAX CPU) | {r['envs']} | {r['compile_s']:.0f} | {r['env_steps_per_s']:,.0f} | "
                          f"{r['physics_steps_per_s']:,.0f} |")
+    gpu = _gpu_record(policy)
+    if gpu:
+        for r in gpu.get("throughput", []):
+            if r.get("env_steps_per_s"):
+                lines.append(f"| MJX (JAX GPU, {gpu['device']}) | {r['envs']:,} | {r['compile_s']:.0f} | "
+                             f"{r['env_steps_per_s']:,.0f} | {r['physics_steps_per_s']:,.0f} |")
+        lines += ["", f"GPU rows: measured on the device machine on {gpu['date']} (JAX {gpu['jax']}, MuJoCo "
+                      f"{gpu['mujoco']}) by `python -m bench.physics_gpu`, the run that trained the shipped "
+                      f"policy, and read here from `{os.path.relpath(_gpu_path(policy))}` (this machine has no "
+                      f"GPU). Training there: {gpu['num_envs']:,} environments, PPO included, "
+                      f"{gpu['train_steps_per_s_median']:,.0f} env steps/s (median iteration)."]
     lat = latency(db, policy, ticks=200 if quick else 1200)
     lines += ["", f"Per-tick latency of `PhysicsController.step` at 60 Hz "
                   f"({'a policy file from anim train policy' if lat['trained_policy'] else 'untrained network of the same shape'}): "
@@ -215,12 +243,27 @@ def run(quick: bool = False, db_path: str = DEFAULT_DB, policy: str | None = DEF
         runs.append((f"policy {policy}", policy))
     else:
         lines += ["", "No trained policy found: only the PD baseline's quality is measured."]
+    qs = {}
     for label, pol in runs:
-        q = quality(db, pol, max_clips=4 if quick else None, humanoid=h, env_cfg=env_cfg)
+        q = qs[pol] = quality(db, pol, max_clips=4 if quick else None, humanoid=h, env_cfg=env_cfg)
         lines += ["", f"Quality, {label}, on {q['episodes']} held-out clips (each from its start, up to 10 s; "
                       f"mean {q['mean_episode_s']:.1f} s before a fall or the clip's end): "
                       f"{100 * q['no_fall_fraction']:.0f} % without a fall, mean global joint error "
                       f"{q['mean_joint_error_cm']:.1f} cm."]
+    mjx_cpu = max((r["env_steps_per_s"] or 0 for r in mjx_rows), default=0)
+    gpu_best = max((r.get("env_steps_per_s") or 0 for r in gpu.get("throughput", [])), default=0) if gpu else 0
+    qp = qs.get(policy) if policy and os.path.exists(policy) else None
+
+    def mark(ok):
+        return "met" if ok else "NOT met"
+    lines += ["", "Targets (issue 6): "
+              f"MJX on this CPU >= 10,000 env steps/s: {mjx_cpu:,.0f}, {mark(mjx_cpu >= 1e4)}; "
+              f"on a GPU >= 1,000,000: {gpu_best:,.0f} on {gpu['device'] if gpu else 'no GPU measured'}, "
+              f"{mark(gpu_best >= 1e6)}; policy + physics p99 <= 2 ms per tick: {lat['p99_ms']:.2f} ms, "
+              f"{mark(lat['p99_ms'] <= 2.0)}"
+              + (f"; held-out episodes without a fall >= 90 %: {100 * qp['no_fall_fraction']:.0f} %, "
+                 f"{mark(qp['no_fall_fraction'] >= 0.9)}; mean joint error <= 8 cm: "
+                 f"{qp['mean_joint_error_cm']:.1f} cm, {mark(qp['mean_joint_error_cm'] <= 8)}." if qp else ".")]
     lines += ["", f"Machine load average after: {_load_avg()}."]
     return "\n".join(lines) + "\n"
 

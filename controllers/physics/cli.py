@@ -9,6 +9,11 @@
   reference through `PhysicsController`, write the simulated motion as BVH and
   a JSON report (tracking error, falls, per-tick time).
 * `make_controller(db, clip=None, policy=None)` for `anim.runner.make_controller`.
+* `demo(db, ...)` is `anim demo --physics`: the simulated body in the viewer
+  with the reference as a ghost, F / pad B pushes it; headless, a scripted
+  session with two pushes written as PNG frames and a JSON report.
+
+The default policy is the shipped one (`controllers/physics/weights/`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import json
 import os
 
-DEFAULT_POLICY = os.path.join("out", "physics", "walk", "policy.npz")
+SHIPPED_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "walk-run.npz")
+DEFAULT_POLICY = SHIPPED_POLICY
 
 
 def add_physics_parsers(subparsers) -> None:
@@ -73,4 +79,58 @@ def run_clip(db, clip: str | None, policy: str | None = None, seconds: float | N
          f" {report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm, "
          f"tick p50 {report['tick_ms_p50']:.2f} ms p99 {report['tick_ms_p99']:.2f} ms")
     echo(f"  wrote {bvh} and {path}")
+    return report
+
+
+def default_demo_clip(db, env_cfg) -> int:
+    """The longest held-out clip of the policy's clips (never seen in training)."""
+    import dataclasses
+
+    from .env import select_clips
+    try:
+        clips = select_clips(db, dataclasses.replace(env_cfg, split="holdout"))
+    except ValueError:
+        clips = select_clips(db, dataclasses.replace(env_cfg, split="all"))
+    return max(clips, key=lambda c: int(db.range_stops[c] - db.range_starts[c]))
+
+
+def demo(db, clip=None, policy: str | None = None, headless: bool = True, out_dir: str | None = None,
+         seconds: float | None = None, width: int = 1280, height: int = 720, echo=print) -> dict:
+    """The physics character in the viewer (live) or a headless session with
+    pushes at 1/3 and 2/3 of it (PNG frames, contact sheet, JSON report)."""
+    from anim.control import ControlInput
+
+    from .runtime import PhysicsController
+    policy = policy or (DEFAULT_POLICY if os.path.exists(DEFAULT_POLICY) else None)
+    ctrl = PhysicsController(db, 0, policy)
+    ctrl.set_clip(default_demo_clip(db, ctrl.cfg) if clip is None else clip)
+    ctrl.reset()
+    name = db.clip_names[ctrl.clip]
+    what = f"policy {policy}" if ctrl.policy is not None else "PD tracking without a policy"
+    if not headless:
+        from viewer.app import run_live
+        echo(f"physics demo: {name} on the MuJoCo humanoid ({what}); the ghost is the reference.\n"
+             "  F / pad B push, WASD / left stick sets the push direction, R reset, Esc quit")
+        return run_live(ctrl, db.skeleton.parents, width=width, height=height, title="anim demo: physics")
+    from viewer.app import run_headless
+    out_dir = out_dir or os.path.join("out", "demo", "physics")
+    seconds = seconds or min(10.0, (ctrl.clip_rot.shape[0] - 2) / 60.0)
+    pushes = {int(round(seconds / 3 * 60)), int(round(2 * seconds / 3 * 60))}
+
+    def script(t):
+        return ControlInput(actions=frozenset({"push"}) if int(round(t * 60)) in pushes else frozenset())
+    times = [round(x, 2) for x in (0.5, seconds / 3 + 0.25, seconds / 2, 2 * seconds / 3 + 0.25, seconds - 0.1)]
+    stats = run_headless(ctrl, db.skeleton.parents, script, seconds, out_dir, frames_to_save=times, width=width,
+                         height=height, render_every=4)
+    report = {"clip": name, "policy": policy, "seconds": seconds, "pushes": ctrl.stats["pushes"],
+              "falls": ctrl.stats["falls"], "mean_tracking_error_cm": ctrl.mean_tracking_error_cm(),
+              "controller_ms_mean": stats["controller_ms_mean"], "fps": stats["fps"],
+              "contact_sheet": stats["contact_sheet"]}
+    path = os.path.join(out_dir, "physics.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(path + ".tmp", path)
+    echo(f"physics demo headless: {name} ({what}), {seconds:.1f} s, {report['pushes']} pushes, "
+         f"{report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm, "
+         f"{stats['controller_ms_mean']:.2f} ms/tick; frames and {path} in {out_dir}")
     return report

@@ -8,8 +8,9 @@ frame: walk and run of the normal style, mirrored, 44k frames, is ~17 MB).
 It is what a remote GPU machine needs to train:
 
     python -m controllers.physics.clips --db out/databases/locomotion-normal.animdb \\
-        --tag content=walk,run --tag style=normal --out out/physics/walk-run.clips.npz
-    anim train policy --db out/physics/walk-run.clips.npz ...    # on the GPU machine
+        --tag content=walk,run --tag style=normal --out out/physics/walk-run.clips.npz \\
+        --humanoid out/physics/humanoid.json
+    anim train policy --db out/physics/walk-run.clips.npz --humanoid out/physics/humanoid.json ...  # GPU machine
 
 `load_motion(path)` opens a database (.animdb) or a pack (.npz) alike: a pack
 has the fields of `anim.database.Database` that the physics code reads
@@ -92,10 +93,11 @@ def load(path: str) -> ClipPack:
     from anim.database import _config_from_json
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such clip pack (write one with `python -m controllers.physics.clips`)")
+    import zipfile
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a clip pack ({e})") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a clip pack, or truncated ({e})") from None
     with z:
         if "__meta__" not in z:
             raise ValueError(f"{path}: not a clip pack (no __meta__ entry)")
@@ -105,7 +107,7 @@ def load(path: str) -> ClipPack:
                              f"{PACK_FORMAT} v{PACK_VERSION}")
         try:
             arrays = {k: z[k] for k in ("rotations", "positions", "range_starts", "range_stops")}
-        except (KeyError, ValueError, OSError) as e:
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             raise ValueError(f"{path}: truncated or damaged clip pack ({e})") from None
     sk = meta["skeleton"]
     skel = Skeleton(tuple(sk["names"]), np.array(sk["parents"]), np.array(sk["offsets"], np.float32))
@@ -139,13 +141,21 @@ def main(argv=None) -> int:
     p.add_argument("--tag", action="append", metavar="KEY=V[,V]",
                    help="clips by tag (repeatable; default content=walk,run style=normal)")
     p.add_argument("--out", required=True, help="pack file to write (.npz)")
+    p.add_argument("--humanoid", metavar="FILE",
+                   help="also write the humanoid measured from the whole database (for `--humanoid` of "
+                        "`anim train policy`)")
     a = p.parse_args(argv)
     if not a.out.endswith(".npz"):
         p.error("--out must end in .npz")
     from anim import database
     tags = parse_tags(a.tag) if a.tag else {"content": ["walk", "run"], "style": "normal"}
-    cp = pack(database.load(a.db), tags, source=os.path.basename(a.db))
+    db = database.load(a.db)
+    cp = pack(db, tags, source=os.path.basename(a.db))
     save(cp, a.out)
+    if a.humanoid:
+        from . import humanoid as hum
+        hum.save(hum.from_database(db), a.humanoid)
+        print(f"wrote {a.humanoid}")
     print(f"wrote {a.out}: {cp.num_clips} clips, {cp.num_frames:,} frames, "
           f"{os.path.getsize(a.out) / 1e6:.1f} MB")
     return 0

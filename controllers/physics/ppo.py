@@ -202,11 +202,13 @@ def _flatten(tree, prefix=""):
     return {prefix + jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
 
 
-def save_checkpoint(path: str, ts: dict, meta: dict) -> None:
+def save_checkpoint(path: str, ts: dict, meta: dict, light: bool = False) -> None:
     """params, optimizer, normalizer, rng and counters (not the env states: a
-    resumed run starts fresh episodes) with the run's configuration."""
+    resumed run starts fresh episodes) with the run's configuration. light:
+    without the optimizer's moments (a third of the size; a run resumed from it
+    starts Adam afresh)."""
     import jax
-    keep = {k: ts[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration")}
+    keep = {k: ts[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration") if not (light and k == "opt")}
     arrays = _flatten(keep)
     meta = {**meta, "checkpoint_version": CHECKPOINT_VERSION,
             "treedef": str(jax.tree.structure(keep))}
@@ -222,7 +224,10 @@ def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
         if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
             raise ValueError(f"{path}: checkpoint version {meta.get('checkpoint_version')}, expected "
                              f"{CHECKPOINT_VERSION}")
-        keep = {k: ts_template[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration")}
+        names = ("params", "opt", "norm", "rng", "env_steps", "iteration")
+        if not any(k.startswith("['opt']") for k in z.files):
+            names = tuple(n for n in names if n != "opt")      # a light checkpoint: Adam starts afresh
+        keep = {k: ts_template[k] for k in names}
         paths, treedef = jax.tree_util.tree_flatten_with_path(keep)
         leaves = []
         for p, v in paths:

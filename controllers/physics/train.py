@@ -1,8 +1,8 @@
 """Train a motion-tracking policy with PPO on the MJX environment.
 
-    python -m controllers.physics.train --tag content=walk --num-envs 256 --steps 2e6 --out out/physics/walk
-    python -m controllers.physics.train --out out/physics/walk --resume          # go on from the checkpoint
-    python -m controllers.physics.train --out out/physics/walk --plot-only       # curves.png from log.jsonl
+    python -m controllers.physics.train --tag content=walk,run --num-envs 256 --steps 2e6 --out out/physics/walk-run
+    python -m controllers.physics.train --out out/physics/walk-run --resume          # go on from the checkpoint
+    python -m controllers.physics.train --out out/physics/walk-run --plot-only       # curves.png from log.jsonl
 
 --db takes a database (.animdb) or a clip pack (.npz, `python -m
 controllers.physics.clips`: only the reference clips, a few MB, for training
@@ -34,17 +34,19 @@ from .ppo import PPOConfig
 class TrainConfig:
     """db: database file; out: run folder; steps: environment steps budget;
     seed: recorded in every artefact; device: 'cpu', 'gpu' or 'auto';
+    humanoid_file: a humanoid.json to train (default: measured from db);
     checkpoint_every: iterations between checkpoints; time_limit: seconds
     (setup and compilation included) after which the run stops with a
     checkpoint (0: none)."""
 
     db: str = os.path.join("out", "databases", "locomotion-normal.animdb")
-    out: str = os.path.join("out", "physics", "walk")
+    out: str = os.path.join("out", "physics", "walk-run")
     steps: float = 2e6
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 20
     time_limit: float = 0.0
+    humanoid_file: str = ""
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     humanoid: HumanoidConfig = field(default_factory=HumanoidConfig)
@@ -90,6 +92,13 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
     db = clips.load_motion(cfg.db)
     if resume and os.path.exists(paths["humanoid"]):
         h = hum.load(paths["humanoid"], db.skeleton)
+    elif cfg.humanoid_file:
+        if cfg.humanoid_file.endswith(".npz"):      # a policy file: train on its humanoid
+            from .ppo import load_policy
+            h = load_policy(cfg.humanoid_file, db.skeleton)[1]
+        else:
+            h = hum.load(cfg.humanoid_file, db.skeleton)
+        hum.save(h, paths["humanoid"])
     else:
         h = hum.from_database(db, cfg.humanoid)
         hum.save(h, paths["humanoid"])
@@ -201,7 +210,8 @@ def plot(log_path: str, png_path: str, width: int = 1200, height: int = 800) -> 
     pw, ph = width // 2, height // 2
     for i, (key, title, scale) in enumerate(panels):
         ox, oy = (i % 2) * pw, (i // 2) * ph
-        ys = [r.get(key) for r in rows]
+        # the first iteration of a run (or of a resumed run) includes the compile: no rate
+        ys = [None if key == "steps_per_s" and r.get("compile_s") is not None else r.get(key) for r in rows]
         pts = [(a, b * scale) for a, b in zip(x, ys) if b is not None]
         left, top, w, h = ox + 70, oy + 35, pw - 100, ph - 80
         pygame.draw.rect(surf, (0, 0, 0), (left, top, w, h), 1)
@@ -255,6 +265,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", default="256,256", help="policy/value hidden widths (default 256,256)")
     p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
+    p.add_argument("--humanoid", default="", metavar="FILE",
+                   help="humanoid.json, or a policy .npz whose humanoid to train (default: measured from "
+                        "--db; a clip pack's own clips give narrower joint ranges than the whole database)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="iterations between checkpoints")
     p.add_argument("--self-collision", choices=["none", "legs", "all"], default=d.humanoid.self_collision)
     p.add_argument("--ground-contacts", choices=["all", "feet"], default=d.humanoid.ground_contacts)
@@ -277,7 +290,7 @@ def config_from_args(a) -> TrainConfig:
     hidden = tuple(int(x) for x in str(a.hidden).split(",") if x)
     net = NetworkConfig(policy_hidden=hidden, value_hidden=hidden)
     return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
-                       checkpoint_every=a.checkpoint_every, time_limit=a.time_limit,
+                       checkpoint_every=a.checkpoint_every, time_limit=a.time_limit, humanoid_file=a.humanoid,
                        env=EnvConfig(tags=tags_from_dict(tags)),
                        ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
                                      num_minibatches=a.minibatches, update_epochs=a.epochs),
