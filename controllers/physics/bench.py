@@ -240,7 +240,7 @@ def run(quick: bool = False, db_path: str = DEFAULT_DB, policy: str | None = DEF
                   f"p50 {lat['physics_p50_ms']:.2f} ms, policy MLP {lat['mlp_ms']:.3f} ms)."]
     runs = [("PD tracking without a policy (baseline)", None)]
     if policy and os.path.exists(policy):
-        runs.append((f"policy {policy}", policy))
+        runs.append((f"policy {os.path.relpath(policy)}", policy))
     else:
         lines += ["", "No trained policy found: only the PD baseline's quality is measured."]
     qs = {}
