@@ -115,6 +115,10 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
             echo(f"note: checkpoint seed {old.get('seed')} differs from --seed {cfg.seed}; keeping the checkpoint's")
             meta["seed"] = old.get("seed")
         echo(f"resumed from {paths['ckpt']} at iteration {int(ts['iteration'])}, {float(ts['env_steps']):,.0f} steps")
+        if float(ts["env_steps"]) >= cfg.steps:
+            echo(f"the checkpoint has already taken the step budget (--steps {cfg.steps:,.0f} counts the steps "
+                 f"before the resume too): nothing to train; raise --steps")
+            return {}
     elif not resume and os.path.exists(paths["log"]):
         os.replace(paths["log"], paths["log"] + ".old")
     with open(paths["config"] + ".tmp", "w") as f:
