@@ -6,6 +6,7 @@ the MJX physics step (a minute or more on a 2-core CPU) are marked slow."""
 
 import dataclasses
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -310,6 +311,24 @@ def test_shipped_policy_walks_a_held_out_clip(db):
     assert fell is None and err < 15.0
     fell_pd, _ = _track(db, clip, None, 300, humanoid=h)
     assert fell_pd is not None and fell_pd < 90
+
+
+def test_physics_demo_headless_pushes_and_draws(db, tmp_path):
+    """`anim demo --physics --headless`: a held-out clip with the shipped
+    policy, two pushes, PNG frames, a contact sheet and a JSON report."""
+    import glob
+    import json
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    from controllers.physics import cli
+    r = cli.demo(db, headless=True, out_dir=str(tmp_path), seconds=1.5, width=320, height=180,
+                 echo=lambda *a: None)
+    pol, h, ecfg, meta = __import__("controllers.physics.ppo", fromlist=["x"]).load_policy(SHIPPED, db.skeleton)
+    held = {db.clip_names[c] for c in envmod.select_clips(db, dataclasses.replace(ecfg, split="holdout"))}
+    assert r["clip"] in held and os.path.samefile(r["policy"], SHIPPED) and r["pushes"] == 2
+    assert len(glob.glob(str(tmp_path / "frame_0*.png"))) >= 4 and os.path.exists(r["contact_sheet"])
+    with open(tmp_path / "physics.json") as f:
+        assert json.load(f)["falls"] == r["falls"]
 
 
 def test_shipped_checkpoint_holds_the_shipped_policy(db):

@@ -18,7 +18,6 @@ The default policy is the shipped one (`controllers/physics/weights/`).
 
 from __future__ import annotations
 
-import json
 import os
 
 SHIPPED_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "walk-run.npz")
@@ -72,9 +71,7 @@ def run_clip(db, clip: str | None, policy: str | None = None, seconds: float | N
               "tick_ms_p50": float(np.percentile(rec.tick_ms, 50)),
               "tick_ms_p99": float(np.percentile(rec.tick_ms, 99))}
     path = os.path.join(out_dir, f"{name}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(path + ".tmp", path)
+    runner.write_json(report, path)
     echo(f"physics tracking of {name} ({'policy ' + str(report['policy']) if ctrl.policy else 'PD only, no policy'}):"
          f" {report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm, "
          f"tick p50 {report['tick_ms_p50']:.2f} ms p99 {report['tick_ms_p99']:.2f} ms")
@@ -98,6 +95,7 @@ def demo(db, clip=None, policy: str | None = None, headless: bool = True, out_di
          seconds: float | None = None, width: int = 1280, height: int = 720, echo=print) -> dict:
     """The physics character in the viewer (live) or a headless session with
     pushes at 1/3 and 2/3 of it (PNG frames, contact sheet, JSON report)."""
+    from anim import runner
     from anim.control import ControlInput
 
     from .runtime import PhysicsController
@@ -127,9 +125,7 @@ def demo(db, clip=None, policy: str | None = None, headless: bool = True, out_di
               "controller_ms_mean": stats["controller_ms_mean"], "fps": stats["fps"],
               "contact_sheet": stats["contact_sheet"]}
     path = os.path.join(out_dir, "physics.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(path + ".tmp", path)
+    runner.write_json(report, path)
     echo(f"physics demo headless: {name} ({what}), {seconds:.1f} s, {report['pushes']} pushes, "
          f"{report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm, "
          f"{stats['controller_ms_mean']:.2f} ms/tick; frames and {path} in {out_dir}")
