@@ -455,6 +455,66 @@ def test_runtime_controller_steps_without_nan(db, h, walk_clip):
     assert c.stats["pushes"] == 1
 
 
+# ------------------------------------------------------------------ C MuJoCo training environment
+def test_batch_env_steps_as_the_runtime_and_scores_the_reference(db, h, ref, walk_clip):
+    """cpu_env.BatchTrackingEnv: a reset sets the reference state exactly; a
+    step is the runtime's C MuJoCo step (MjxMatchedStep) to the bit; reward,
+    termination and the trajectory keys are the MJX rollout's."""
+    from controllers.physics.cpu_env import BatchTrackingEnv
+    from controllers.physics.runtime import MjxMatchedStep
+    cfg = envmod.EnvConfig()
+    e = BatchTrackingEnv(h, ref, cfg, num_envs=3, nthread=2, seed=1)
+    f = e.frame.copy()
+    assert np.allclose(e.qpos, ref.qpos[f]) and np.allclose(e.qvel, ref.qvel[f])
+    fut = [{k: v[np.minimum(f + k2, ref.stop[f] - 1)].astype(np.float64) for k, v in ref.feats.items()}
+           for k2 in cfg.future_frames]
+    o = envmod.observation(np, {k: v[f].astype(np.float64) for k, v in ref.feats.items()}, fut, h.hips_forward)
+    assert np.abs(e.obs - o).max() < 1e-4
+    # the same state and action through the runtime's stepping, one simulation at a time
+    m = h.model()
+    step = MjxMatchedStep(m)
+    d = mujoco.MjData(m)
+    action = np.random.default_rng(0).normal(0, 0.2, (3, e.action_size)).astype(np.float32)
+    expect = []
+    for i in range(3):
+        mujoco.mj_resetData(m, d)
+        d.qpos[:], d.qvel[:] = ref.qpos[f[i]], ref.qvel[f[i]]
+        d.ctrl[:] = np.clip(ref.qpos[f[i] + 1, 7:] + cfg.action_scale * action[i], e.lo, e.hi)
+        for _ in range(e.substeps):
+            step(m, d)
+        expect.append(d.qpos.copy())
+    out = e.step(action)
+    assert np.array_equal(np.asarray(e.qpos)[out["done"] == 0], np.array(expect)[out["done"] == 0])
+    assert set(out) >= {"reward", "done", "termination", "final_obs", "ended_return", "ended_length",
+                        "m_tracking_error", "m_r_pose", "m_fallen"}
+    assert (out["reward"] > 0.5).all() and (out["m_tracking_error"] < 0.05).all()
+    # a simulation lying on the ground ends by a fall and starts again at a reference frame
+    e.qpos[1, 2] = 0.15
+    out = e.step(np.zeros((3, e.action_size), np.float32))
+    assert out["done"][1] == 1 and out["termination"][1] == 1 and out["m_fallen"][1] == 1
+    assert np.allclose(e.qpos[1], ref.qpos[e.frame[1]]) and e.steps[1] == 0
+
+
+def test_train_on_c_mujoco_engine(db, side_pack, tmp_path):
+    """`anim train policy --engine mujoco`: rollouts on C MuJoCo threads, the
+    JAX PPO update; log, checkpoint and a policy the runtime loads."""
+    import json
+
+    from controllers.physics import ppo, train
+    out = tmp_path / "cpu"
+    p = __import__("argparse").ArgumentParser()
+    train.add_arguments(p)
+    cfg = train.config_from_args(p.parse_args([
+        "--db", side_pack, "--tag", "content=walk-left,walk-right", "--engine", "mujoco", "--num-envs", "8",
+        "--unroll", "8", "--minibatches", "2", "--epochs", "1", "--hidden", "16,16", "--steps", "192",
+        "--device", "cpu", "--out", str(out)]))
+    m = train.train(cfg, echo=lambda *a: None)
+    rows = [json.loads(x) for x in open(out / "log.jsonl")]
+    assert [r["env_steps"] for r in rows] == [64, 128, 192] and np.isfinite(m["loss"]) and 0 < m["reward"] <= 1
+    pol, h2, ecfg, meta = ppo.load_policy(str(out / "policy.npz"), db.skeleton)
+    assert meta["env_steps"] == 192 and pol(np.zeros(h2.num_bodies * 33 + 1, np.float32)).shape == (h2.nu,)
+
+
 # ------------------------------------------------------------------ MJX (slow: compiles the physics step)
 @pytest.mark.slow
 def test_env_step_shapes_reward_and_fall(db, h, walk_clip):

@@ -96,6 +96,23 @@ def c_throughput(h, ref_qpos: np.ndarray, seconds: float = 3.0) -> dict:
     return {"env_steps_per_s": n / dt, "physics_steps_per_s": n * substeps / dt, "substeps": substeps}
 
 
+def batch_throughput(db, h, env_cfg, num_envs: int = 512, seconds: float = 5.0) -> dict:
+    """`cpu_env.BatchTrackingEnv` (C MuJoCo on the CPU's threads, what
+    `anim train policy --engine mujoco` steps): env steps/s with zero actions."""
+    from .cpu_env import BatchTrackingEnv
+    from .env import build_reference, select_clips
+    env = BatchTrackingEnv(h, build_reference(db, h, select_clips(db, env_cfg)), env_cfg, num_envs)
+    a = np.zeros((num_envs, env.action_size), np.float32)
+    env.step(a)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        env.step(a)
+        n += num_envs
+    rate = n / (time.perf_counter() - t0)
+    return {"envs": num_envs, "threads": env.batch.nthread, "env_steps_per_s": rate,
+            "physics_steps_per_s": rate * env.substeps}
+
+
 def _untrained_policy(obs_size: int, action_size: int, hidden=(256, 256), seed: int = 0):
     from .networks import NumpyPolicy
     rng = np.random.default_rng(seed)
@@ -215,6 +232,9 @@ def run(quick: bool = False, db_path: str = DEFAULT_DB, policy: str | None = DEF
     lines += ["| engine | envs | compile (s) | env steps/s (60 Hz) | physics steps/s |", "|---|---|---|---|---|",
               f"| C MuJoCo, 1 thread | 1 | - | {c['env_steps_per_s']:,.0f} | {c['physics_steps_per_s']:,.0f} |"]
     sizes = (256,) if quick else (256, 1024, 4096)
+    b = batch_throughput(db, h, env_cfg, 256 if quick else 512, seconds=2.0 if quick else 5.0)
+    lines.append(f"| C MuJoCo batch (`--engine mujoco`), {b['threads']} threads | {b['envs']} | - | "
+                 f"{b['env_steps_per_s']:,.0f} | {b['physics_steps_per_s']:,.0f} |")
     mjx_rows = mjx_throughput(db, h, env_cfg, sizes, iters=3 if quick else 5)
     for r in mjx_rows:
         if r["env_steps_per_s"] is None:

@@ -85,17 +85,20 @@ def adam_update(grads, opt, params, lr, b1=0.9, b2=0.999, eps=1e-8):
 
 
 # ------------------------------------------------------------------ state
-def init_state(env, cfg: PPOConfig, seed: int) -> dict:
-    """The TrainState pytree: params, opt, norm, env_state, rng, env_steps."""
+def init_state(env, cfg: PPOConfig, seed: int, sizes: tuple | None = None) -> dict:
+    """The TrainState pytree: params, opt, norm, env_state, rng, env_steps.
+    With env None (rollouts collected elsewhere): sizes = (obs, action) and no env_state."""
     import jax
     import jax.numpy as jnp
     rng = jax.random.PRNGKey(seed)
     rng, k_net, k_env = jax.random.split(rng, 3)
-    params = networks.init(k_net, env.obs_size, env.action_size, cfg.network)
-    env_state = jax.jit(jax.vmap(env.reset))(jax.random.split(k_env, cfg.num_envs))
-    return {"params": params, "opt": adam_init(params), "norm": networks.init_normalizer(env.obs_size),
-            "env_state": env_state, "rng": rng, "env_steps": jnp.zeros((), jnp.float32),
-            "iteration": jnp.zeros((), jnp.int32)}
+    obs_size, action_size = sizes or (env.obs_size, env.action_size)
+    params = networks.init(k_net, obs_size, action_size, cfg.network)
+    ts = {"params": params, "opt": adam_init(params), "norm": networks.init_normalizer(obs_size),
+          "rng": rng, "env_steps": jnp.zeros((), jnp.float32), "iteration": jnp.zeros((), jnp.int32)}
+    if env is not None:
+        ts["env_state"] = jax.jit(jax.vmap(env.reset))(jax.random.split(k_env, cfg.num_envs))
+    return ts
 
 
 def make_iteration(env, cfg: PPOConfig):
@@ -126,6 +129,29 @@ def make_iteration(env, cfg: PPOConfig):
         (env_state, rng), traj = jax.lax.scan(one, (env_state, rng), None, length=cfg.unroll_length)
         return env_state, rng, traj
 
+    def iteration(ts):
+        env_state, rng, traj = rollout(ts["params"], ts["norm"], ts["env_state"], ts["rng"])
+        ts, metrics = update({**ts, "rng": rng}, traj)
+        return {**ts, "env_state": env_state}, metrics
+
+    update = _make_update(cfg, _make_sgd(cfg))
+    return jax.jit(iteration, donate_argnums=0)
+
+
+def make_update(cfg: PPOConfig):
+    """A jitted (TrainState, trajectory) -> (TrainState, metrics): the learning
+    half of an iteration, for rollouts collected elsewhere (the C MuJoCo
+    trainer). trajectory: [T, N] arrays obs, action, logp, reward, done,
+    termination, final_obs, ended_return, ended_length and m_* metrics."""
+    import jax
+    return jax.jit(_make_update(cfg, _make_sgd(cfg)))
+
+
+def _make_sgd(cfg: PPOConfig):
+    import jax
+    import jax.numpy as jnp
+    clip = cfg.network.obs_clip
+
     def sgd(params, opt, norm, data, rng):
         n = cfg.batch_size
         mb = n // cfg.num_minibatches
@@ -150,10 +176,15 @@ def make_iteration(env, cfg: PPOConfig):
 
         (params, opt, rng), ms = jax.lax.scan(epoch, (params, opt, rng), None, length=cfg.update_epochs)
         return params, opt, rng, jax.tree.map(jnp.mean, ms)
+    return sgd
 
-    def iteration(ts):
-        params, norm = ts["params"], ts["norm"]
-        env_state, rng, traj = rollout(params, norm, ts["env_state"], ts["rng"])
+
+def _make_update(cfg: PPOConfig, sgd):
+    import jax.numpy as jnp
+    clip = cfg.network.obs_clip
+
+    def update(ts, traj):
+        params, norm, rng = ts["params"], ts["norm"], ts["rng"]
         v = networks.value(params, networks.normalize(norm, traj["obs"], clip))
         v_next = networks.value(params, networks.normalize(norm, traj["final_obs"], clip))
         adv, target = losses.gae(traj["reward"], v, v_next, traj["termination"], traj["done"],
@@ -171,11 +202,10 @@ def make_iteration(env, cfg: PPOConfig):
                    "fall_rate": jnp.sum(traj["termination"]) / jnp.maximum(ended, 1.0),
                    "action_std": jnp.mean(jnp.exp(params["log_std"])),
                    **{k[2:]: jnp.mean(v) for k, v in traj.items() if k.startswith("m_")}}
-        ts = {**ts, "params": params, "opt": opt, "norm": norm, "env_state": env_state, "rng": rng,
+        ts = {**ts, "params": params, "opt": opt, "norm": norm, "rng": rng,
               "env_steps": ts["env_steps"] + cfg.batch_size, "iteration": ts["iteration"] + 1}
         return ts, metrics
-
-    return jax.jit(iteration, donate_argnums=0)
+    return update
 
 
 # ------------------------------------------------------------------ saving
