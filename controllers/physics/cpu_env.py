@@ -98,8 +98,10 @@ class BatchTrackingEnv:
         self.steps += 1
         truncated = ((self.steps >= self.max_steps) | (f1 + 1 >= self.ref.stop[f1])) & ~terminated
         with np.errstate(invalid="ignore", over="ignore"):
-            obs = np.nan_to_num(envmod.observation(np, sim, self._future(f1), self.hips_forward),
-                                nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+            # float32 first, as MJX computes it: a state blowing up gives inf there, then 0 (not a
+            # finite 1e300 that overflows later in the observation normalizer)
+            obs = np.nan_to_num(envmod.observation(np, sim, self._future(f1), self.hips_forward).astype(np.float32),
+                                nan=0.0, posinf=0.0, neginf=0.0)
         reward = np.where(finite, reward, 0.0)
         done = terminated | truncated
         self.frame = f1
