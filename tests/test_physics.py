@@ -410,6 +410,22 @@ def test_gae_bootstraps_truncation_but_not_termination():
     assert float(adv[0, 1]) == pytest.approx(6 + 0.5 * 6 + 0.25 * 6)      # deltas 1 + 0.5 V' = 6
 
 
+def test_ppo_loss_stays_finite_when_a_probability_ratio_would_overflow():
+    """A sample whose log probability rose by more than 88 (exp overflows in
+    float32) gives a finite loss and gradient, not NaN parameters."""
+    import jax
+    import jax.numpy as jnp
+
+    from controllers.physics import losses, networks
+    p = networks.init(jax.random.PRNGKey(0), 6, 3, networks.NetworkConfig(policy_hidden=(8,), value_hidden=(8,)))
+    norm = networks.init_normalizer(6)
+    batch = {"obs": jnp.ones((4, 6)), "action": jnp.zeros((4, 3)), "logp": jnp.array([-1e4, 0.0, 0.0, 0.0]),
+             "advantage": jnp.array([-1.0, 1.0, 0.5, -0.5]), "target": jnp.zeros(4)}
+    (loss, m), g = jax.value_and_grad(losses.ppo_loss, has_aux=True)(p, norm, batch, 0.2, 0.5, 0.0)
+    assert np.isfinite(float(loss)) and all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(g))
+    assert float(m["clip_fraction"]) >= 0.25
+
+
 def test_numpy_policy_matches_jax(tmp_path):
     import jax
 

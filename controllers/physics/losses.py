@@ -35,7 +35,9 @@ def ppo_loss(params, norm, batch, clip_eps: float, vf_coef: float, ent_coef: flo
     obs = networks.normalize(norm, batch["obs"], obs_clip)
     mean = networks.policy_mean(params, obs)
     logp = networks.log_prob(mean, params["log_std"], batch["action"])
-    ratio = jnp.exp(logp - batch["logp"])
+    # the log ratio is bounded before exp: a sample whose probability moved by e^20 or more
+    # gives no gradient rather than an overflow (inf ratio -> inf loss -> NaN parameters)
+    ratio = jnp.exp(jnp.clip(logp - batch["logp"], -20.0, 20.0))
     adv = batch["advantage"]
     if normalize_advantages:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)

@@ -175,8 +175,9 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
                      steps_per_s=cfg.ppo.batch_size / max(dt, 1e-9), wall_s=now - t_start,
                      compile_s=compile_s if n_it == 0 else None)
             if not all(np.isfinite(m[k]) for k in ("loss", "grad_norm", "reward", "action_std") if k in m):
-                echo(f"non-finite metrics at iteration {m['iteration']}: stopping; the last checkpoint "
-                     f"({paths['ckpt']}) is kept")
+                bad = sorted(k for k, v in m.items() if isinstance(v, float) and not np.isfinite(v))
+                echo(f"non-finite metrics at iteration {m['iteration']} ({', '.join(bad)}): stopping; the last "
+                     f"checkpoint ({paths['ckpt']}) is kept")
                 diverged = True
                 break
             with open(paths["log"], "a") as f:
