@@ -93,7 +93,8 @@ class BatchTrackingEnv:
         ref = self._ref(f1)
         qvel = np.asarray(self.qvel)
         reward, terms = envmod.reward_terms(np, cfg, sim, ref, qvel, self.ref.qvel[f1], self.parent, self.ee)
-        finite = np.isfinite(self.qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            finite = envmod.state_ok(np, np.asarray(self.qpos), qvel)
         fallen, terminated = envmod.termination(cfg, sim, ref, terms["tracking_error"], finite)
         self.steps += 1
         truncated = ((self.steps >= self.max_steps) | (f1 + 1 >= self.ref.stop[f1])) & ~terminated
@@ -102,6 +103,7 @@ class BatchTrackingEnv:
             # finite 1e300 that overflows later in the observation normalizer)
             obs = np.nan_to_num(envmod.observation(np, sim, self._future(f1), self.hips_forward).astype(np.float32),
                                 nan=0.0, posinf=0.0, neginf=0.0)
+        obs[~finite] = 0.0
         reward = np.where(finite, reward, 0.0)
         done = terminated | truncated
         self.frame = f1

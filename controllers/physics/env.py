@@ -184,6 +184,17 @@ def reward_terms(xp, cfg: EnvConfig, sim, ref, sim_qvel, ref_qvel, parent, ee):
     return reward, {**{f"r_{k}": v for k, v in r.items()}, "tracking_error": err}
 
 
+# a state moving faster than this (m/s or rad/s, any dof) has blown up: it ends the episode as a
+# non-finite one does (its huge but finite observations would overflow the normalizer's squares)
+MAX_QVEL = 1e3
+
+
+def state_ok(xp, qpos, qvel):
+    """Finite and not blown up, per state ([..., nq], [..., nv])."""
+    return (xp.all(xp.isfinite(qpos), axis=-1) & xp.all(xp.isfinite(qvel), axis=-1)
+            & xp.all(xp.abs(qvel) < MAX_QVEL, axis=-1))
+
+
 def termination(cfg: EnvConfig, sim, ref, tracking_error, finite):
     """(fallen, terminated): a fall is the hips below fall_ratio times the
     reference's hips height; an episode also ends when the mean body position
@@ -379,11 +390,11 @@ class TrackingEnv:
         sim = body_features(jnp, data.xpos[1:], data.xquat[1:], data.cvel[1:], data.xipos[1:], self.mass)
         ref = self.ref_feats(f1)
         reward, terms = reward_terms(jnp, cfg, sim, ref, data.qvel, self.ref["qvel"][f1], self.parent, self.ee)
-        finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
+        finite = state_ok(jnp, data.qpos, data.qvel)
         fallen, terminated = termination(cfg, sim, ref, terms["tracking_error"], finite)
         steps = state.info["steps"] + 1
         truncated = ((steps >= self.max_steps) | (f1 + 1 >= self.ref["stop"][f1])) & ~terminated
-        obs = jnp.nan_to_num(self._obs(sim, f1), nan=0.0, posinf=0.0, neginf=0.0)
+        obs = jnp.where(finite, jnp.nan_to_num(self._obs(sim, f1), nan=0.0, posinf=0.0, neginf=0.0), 0.0)
         reward = jnp.where(finite, reward, 0.0)
         done = (terminated | truncated).astype(jnp.float32)
         metrics = {**{k: jnp.where(finite, v, 0.0) for k, v in terms.items()}, "fallen": fallen.astype(jnp.float32)}

@@ -88,7 +88,7 @@ def init_normalizer(size: int) -> dict:
 def update_normalizer(norm: dict, batch) -> dict:
     """Chan et al.'s parallel mean/variance update with a batch [B, size]."""
     import jax.numpy as jnp
-    x = batch.reshape(-1, batch.shape[-1])
+    x = jnp.clip(batch.reshape(-1, batch.shape[-1]), -1e6, 1e6)    # no overflow of the squares below
     n = x.shape[0]
     bm, bv = jnp.mean(x, axis=0), jnp.var(x, axis=0)
     tot = norm["count"] + n
