@@ -426,6 +426,16 @@ def test_ppo_loss_stays_finite_when_a_probability_ratio_would_overflow():
     assert float(m["clip_fraction"]) >= 0.25
 
 
+def test_silu_gradient_is_finite_far_below_zero():
+    import jax
+    import jax.numpy as jnp
+
+    from controllers.physics import networks
+    g = jax.grad(lambda x: jnp.sum(networks._silu(jnp, x)))(jnp.array([-200.0, -90.0, 0.0, 5.0]))
+    assert np.isfinite(np.asarray(g)).all() and float(g[2]) == pytest.approx(0.5)
+    assert np.allclose(networks._silu(np, np.array([-200.0, 1.0])), [0.0, 1 / (1 + np.exp(-1.0))])
+
+
 def test_numpy_policy_matches_jax(tmp_path):
     import jax
 

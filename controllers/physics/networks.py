@@ -26,7 +26,10 @@ class NetworkConfig:
 
 
 def _silu(xp, x):
-    return x / (1 + xp.exp(-x))
+    """x sigmoid(x), through tanh: x / (1 + exp(-x)) overflows below x = -88,
+    and its gradient there is inf * 0 = NaN (every parameter NaN after one
+    such pre-activation in a minibatch: the C MuJoCo runs' stops)."""
+    return x * 0.5 * (1 + xp.tanh(0.5 * x))
 
 
 def init_mlp(rng, sizes, last_scale=1.0):
