@@ -337,6 +337,8 @@ def report_text(m: dict) -> str:
         lines.append(f"    largest at transition frames {a['max_near_marks_m_s2']:.1f} m/s^2, "
                      f"elsewhere {a['max_elsewhere_m_s2']:.1f}")
     st = m["search"]
+    if st and "limited" in st:
+        lines.append(f"    held to the acceleration limit (RuntimeConfig.accel_limit) on {st['limited']} frames")
     if st:
         lines.append(f"  search: {st.get('searches', 0)} searches, {st.get('transitions', 0)} transitions, "
                      f"average cost {st.get('average_transition_cost', 0):.3f}, "

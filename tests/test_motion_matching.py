@@ -214,17 +214,18 @@ def test_foot_locking_keeps_a_planted_foot_still(db):
 # database holds no side steps and about one second of backward walking, and
 # no pivots, so strafing plays forward-walk clips moved sideways by the root
 # correction, and its feet re-plant (step) far more often than elsewhere. Those
-# bounds guard against regressions; they are not the targets. Measured (python -m bench motion_matching, stop 11): skating 0.4 /
-# 0.04 / 0.1 / 0.5 cm/s on walk / run / circles / stop_start, turns 1.7, strafe
-# 1.4 (steps 0-5%, turns 15%, strafe 44%); worst response 0.23-0.47 s;
-# largest acceleration 0.9x-1.6x the database's p99.9. The bounds leave room
+# bounds guard against regressions; they are not the targets. Measured (python -m bench motion_matching, stop 13): skating 0.4 /
+# 0.1 / 0.2 / 0.8 cm/s on walk / run / circles / stop_start, turns 1.2, strafe
+# 1.7 (steps 0-5%, turns 15%, strafe 46%); worst response 0.23-0.47 s. The
+# acceleration target is exact: RuntimeConfig.accel_limit holds every joint
+# under the database's p99.9 (largest 0.91-0.995x it), where faithful playback
+# reached 1.32x (the data's own run clips go above it). The bounds leave room
 # for another CPU's rounding.
 RELAXED = {"response_s": 0.6, "skating_cm_s": 5.0, "accel_ratio": 3.0}
 SKATING = {"walk": 0.75, "circles": 0.75, "run": 0.5, "stop_start": 1.2, "turns": 2.5, "strafe": 2.5}
 # share of the clip's contact frames a foot spends stepping (lifted to re-plant): a bound, so that the
 # skating above cannot be bought by lifting feet (strafe: the data has 3.4 s of side steps)
 STEPS = {"walk": 0.03, "circles": 0.07, "run": 0.06, "stop_start": 0.1, "turns": 0.2, "strafe": 0.5}
-ACCEL = {"walk": 1.1, "run": 1.5, "stop_start": 1.4, "circles": 1.5, "turns": 1.5, "strafe": 1.5}
 SCRIPTS = [p.stem for p in scripts.shipped() if not scripts.load(p).styles]
 
 
@@ -298,7 +299,9 @@ def test_arms_blend_into_a_transition_without_a_hand_spike(db, name):
 
 @pytest.mark.parametrize("name", cases("accel_ratio"))
 def test_joint_accelerations(db, name):
-    assert measured(db, name)["smoothness"]["ratio"] < ACCEL[name]
+    """The issue's target as worded: no joint acceleration above the
+    database's 99.9th percentile."""
+    assert measured(db, name)["smoothness"]["ratio"] <= metrics.TARGETS["accel_ratio"]
 
 
 @pytest.mark.parametrize("name", cases("accel_above"))
@@ -311,15 +314,33 @@ def test_few_joint_accelerations_above_the_database(db, name):
 
 def test_the_databases_own_runs_go_above_its_p999(db):
     """Why the issue's 'no joint acceleration above the database's 99.9th
-    percentile' cannot hold: played exactly as captured, every run clip of the
-    normal-style database goes above it somewhere (its toes at push-off), the
-    walks do not; and no shipped script goes above the database's own largest."""
+    percentile' needs the acceleration limit: played exactly as captured,
+    every run clip of the normal-style database goes above it somewhere (its
+    toes at push-off), the walks do not; and no shipped script goes above the
+    database's own largest."""
     ref = runner.database_reference(db)
     by = ref["clips_by_content"]
     assert by["run"]["clips"] > 50 and by["run"]["above_p999"] > 0.9 and by["run"]["median_max_ratio"] > 1.15
     assert by["walk"]["clips"] > 30 and by["walk"]["above_p999"] < 0.1
     for name in SCRIPTS:
         assert measured(db, name)["smoothness"]["max_m_s2"] <= ref["accel_max_m_s2"]
+
+
+def test_the_acceleration_limit_is_what_holds_the_target_and_moves_little(db):
+    """The run script played without the limit (accel_limit=0) goes past the
+    database's p99.9 as its clips do; with it, the shown pose differs from the
+    unlimited one on under 5% of frames, by at most 2 cm, and the rest of the
+    motion is the same (the limit is the tick's last stage: nothing feeds back)."""
+    ref = runner.database_reference(db)["accel_p999_m_s2"]
+    script = scripts.load("run")
+    a, b = MotionMatchingController(db), MotionMatchingController(db, RuntimeConfig(accel_limit=0.0))
+    assert a.accel_limit == pytest.approx(ref) and b.accel_limit == 0.0
+    ga, gb = runner.run(a, script).global_positions(), runner.run(b, script).global_positions()
+    assert metrics.smoothness(gb, FPS, ref)["ratio"] > 1.15
+    assert metrics.smoothness(ga, FPS, ref)["ratio"] <= 1.0
+    moved = np.linalg.norm(ga.astype(np.float64) - gb, axis=-1).max(axis=1)
+    assert 0 < a.stats["limited"] < 0.05 * len(ga) and (moved > 1e-4).mean() < 0.05
+    assert moved.max() < 0.02
 
 
 # ---------------------------------------------------------- what the data covers

@@ -1,5 +1,6 @@
 """The per-tick runtime of kinematic controllers: numba quaternion helpers,
-springs, inertialization, root adjustment and foot locking."""
+springs, inertialization, root adjustment, foot locking and the
+acceleration limit."""
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ from anim import quat
 from anim import quat_nb as qn
 from anim import spring
 from controllers.motion_matching import kernels as k
-from controllers.motion_matching.runtime import (FootLocks, Inertializer, RuntimeConfig, Simulation,
-                                                 adjusted_root)
+from controllers.motion_matching.runtime import (AccelerationLimiter, FootLocks, Inertializer, RuntimeConfig,
+                                                 Simulation, adjusted_root)
 
 finite = st.floats(-3.0, 3.0, allow_nan=False)
 vec3 = st.tuples(finite, finite, finite).map(lambda t: np.array(t))
@@ -544,3 +545,110 @@ def test_a_landing_foot_is_pinned_at_the_clips_toe_height():
             assert state[1] == 0 and np.abs(out - anim).max() < 1e-3
     assert state[1] == 1 and abs(v[0][1] - 0.04) < 1e-9 and abs(out[1] - 0.04) < 1e-4
     assert abs(out[0] - 0.1) < 1e-6 and abs(out[2] - 0.2) < 1e-6   # where it was shown, horizontally
+
+
+# ------------------------------------------------------------ acceleration limit
+def _chain(n=4):
+    """A vertical chain of n joints 0.3 m apart, the root 1 m up."""
+    parents = np.arange(n) - 1
+    pos = np.tile(np.array([0.0, 0.3, 0.0]), (n, 1))
+    pos[0] = (0.0, 1.0, 0.0)
+    rot = np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1))
+    return parents, rot, pos
+
+
+def _accelerations(frames, parents, fps=60.0):
+    g = np.stack([quat.fk(r, p, parents)[1] for r, p in frames])
+    return np.linalg.norm(g[2:] - 2 * g[1:-1] + g[:-2], axis=-1) * fps * fps
+
+
+def test_acceleration_limit_leaves_motion_within_it_untouched():
+    parents, rot, pos = _chain()
+    lim = AccelerationLimiter(parents, 100.0)
+    lim.reset(rot, pos)
+    for i in range(60):                      # a swing of ~1 rad/s^2, the root walking at 1 m/s
+        r, p = rot.copy(), pos.copy()
+        r[1] = quat.from_angle_axis(0.3 * np.sin(i / 60.0 * 2.0), np.array([1.0, 0, 0]))
+        p[0, 0] = i / 60.0
+        out_rot, out_pos = lim.apply(r, p, 1 / 60)
+        assert np.array_equal(out_rot, r) and np.array_equal(out_pos, p)
+    assert lim.limited == 0 and lim.share == 1.0
+
+
+def _drive(lim, poses, dt=1 / 60):
+    frames = [(poses[0][0], poses[0][1])] * 2
+    frames += [lim.apply(r, p, dt) for r, p in poses]
+    return frames
+
+
+def test_acceleration_limit_bounds_a_sudden_stop_and_catches_up():
+    """The chain sets off at 3 m/s and stops dead (a heel strike: 180 m/s^2
+    in one frame, twice): shown, no joint goes past the limit, the pose falls behind by
+    centimetres at most and is back on the asked one within 0.2 s; without the
+    limit the same input goes past it."""
+    parents, rot, pos = _chain()
+    limit = 100.0
+    poses = []
+    for i in range(60):
+        p = pos.copy()
+        p[0, 0] = 3.0 * min(i, 20) / 60.0
+        poses.append((rot, p))
+    for cap in (limit, 0.0):
+        lim = AccelerationLimiter(parents, cap)
+        lim.reset(*poses[0])
+        frames = _drive(lim, poses)
+        acc = _accelerations(frames, parents)
+        lag = np.array([abs(f[1][0, 0] - p[1][0, 0]) for f, p in zip(frames[2:], poses)])
+        if cap:
+            assert acc.max() <= limit and 0 < lim.limited <= 5
+            assert 0 < lag.max() < 0.03 and lag[32:].max() < 1e-9
+        else:
+            assert acc.max() > 1.7 * limit and lag.max() == 0
+
+
+def test_acceleration_limit_tames_a_snap():
+    """A pathological input: a chain at rest snaps 1 rad at its first joint
+    (the tip would jump 0.8 m in one frame: ~2,800 m/s^2) while its root sets
+    off at 2 m/s. The shown pose swings over within a fraction of a second
+    near the limit (where even the kept velocities' centripetal pull is
+    past it, the share with the least acceleration) and settles on the asked
+    pose."""
+    parents, rot, pos = _chain()
+    bent = rot.copy()
+    bent[1] = quat.from_angle_axis(1.0, np.array([0.0, 0, 1]))
+    poses = [(rot, pos)]
+    for i in range(1, 90):
+        p = pos.copy()
+        p[0, 0] = 2.0 * i / 60.0
+        poses.append((bent, p))
+    lim = AccelerationLimiter(parents, 100.0)
+    lim.reset(rot, pos)
+    frames = _drive(lim, poses)
+    acc = _accelerations(frames, parents)
+    free = _accelerations([(rot, pos)] * 2 + poses, parents)
+    assert free.max() > 2000 and acc.max() < 2.0 * 100.0
+    assert np.abs(np.abs(np.sum(frames[-1][0] * bent, -1)) - 1).max() < 1e-9       # settled on the pose
+    assert np.allclose(frames[-1][1], poses[-1][1], atol=1e-9)
+
+
+def test_acceleration_limit_kernel_blends_toward_the_extrapolated_pose():
+    """kernels.limit_acceleration's share 0 keeps the last frames' local
+    velocities: a joint turning at a constant rate goes on turning at it; a
+    limit that nothing meets gives the share with the least acceleration,
+    near that."""
+    parents, rot, pos = _chain(3)
+    r1, r2 = rot.copy(), rot.copy()
+    r2[1] = quat.from_angle_axis(0.1, np.array([1.0, 0, 0]))
+    r1[1] = quat.from_angle_axis(0.2, np.array([1.0, 0, 0]))
+    g1, g2 = quat.fk(r1, pos, parents)[1], quat.fk(r2, pos, parents)[1]
+    out_rot, out_pos, g = np.empty_like(rot), np.empty_like(pos), np.empty_like(pos)
+    far = rot.copy()
+    far[1] = quat.from_angle_axis(-2.0, np.array([1.0, 0, 0]))
+    s = k.limit_acceleration(far, pos, parents, r1, pos, r2, pos, g1, g2, 0.0, 30, out_rot, out_pos, g)
+    angle = 2 * np.arccos(min(1.0, abs(out_rot[1, 0])))
+    assert s < 0.01 and abs(angle - 0.3) < 0.01
+    assert np.allclose(g, quat.fk(out_rot, out_pos, parents)[1])
+    # a limit the extrapolation meets: the largest share within it, found to 2^-30
+    lim = 2.0 * np.linalg.norm(g - 2 * g1 + g2, axis=-1).max()
+    s = k.limit_acceleration(far, pos, parents, r1, pos, r2, pos, g1, g2, lim, 30, out_rot, out_pos, g)
+    assert 0 < s < 1 and np.linalg.norm(g - 2 * g1 + g2, axis=-1).max() <= lim

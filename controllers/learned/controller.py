@@ -179,7 +179,8 @@ class LearnedController(KinematicController):
                          toes=[skeleton.index(t) for t in meta["toes"]],
                          trajectory_frames=meta["trajectory_frames"],
                          traj_slice=trajectory_slice(meta["feature_groups"]), speeds=meta["speeds"],
-                         config=config, fps=meta["fps"], style=style)
+                         config=config, fps=meta["fps"], style=style,
+                         accel_limit=meta.get("accel_limit"))   # files before it: no limit
         self.coverage = meta.get("coverage")   # of the training database (files before it: none)
 
     @classmethod

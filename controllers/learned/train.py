@@ -356,7 +356,7 @@ def train(db: Database, out_dir: str, weights_path: str | None = None, config: T
           db_path: str = "") -> str:
     """Train the three stages (resuming from out_dir/checkpoint.pt when there),
     then write the weights file (default out_dir/lmm.npz). Returns its path."""
-    from controllers.motion_matching import measured_coverage, measured_speeds
+    from controllers.motion_matching import measured_accel_limit, measured_coverage, measured_speeds
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -401,6 +401,7 @@ def train(db: Database, out_dir: str, weights_path: str | None = None, config: T
         "layout": {"moving": list(data.layout.moving), "num_contacts": data.layout.num_contacts,
                    "groups": [list(g) for g in data.layout.groups]},
         "speeds": measured_speeds(db), "coverage": measured_coverage(db),
+        "accel_limit": round(measured_accel_limit(db), 2),
         "styles": db.tag_values("style"), "style_key": "style",
         "seed": config.seed, "command": command, "config": asdict(config), "device": device,
         "torch_threads": torch.get_num_threads(),

@@ -9,6 +9,8 @@ array as float32:
                          offsets, signature), feature groups and trajectory frames,
                          feet, fps, pose layout, latent size, measured speeds and
                          coverage (optional: seconds of motion per direction),
+                         accel_limit (optional: the database's p99.9 joint
+                         acceleration, m/s^2, the controller's output limit),
                          styles, seed, command, training configuration and times
     features_offset/scale  the database's feature normalization (27)
     rest_positions       [J, 3] local positions of joints that do not move

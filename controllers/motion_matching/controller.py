@@ -27,8 +27,8 @@ from anim.control import ControlInput
 from anim.database import Database
 from anim.skeleton import Pose, Skeleton
 
-from .runtime import (FootLocks, Inertializer, RuntimeConfig, Simulation, adjusted_root, desired_rotation,
-                      desired_velocity, trajectory_features, upper_body_levers)
+from .runtime import (AccelerationLimiter, FootLocks, Inertializer, RuntimeConfig, Simulation, adjusted_root,
+                      desired_rotation, desired_velocity, trajectory_features, upper_body_levers)
 
 
 def measured_speeds(db: Database) -> dict:
@@ -47,6 +47,14 @@ def measured_speeds(db: Database) -> dict:
     side = median(content=["walk-left", "walk-right"]) or 0.8 * walk
     back = median(content="walk-back") or 0.8 * walk
     return {"walk": walk, "run": run, "side": side, "back": back}
+
+
+def measured_accel_limit(db: Database) -> float:
+    """The database's 99.9th percentile of joint acceleration (m/s^2; pooled
+    over its clips, no difference across a clip boundary): the default of
+    RuntimeConfig.accel_limit, and what anim.runner compares a run with."""
+    from anim.runner import database_reference
+    return float(database_reference(db)["accel_p999_m_s2"])
 
 
 def measured_coverage(db: Database, min_speed: float = 0.5) -> dict:
@@ -198,7 +206,9 @@ class KinematicController:
 
     def __init__(self, source: MotionSource, skeleton: Skeleton, feet, toes, trajectory_frames, traj_slice: slice,
                  speeds: dict, config: RuntimeConfig = RuntimeConfig(), fps: float = 60.0,
-                 style: str | None = None):
+                 style: str | None = None, accel_limit: float | None = None):
+        """accel_limit: the data's joint-acceleration p99.9 (m/s^2), the
+        default of config.accel_limit (None: no limit unless configured)."""
         self.source = source
         self.skeleton = skeleton
         self.config = config
@@ -212,6 +222,7 @@ class KinematicController:
         self.coverage: dict | None = None   # measured_coverage of the data, where known
         self.note: str | None = None        # coverage_note of the last input
         self.styles = list(source.styles)
+        self.accel_limit = float(config.accel_limit if config.accel_limit is not None else (accel_limit or 0.0))
         self.debug = False          # toggled by the 'debug' action: fills Pose.info debug drawing
         self._searched = 0
         self.set_style(style)
@@ -244,6 +255,8 @@ class KinematicController:
         self.locks = FootLocks(self.skeleton.parents, self.feet, self.toes, self.config.foot_halflife,
                                self.config.unlock_radius)
         self.locks.reset(self.inert.out_rot, self.inert.out_pos, contacts)
+        self.limiter = AccelerationLimiter(self.skeleton.parents, self.accel_limit)
+        self.limiter.reset(self.inert.out_rot, self.inert.out_pos)
         self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0}
         self.last_query = None
         self.last_trajectory = None
@@ -319,6 +332,10 @@ class KinematicController:
         if cfg.foot_lock:
             out_rot, out_pos = self.locks.apply(out_rot, out_pos, contacts, dt, source=(rot, pos))
             contacts = self.locks.planted(contacts)
+
+        # 6. no joint accelerates harder than the data's p99.9
+        out_rot, out_pos = self.limiter.apply(out_rot, out_pos, dt)
+        self.stats["limited"] = self.limiter.limited
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, out_pos, contacts)
         pose.info["clip_contacts"] = np.asarray(clip_contacts, bool).tolist()
@@ -375,7 +392,8 @@ class MotionMatchingController(KinematicController):
         self.index = source.index
         traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
         super().__init__(source, db.skeleton, [db.skeleton.index(f) for f in db.config.feet],
-                         [db.skeleton.index(t) for t in db.config.toes], db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style)
+                         [db.skeleton.index(t) for t in db.config.toes], db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style,
+                         measured_accel_limit(db) if config.accel_limit is None else None)
         self.coverage = measured_coverage(db)
 
     @property

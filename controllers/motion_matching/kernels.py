@@ -538,3 +538,90 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
         v[8] = (gpos[t] - v[7]) / (dt + 1e-8)
         v[7] = gpos[t]
     return out, pos
+
+
+@njit(**_NB)
+def _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, s, out_rot, out_pos, gpos):
+    """out = ext blended toward cand by s (nlerp of rotations on the nearer
+    hemisphere, lerp of positions); gpos: its global joint positions."""
+    n = len(parents)
+    grot = np.empty((n, 4))
+    for j in range(n):
+        a, b = ext_rot[j], cand_rot[j]
+        d = a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3]
+        if s >= 1.0:                                 # the candidate itself, bit for bit
+            out_rot[j] = b
+            out_pos[j] = cand_pos[j]
+        else:
+            sg = 1.0 if d >= 0.0 else -1.0
+            out_rot[j] = q.normalize((1.0 - s) * a + s * sg * b)
+            out_pos[j] = (1.0 - s) * ext_pos[j] + s * cand_pos[j]
+        p = parents[j]
+        if p < 0:
+            grot[j] = out_rot[j]
+            gpos[j] = out_pos[j]
+        else:
+            grot[j] = q.mul(grot[p], out_rot[j])
+            gpos[j] = gpos[p] + q.rot(grot[p], out_pos[j])
+
+
+@njit(**_NB)
+def _largest_second_difference(gpos, g1, g2):
+    m = 0.0
+    for j in range(len(gpos)):
+        x = gpos[j, 0] - 2.0 * g1[j, 0] + g2[j, 0]
+        y = gpos[j, 1] - 2.0 * g1[j, 1] + g2[j, 1]
+        z = gpos[j, 2] - 2.0 * g1[j, 2] + g2[j, 2]
+        m = max(m, x * x + y * y + z * z)
+    return math.sqrt(m)
+
+
+@njit(**_NB)
+def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, g2, limit, iters,
+                       out_rot, out_pos, gpos):
+    """Bound every joint's acceleration, as the second difference of its global
+    position over the last three frames, by `limit` (m per frame^2, i.e.
+    m/s^2 * dt^2). The candidate pose (local rotations [J, 4], positions
+    [J, 3]) is blended with the pose that keeps the last two frames' local
+    angular and linear velocities (rot1/pos1 the previous frame, rot2/pos2
+    the one before; g1, g2 their global positions) by the largest share s in
+    [0, 1] (bisection, `iters` halvings) whose global positions keep within
+    the limit. Writes the pose to out_rot/out_pos and its global positions to
+    gpos; returns s (1: the candidate was within the limit, untouched)."""
+    n = len(parents)
+    ext_rot = np.empty((n, 4))
+    ext_pos = np.empty((n, 3))
+    for j in range(n):
+        ext_rot[j] = q.normalize(q.mul(rot1[j], q.mul(q.inv(rot2[j]), rot1[j])))
+        ext_pos[j] = 2.0 * pos1[j] - pos2[j]
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, 1.0, out_rot, out_pos, gpos)
+    if _largest_second_difference(gpos, g1, g2) <= limit:
+        return 1.0
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, 0.0, out_rot, out_pos, gpos)
+    if _largest_second_difference(gpos, g1, g2) > limit:
+        # even the kept velocities go past the limit (a fast turn's centripetal pull): the share with
+        # the least acceleration (golden-section search), so that the pose still slows down
+        a, b = 0.0, 1.0
+        r = 0.5 * (math.sqrt(5.0) - 1.0)
+        for _ in range(2 * iters):
+            c, d = b - r * (b - a), a + r * (b - a)
+            _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, c, out_rot, out_pos, gpos)
+            fc = _largest_second_difference(gpos, g1, g2)
+            _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, d, out_rot, out_pos, gpos)
+            if fc <= _largest_second_difference(gpos, g1, g2):
+                b = d
+            else:
+                a = c
+        s = 0.5 * (a + b)
+        _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, s, out_rot, out_pos, gpos)
+        return s
+    lo, hi = 0.0, 1.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, mid, out_rot, out_pos, gpos)
+        if _largest_second_difference(gpos, g1, g2) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, lo, out_rot, out_pos, gpos)
+    return lo

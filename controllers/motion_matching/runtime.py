@@ -42,6 +42,13 @@ class RuntimeConfig:
         strafe 120 -> 96, and the styles script's largest joint acceleration
         1.43 -> 1.17x the p99.9, with every foot and root metric unchanged.
         0: off.
+    accel_limit: m/s^2; no joint of the shown pose accelerates harder
+        (AccelerationLimiter, the tick's last stage). None: the data's 99.9th
+        percentile (the database's; learned weights record their training
+        database's). 0: off. The data itself goes past its p99.9 in 0.1% of
+        its joint-frames (every run clip does, at a heel strike or a toe-off);
+        played faithfully, the shipped scripts reached 0.91-1.32x it (stop
+        12). The limit smooths those frames by millimetres.
     search_interval: seconds between searches (Holden: 0.1 s, every 6 frames).
     force_search_velocity, force_search_rotation: a change of desired velocity
         (m/s per s) or facing (rad/s) above these forces an immediate search.
@@ -101,6 +108,7 @@ class RuntimeConfig:
     unlock_radius: float = 0.6
     foot_halflife: float = 0.05
     inertialize_accel: float = 30.0
+    accel_limit: float | None = None
 
 
 # --------------------------------------------------------------- trajectory
@@ -320,3 +328,62 @@ class FootLocks:
         return k.apply_foot_locks(rot, pos, self.parents, self.feet, self.toes, np.asarray(contacts, np.bool_),
                                   self.state, self.vec, self.pelvis, fwd, self.unlock_radius, self.halflife, dt,
                                   np.asarray(src_rot, np.float64), np.asarray(src_pos, np.float64))
+
+
+class AccelerationLimiter:
+    """The last stage of a tick: no joint of the shown pose accelerates harder
+    than `limit` (m/s^2, the second difference of its global position over
+    the last three frames, as `anim.metrics.joint_accelerations` measures it).
+    A pose that would is blended toward the pose that keeps the last two
+    frames' local angular and linear velocities, by the largest share that
+    stays within the limit (kernels.limit_acceleration); the difference is
+    caught up over the next frames, at most `limit` at a time. 0 or None:
+    off. The motion-matching controller takes the database's 99.9th
+    percentile: the data's own sharpest 0.1% (a heel strike in a run) are
+    smoothed to it, a few millimetres over a frame or two. It aims MARGIN
+    under the limit: the pose is shown (and recorded) in float32, whose
+    rounding (the metrics' FK of float32 poses too) moves a second difference
+    by ~0.1 m/s^2 tens of metres from the origin."""
+
+    MARGIN = 5e-3
+
+    def __init__(self, parents, limit: float | None, iters: int = 12):
+        self.parents = np.asarray(parents, np.int64)
+        self.limit = float(limit or 0.0)
+        self.iters = int(iters)
+        n = len(self.parents)
+        self.rot = np.zeros((2, n, 4))      # the last two shown poses (local)
+        self.pos = np.zeros((2, n, 3))
+        self.gpos = np.zeros((2, n, 3))     # and their global positions
+        self.frames = 0
+        self.limited = 0                    # frames where the candidate was changed
+        self.share = 1.0                    # the last frame's share of the candidate
+
+    def reset(self, rot, pos) -> None:
+        """Start at rest at this pose."""
+        _, g = quat.fk(np.asarray(rot, np.float64), np.asarray(pos, np.float64), self.parents)
+        self.rot[:] = np.asarray(rot, np.float64)
+        self.pos[:] = np.asarray(pos, np.float64)
+        self.gpos[:] = g
+        self.frames = self.limited = 0
+        self.share = 1.0
+
+    def apply(self, rot, pos, dt: float):
+        """The pose to show (rot [J, 4], pos [J, 3]) for the candidate pose."""
+        rot = np.asarray(rot, np.float64)
+        pos = np.asarray(pos, np.float64)
+        out_rot, out_pos, g = np.empty_like(rot), np.empty_like(pos), np.empty_like(pos)
+        if self.limit > 0.0:
+            limit = self.limit * (1.0 - self.MARGIN) * dt * dt
+            s = k.limit_acceleration(rot, pos, self.parents, self.rot[0], self.pos[0], self.rot[1], self.pos[1],
+                                     self.gpos[0], self.gpos[1], limit, self.iters, out_rot, out_pos, g)
+        else:
+            s = 1.0
+            out_rot[:], out_pos[:] = rot, pos
+            _, g = quat.fk(rot, pos, self.parents)
+        self.frames += 1
+        self.limited += int(s < 1.0)
+        self.share = float(s)
+        self.rot[1], self.pos[1], self.gpos[1] = self.rot[0], self.pos[0], self.gpos[0]
+        self.rot[0], self.pos[0], self.gpos[0] = out_rot, out_pos, g
+        return out_rot, out_pos
