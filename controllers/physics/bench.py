@@ -158,18 +158,19 @@ def latency(db, policy: str | None, ticks: int = 600, clip=None) -> dict:
 
 
 def quality(db, policy: str | None, seconds: float = 10.0, max_clips: int | None = None,
-            humanoid=None, env_cfg=None) -> dict:
-    """Held-out clips of the policy's tags, each from its start for up to
-    `seconds` (clips shorter than that end with the clip): fraction without a
-    fall, mean global joint error (cm), mean episode seconds. With policy None:
-    the PD-only baseline (reference targets, no residual) on `humanoid`."""
+            humanoid=None, env_cfg=None, split: str = "holdout") -> dict:
+    """Held-out clips of the policy's tags (split "train": its training
+    clips), each from its start for up to `seconds` (clips shorter than that
+    end with the clip): fraction without a fall, mean global joint error (cm),
+    mean episode seconds. With policy None: the PD-only baseline (reference
+    targets, no residual) on `humanoid`."""
     from . import ppo
     from .env import EnvConfig, select_clips
     from .runtime import PhysicsController, PhysicsRuntimeConfig
     if policy is not None:
         _, humanoid, env_cfg, _ = ppo.load_policy(policy, db.skeleton)
     env_cfg = env_cfg or EnvConfig()
-    clips = select_clips(db, dataclasses.replace(env_cfg, split="holdout"))
+    clips = select_clips(db, dataclasses.replace(env_cfg, split=split))
     if max_clips:
         clips = clips[:max_clips]
     ok, errs, lengths = 0, [], []
