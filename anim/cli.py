@@ -163,6 +163,10 @@ def cmd_run(args) -> int:
     """Drive a controller headless with stick scripts; write BVH and metrics."""
     from . import database, runner
 
+    limit = getattr(args, "accel_limit", None)
+    if limit is not None and not (limit >= 0 and limit != float("inf")):
+        raise ValueError(f"--accel-limit {limit}: a joint-acceleration bound in m/s^2 must be >= 0 "
+                         f"(0 turns it off)")
     path = ensure_db(args.db, "locomotion-normal")
     db = database.load(path)
     if args.controller == "physics":
@@ -172,7 +176,7 @@ def cmd_run(args) -> int:
         return 0
     runner.run_command(db, path, controller=args.controller, inputs=args.input or ["walk"],
                        seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index,
-                       weights=args.weights)
+                       weights=args.weights, accel_limit=args.accel_limit)
     return 0
 
 
@@ -326,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--style", help="style tag to start in (default: match every style)")
     r.add_argument("--index", choices=["kdtree", "aabb", "brute", "ckdtree"], default="kdtree",
                    help="search implementation (default kdtree)")
+    r.add_argument("--accel-limit", type=float, metavar="M_S2",
+                   help="hold every joint's acceleration under this, in m/s^2 (default: the database's "
+                        "99.9th percentile; lmm: the one its weights were trained with); 0: off, the "
+                        "matched clips shown as captured")
     from controllers.physics.cli import add_run_arguments
 
     add_run_arguments(r)

@@ -414,12 +414,14 @@ def write_json(m: dict, path: str) -> None:
 # ------------------------------------------------------------------------ command
 def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seconds: float | None = None,
                 out_dir: str | None = None, style: str | None = None, index: str = "kdtree",
-                echo=print, weights: str | None = None) -> list[dict]:
+                echo=print, weights: str | None = None, accel_limit: float | None = None) -> list[dict]:
     """What `anim run` does once the database is loaded: for each input script
     (names of shipped scripts, paths, or 'all'), run a fresh controller, write
     SCRIPT.bvh and SCRIPT.json under out_dir and print the report; with several
     scripts also a Markdown summary (summary.md). Scripts asking for styles
-    the database lacks are an error, or skipped with a note under 'all'."""
+    the database lacks are an error, or skipped with a note under 'all'.
+    accel_limit: RuntimeConfig.accel_limit (None: the database's p99.9, or
+    the LMM weights'; 0: off)."""
     from . import scripts as stick
 
     names = list(inputs)
@@ -442,7 +444,11 @@ def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seco
     out_dir = out_dir or os.path.join("out", "runs", controller)
     results = []
     for s in loaded:
-        ctrl = make_controller(controller, db, style=style, index=index, weights=weights)
+        config = None
+        if accel_limit is not None:
+            from controllers.motion_matching import RuntimeConfig
+            config = RuntimeConfig(accel_limit=accel_limit)
+        ctrl = make_controller(controller, db, style=style, index=index, weights=weights, config=config)
         speeds = getattr(ctrl, "speeds", None)
         if speeds is None:
             raise ValueError(f"controller {controller!r} has no .speeds (walk/run/side/back m/s) to "

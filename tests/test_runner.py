@@ -243,3 +243,33 @@ def test_cli_run_errors_are_clear(tiny_db_file, tmp_path, capsys):
     assert "style 'sad' not in the database" in capsys.readouterr().err
     assert cli_main(["run", "--input", "nope", "--db", tiny_db_file]) == 2
     assert "no such stick script" in capsys.readouterr().err
+
+
+@needs_corpus
+def test_cli_run_accel_limit_sets_the_bound(tiny_db_file, tmp_path, capsys):
+    """--accel-limit 0 shows the matched clips untouched; a bound below what
+    they reach (but not below what keeping the joints' velocities needs, where
+    it is a best effort) holds the run under it; a negative or NaN one is an
+    error."""
+    script = tmp_path / "zigzag.stick"
+    script.write_text("t=0 move=0,1\nt=0.8 move=0,1 run=1\nt=1.6 move=0,-1\n")
+    runs = {}
+    for limit in ("0", None):
+        out = tmp_path / f"limit-{limit}"
+        args = ["run", "--input", str(script), "--seconds", "2.5", "--db", tiny_db_file, "--out", str(out)]
+        assert cli_main(args + (["--accel-limit", limit] if limit else [])) == 0
+        runs[limit] = json.loads((out / "zigzag.json").read_text())
+    free, default = runs["0"], runs[None]
+    assert free["search"]["limited"] == 0 and default["search"]["limited"] > 0
+    assert default["smoothness"]["ratio"] <= 1.01 < free["smoothness"]["ratio"]     # the database's p99.9
+    bound = 0.8 * free["smoothness"]["max_m_s2"]
+    out = tmp_path / "limit-lower"
+    assert cli_main(["run", "--input", str(script), "--seconds", "2.5", "--db", tiny_db_file, "--out", str(out),
+                     "--accel-limit", str(bound)]) == 0
+    lower = json.loads((out / "zigzag.json").read_text())
+    assert lower["search"]["limited"] > 0
+    assert lower["smoothness"]["max_m_s2"] <= 1.01 * bound
+    capsys.readouterr()
+    for bad in ("-1", "nan"):
+        assert cli_main(["run", "--input", "walk", "--db", tiny_db_file, "--accel-limit", bad]) == 2
+        assert "--accel-limit" in capsys.readouterr().err
