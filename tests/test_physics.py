@@ -481,6 +481,25 @@ def test_runtime_controller_steps_without_nan(db, h, walk_clip):
     assert c.stats["pushes"] == 1
 
 
+def test_runtime_pose_error_leaves_out_the_roots_drift(db, h, walk_clip):
+    """info['pose_error_cm'] compares the poses relative to their roots: a
+    body shifted 1 m off the clip's path scores ~100 cm more joint error and
+    the same pose error as the body on it."""
+    import mujoco
+    from anim.control import ControlInput
+    from controllers.physics.runtime import PhysicsController
+    on, off = (PhysicsController(db, walk_clip, humanoid=h) for _ in range(2))
+    off.data.qpos[0] += 1.0
+    mujoco.mj_forward(off.model, off.data)
+    for _ in range(10):
+        a, b = on.step(ControlInput(), 1 / 60), off.step(ControlInput(), 1 / 60)
+    assert b.info["tracking_error_cm"] > a.info["tracking_error_cm"] + 90
+    assert a.info["pose_error_cm"] > 0.1
+    assert b.info["pose_error_cm"] == pytest.approx(a.info["pose_error_cm"], abs=0.05)
+    assert off.mean_pose_error_cm() == pytest.approx(on.mean_pose_error_cm(), abs=0.05)
+    assert off.mean_tracking_error_cm() > on.mean_tracking_error_cm() + 90
+
+
 # ------------------------------------------------------------------ C MuJoCo training environment
 def test_batch_env_steps_as_the_runtime_and_scores_the_reference(db, h, ref, walk_clip):
     """cpu_env.BatchTrackingEnv: a reset sets the reference state exactly; a

@@ -67,13 +67,14 @@ def run_clip(db, clip: str | None, policy: str | None = None, seconds: float | N
     runner.write_bvh(rec, bvh)
     report = {"controller": "physics", "clip": name, "policy": policy or (DEFAULT_POLICY if ctrl.policy else None),
               "seconds": seconds, "ticks": ctrl.stats["ticks"], "falls": ctrl.stats["falls"],
-              "mean_tracking_error_cm": ctrl.mean_tracking_error_cm(),
+              "mean_tracking_error_cm": ctrl.mean_tracking_error_cm(), "mean_pose_error_cm": ctrl.mean_pose_error_cm(),
               "tick_ms_p50": float(np.percentile(rec.tick_ms, 50)),
               "tick_ms_p99": float(np.percentile(rec.tick_ms, 99))}
     path = os.path.join(out_dir, f"{name}.json")
     runner.write_json(report, path)
     echo(f"physics tracking of {name} ({'policy ' + str(report['policy']) if ctrl.policy else 'PD only, no policy'}):"
-         f" {report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm, "
+         f" {report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm"
+         f" ({report['mean_pose_error_cm']:.1f} relative to the root), "
          f"tick p50 {report['tick_ms_p50']:.2f} ms p99 {report['tick_ms_p99']:.2f} ms")
     echo(f"  wrote {bvh} and {path}")
     return report
@@ -122,11 +123,12 @@ def demo(db, clip=None, policy: str | None = None, headless: bool = True, out_di
                          height=height, render_every=4)
     report = {"clip": name, "policy": policy, "seconds": seconds, "pushes": ctrl.stats["pushes"],
               "falls": ctrl.stats["falls"], "mean_tracking_error_cm": ctrl.mean_tracking_error_cm(),
-              "controller_ms_mean": stats["controller_ms_mean"], "fps": stats["fps"],
+              "mean_pose_error_cm": ctrl.mean_pose_error_cm(), "controller_ms_mean": stats["controller_ms_mean"], "fps": stats["fps"],
               "contact_sheet": stats["contact_sheet"]}
     path = os.path.join(out_dir, "physics.json")
     runner.write_json(report, path)
     echo(f"physics demo headless: {name} ({what}), {seconds:.1f} s, {report['pushes']} pushes, "
-         f"{report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm, "
+         f"{report['falls']} falls, mean joint error {report['mean_tracking_error_cm']:.1f} cm "
+         f"({report['mean_pose_error_cm']:.1f} relative to the root), "
          f"{stats['controller_ms_mean']:.2f} ms/tick; frames and {path} in {out_dir}")
     return report

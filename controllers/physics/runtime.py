@@ -7,7 +7,9 @@ observation the MJX environment computes (`env.observation` with numpy),
 sets the PD targets (reference + action_scale * action) and runs the physics
 substeps. The returned pose is the simulated character; `Pose.info['ghost']`
 is the reference pose (the viewer draws it as a ghost), `info['tracking_error_cm']`
-the mean global joint position error between the two.
+the mean global joint position error between the two and
+`info['pose_error_cm']` the same with each pose taken relative to its own
+root position (the pose alone, without the root's drift from the clip's path).
 
 Without a policy file the controller runs the reference's PD targets alone
 (no residual): the baseline a trained policy must beat (it falls within a
@@ -121,7 +123,7 @@ class PhysicsController:
         self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
         self.hips_body = h.body_of(h.root)
         self.set_clip(clip)
-        self.stats = {"ticks": 0, "falls": 0, "tracking_error_cm_sum": 0.0, "pushes": 0}
+        self.reset_stats()
         self.reset()
 
     # ------------------------------------------------------------ reference
@@ -197,6 +199,7 @@ class PhysicsController:
         self.clock = 0.0
         self.ms = 0.0
         self.error_cm = 0.0
+        self.pose_error_cm = 0.0
         mujoco.mj_forward(self.model, self.data)
         return self._pose()
 
@@ -276,9 +279,12 @@ class PhysicsController:
         self.frame = f1
         sim = self._last_feats = self._features()
         ref = self._ref(f1)
-        self.error_cm = 100.0 * float(np.mean(np.linalg.norm(sim["pos"] - ref["pos"], axis=-1)))
+        diff = sim["pos"] - ref["pos"]
+        self.error_cm = 100.0 * float(np.mean(np.linalg.norm(diff, axis=-1)))
+        self.pose_error_cm = 100.0 * float(np.mean(np.linalg.norm(diff - diff[:1], axis=-1)))
         self.stats["ticks"] += 1
         self.stats["tracking_error_cm_sum"] += self.error_cm
+        self.stats["pose_error_cm_sum"] += self.pose_error_cm
         fallen = sim["pos"][0, 2] < self.cfg.fall_ratio * ref["pos"][0, 2] or not np.isfinite(d.qpos).all()
         if fallen:
             if self.fallen_for == 0.0:
@@ -298,15 +304,24 @@ class PhysicsController:
     def fallen(self) -> bool:
         return self.fallen_for > 0.0
 
+    def reset_stats(self) -> None:
+        self.stats = {"ticks": 0, "falls": 0, "tracking_error_cm_sum": 0.0, "pose_error_cm_sum": 0.0, "pushes": 0}
+
     def mean_tracking_error_cm(self) -> float:
+        """Mean global joint position error since the stats were reset (cm)."""
         return self.stats["tracking_error_cm_sum"] / max(self.stats["ticks"], 1)
+
+    def mean_pose_error_cm(self) -> float:
+        """The same with both poses relative to their root position (cm)."""
+        return self.stats["pose_error_cm_sum"] / max(self.stats["ticks"], 1)
 
     def _pose(self) -> Pose:
         rot, pos = convert.qpos_to_pose(self.h, self.data.qpos)
         f = min(self.frame, self.ref_rot.shape[0] - 1)
         ghost = Pose(self.ref_rot[f].copy(), self.ref_pos[f].copy())
         info = {"controller": self.name, "clip": self.db.clip_names[self.clip], "frame": int(f),
-                "ghost": ghost, "tracking_error_cm": self.error_cm, "fallen": self.fallen, "ms": self.ms,
+                "ghost": ghost, "tracking_error_cm": self.error_cm,
+                "pose_error_cm": self.pose_error_cm, "fallen": self.fallen, "ms": self.ms,
                 "policy": bool(self.policy is not None)}
         contacts = self._foot_contacts()
         return Pose(rot, pos, contacts, info)
