@@ -289,7 +289,8 @@ def run(quick: bool = False, db_path: str = DEFAULT_DB, policy: str | None = DEF
             m = quality(db, pol, humanoid=h, env_cfg=env_cfg, starts=10)
             lines[-1] += (f" From 10 evenly spaced frames of each ({m['episodes']} episodes, mean "
                           f"{m['mean_episode_s']:.1f} s): {100 * m['no_fall_fraction']:.1f} % without a fall, "
-                          f"{m['mean_joint_error_cm']:.1f} cm (relative to the root: {m['mean_pose_error_cm']:.1f} cm).")
+                          f"{m['mean_joint_error_cm']:.1f} cm (relative to the root: "
+                          f"{m['mean_pose_error_cm']:.1f} cm).")
     mjx_cpu = max((r["env_steps_per_s"] or 0 for r in mjx_rows), default=0)
     gpu_best = max((r.get("env_steps_per_s") or 0 for r in gpu.get("throughput", [])), default=0) if gpu else 0
     qp = qs.get(policy) if policy and os.path.exists(policy) else None

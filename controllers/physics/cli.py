@@ -123,8 +123,8 @@ def demo(db, clip=None, policy: str | None = None, headless: bool = True, out_di
                          height=height, render_every=4)
     report = {"clip": name, "policy": policy, "seconds": seconds, "pushes": ctrl.stats["pushes"],
               "falls": ctrl.stats["falls"], "mean_tracking_error_cm": ctrl.mean_tracking_error_cm(),
-              "mean_pose_error_cm": ctrl.mean_pose_error_cm(), "controller_ms_mean": stats["controller_ms_mean"], "fps": stats["fps"],
-              "contact_sheet": stats["contact_sheet"]}
+              "mean_pose_error_cm": ctrl.mean_pose_error_cm(), "controller_ms_mean": stats["controller_ms_mean"],
+              "fps": stats["fps"], "contact_sheet": stats["contact_sheet"]}
     path = os.path.join(out_dir, "physics.json")
     runner.write_json(report, path)
     echo(f"physics demo headless: {name} ({what}), {seconds:.1f} s, {report['pushes']} pushes, "
