@@ -354,6 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_vr_parsers(sub)                # `train vr` (into the group above) and `eval vr`
     tr.set_defaults(func=lambda a: (tr.print_help(), 0)[1])
 
+    ex = sub.add_parser("export", help="write what other engines read (runtime-db, ...)",
+                        description="Export for other engines: the native core's runtime database, ...")
+    exsub = ex.add_subparsers(dest="export_command", metavar="FORMAT")
+    from export.runtime_db import add_runtime_db_parser
+
+    add_runtime_db_parser(exsub)
+    ex.set_defaults(func=lambda a: (ex.print_help(), 0)[1])
+
     dm = sub.add_parser("demo", help="the gamepad demo (live window; headless: PNGs + metrics)",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="The motion-matching demo. With a display it opens a window: a gamepad "

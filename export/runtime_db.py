@@ -1,0 +1,215 @@
+"""`anim export runtime-db`: a motion database and the motion-matching runtime's
+settings as one little-endian binary file, read by the native core
+(`export/native/`, see `export/native/FORMAT.md` for the byte layout).
+
+The file holds exactly what one tick of `controllers.motion_matching` reads:
+the skeleton, the normalized features with their offset and scale (and the
+feature groups with their weights, for tools), the matchable frames, the clip
+ranges and tags, the style of each clip, the per-frame pose data (local
+rotations, positions, velocities, angular velocities, contacts), the speeds
+and acceleration limit the Python controller measures from the database, and
+every field of the `RuntimeConfig` it runs with. A header carries a magic,
+the format version and a CRC-32 of the payload, so a truncated or altered
+file is refused with a clear error instead of playing a wrong pose.
+
+Layout: a 32-byte header, then named chunks (name, dtype, shape, data padded
+to 8 bytes). Named chunks rather than a fixed struct so that a reader checks
+each array's type and shape by name and a later version can add chunks
+without moving the others. `read_runtime_db` reads a file back (tests, tools).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import fields
+
+import numpy as np
+
+from anim.fileio import atomic_write
+
+MAGIC = b"ANIMRTDB"
+VERSION = 1
+HEADER = struct.Struct("<8sIIQII")          # magic, version, header bytes, payload bytes, crc32, reserved
+CHUNK = struct.Struct("<32sII4Q")           # name, dtype, ndim, shape[4]
+DTYPES = {1: np.dtype("<u1"), 2: np.dtype("<i4"), 3: np.dtype("<f4"), 4: np.dtype("<f8"), 5: np.dtype("<u1")}
+TEXT = 5                                     # dtype code of UTF-8 text (shape: [bytes])
+#: the order of RuntimeConfig fields in the 'config.values' chunk is given by 'config.names'
+SPEEDS = ("walk", "run", "side", "back")
+
+
+class RuntimeDbError(ValueError):
+    """A runtime database file that cannot be read: '<file>: <problem>'."""
+
+
+def _chunk(name: str, arr, text: bool = False) -> bytes:
+    if text:
+        data = np.frombuffer(str(arr).encode("utf-8"), np.uint8)
+        code = TEXT
+    else:
+        arr = np.ascontiguousarray(arr)
+        code = {np.dtype(np.uint8): 1, np.dtype(np.bool_): 1, np.dtype(np.int32): 2, np.dtype(np.float32): 3,
+                np.dtype(np.float64): 4}.get(arr.dtype)
+        if code is None:
+            raise TypeError(f"runtime-db: chunk {name!r} has dtype {arr.dtype}")
+        data = arr.astype(DTYPES[code], copy=False)
+    shape = list(data.shape) if not text else [data.size]
+    if len(shape) > 4 or len(name.encode()) >= 32:
+        raise ValueError(f"runtime-db: chunk {name!r}: at most 4 dims and a 31-byte name")
+    raw = data.tobytes()
+    pad = (-len(raw)) % 8
+    return CHUNK.pack(name.encode(), code, len(shape), *(shape + [0] * (4 - len(shape)))) + raw + b"\0" * pad
+
+
+def runtime_arrays(db, config=None, style_key: str = "style") -> dict:
+    """The chunks of a runtime database for `db` run with `config` (a
+    controllers.motion_matching.RuntimeConfig; default its defaults): name ->
+    (array or text, is_text). Speeds and the acceleration limit are resolved as
+    the Python controller resolves them (measured from the database where the
+    config leaves them None)."""
+    from controllers.motion_matching import RuntimeConfig, measured_accel_limit, measured_speeds
+    from anim.database import FEATURE_GROUPS
+
+    config = config or RuntimeConfig()
+    sk = db.skeleton
+    measured = measured_speeds(db)
+    speeds = [float(getattr(config, f"{k}_speed") or measured[k]) for k in SPEEDS]
+    accel = float(config.accel_limit if config.accel_limit is not None else measured_accel_limit(db))
+    cfg_names, cfg_values = [], []
+    for f in fields(config):
+        v = getattr(config, f.name)
+        if f.name in ("walk_speed", "run_speed", "side_speed", "back_speed", "accel_limit"):
+            continue                                  # resolved above
+        cfg_names.append(f.name)
+        cfg_values.append(float(v))
+    traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
+    styles = db.tag_values(style_key)
+    clip_style = np.array([styles.index(str(t[style_key])) if style_key in t else -1 for t in db.clip_tags],
+                          np.int32)
+    rv = db.root_velocity_character()
+    root_speed = np.hypot(rv[:, 0], rv[:, 2]).astype(np.float32)
+    weights = dict(db.config.weights)
+    groups = "\n".join(f"{n} {w} {weights.get(n, 1.0)!r}" for n, w in FEATURE_GROUPS)
+    out = {
+        "skeleton.names": ("\n".join(sk.names), True),
+        "skeleton.parents": (np.asarray(sk.parents, np.int32), False),
+        "skeleton.offsets": (np.asarray(sk.offsets, np.float32), False),
+        "feet": (np.array([sk.index(f) for f in db.config.feet], np.int32), False),
+        "toes": (np.array([sk.index(t) for t in db.config.toes], np.int32), False),
+        "fps": (np.array([float(db.config.fps)]), False),
+        "trajectory.frames": (np.asarray(db.config.trajectory_frames, np.int32), False),
+        "trajectory.slice": (np.array([traj.start, traj.stop], np.int32), False),
+        "features.groups": (groups, True),
+        "features.offset": (np.asarray(db.features_offset, np.float32), False),
+        "features.scale": (np.asarray(db.features_scale, np.float32), False),
+        "features": (np.asarray(db.features, np.float32), False),
+        "valid": (np.asarray(db.valid, np.uint8), False),
+        "clips.ranges": (np.stack([db.range_starts, db.range_stops], 1).astype(np.int32), False),
+        "clips.names": ("\n".join(db.clip_names), True),
+        "clips.tags": ("\n".join(json.dumps(t, sort_keys=True, default=str) for t in db.clip_tags), True),
+        "styles": ("\n".join(styles), True),
+        "clips.style": (clip_style, False),
+        "speeds": (np.array(speeds, np.float64), False),
+        "accel_limit": (np.array([accel], np.float64), False),
+        "config.names": ("\n".join(cfg_names), True),
+        "config.values": (np.array(cfg_values, np.float64), False),
+        "root_speed": (root_speed, False),
+        "rotations": (np.asarray(db.rotations, np.float32), False),
+        "positions": (np.asarray(db.positions, np.float32), False),
+        "velocities": (np.asarray(db.velocities, np.float32), False),
+        "angular_velocities": (np.asarray(db.angular_velocities, np.float32), False),
+        "contacts": (np.asarray(db.contacts, np.uint8), False),
+    }
+    return out
+
+
+def write_runtime_db(db, path: str, config=None, style_key: str = "style") -> dict:
+    """Write `db` (and the runtime `config`) to `path` atomically; returns a
+    small summary (frames, joints, features, bytes, crc32)."""
+    chunks = runtime_arrays(db, config, style_key)
+    payload = b"".join(_chunk(name, value, text) for name, (value, text) in chunks.items())
+    crc = zlib.crc32(payload) & 0xFFFFFFFF
+    with atomic_write(path) as f:
+        f.write(HEADER.pack(MAGIC, VERSION, HEADER.size, len(payload), crc, 0))
+        f.write(payload)
+    return {"path": str(path), "frames": int(db.num_frames), "joints": int(db.skeleton.num_joints),
+            "features": int(np.asarray(db.features).shape[1]), "clips": int(db.num_clips),
+            "bytes": HEADER.size + len(payload), "crc32": f"{crc:08x}"}
+
+
+def read_runtime_db(path: str) -> dict:
+    """Read a runtime database back: name -> numpy array (text chunks as str).
+    Errors (RuntimeDbError) name the file and the problem, as the native
+    loader's do."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        raise RuntimeDbError(f"{path}: cannot read ({e.strerror})") from None
+    if len(blob) < HEADER.size:
+        raise RuntimeDbError(f"{path}: too short for a runtime database header ({len(blob)} bytes)")
+    magic, version, hsize, size, crc, _ = HEADER.unpack_from(blob)
+    if magic != MAGIC:
+        raise RuntimeDbError(f"{path}: not a runtime database (bad magic {magic!r})")
+    if version != VERSION:
+        raise RuntimeDbError(f"{path}: format version {version}, this reader reads {VERSION}")
+    if hsize != HEADER.size or len(blob) != hsize + size:
+        raise RuntimeDbError(f"{path}: truncated or padded: header says {hsize + size} bytes, file has {len(blob)}")
+    payload = memoryview(blob)[hsize:]
+    if zlib.crc32(payload) & 0xFFFFFFFF != crc:
+        raise RuntimeDbError(f"{path}: checksum mismatch (the file is corrupt)")
+    out, o = {}, 0
+    while o < len(payload):
+        if o + CHUNK.size > len(payload):
+            raise RuntimeDbError(f"{path}: chunk header cut at byte {hsize + o}")
+        name, code, ndim, *shape = CHUNK.unpack_from(payload, o)
+        name = name.rstrip(b"\0").decode()
+        o += CHUNK.size
+        if code not in DTYPES or ndim > 4:
+            raise RuntimeDbError(f"{path}: chunk {name!r} has an unknown dtype {code} or {ndim} dims")
+        shape = tuple(shape[:ndim])
+        n = int(np.prod(shape)) * DTYPES[code].itemsize
+        if o + n > len(payload):
+            raise RuntimeDbError(f"{path}: chunk {name!r} runs past the end of the file")
+        data = np.frombuffer(payload[o:o + n], DTYPES[code]).reshape(shape)
+        out[name] = bytes(data).decode("utf-8") if code == TEXT else data.copy()
+        o += n + (-n % 8)
+    return out
+
+
+# ------------------------------------------------------------------ command line
+def add_runtime_db_parser(subparsers) -> None:
+    """Register `runtime-db` under an `anim export` group's subparsers."""
+    p = subparsers.add_parser(
+        "runtime-db", help="a motion database as the native core's binary file (export/native/FORMAT.md)",
+        description="Write a motion database and the motion-matching runtime settings as one little-endian "
+                    "binary file (magic, version, CRC-32) for the native core in export/native/.")
+    p.add_argument("--db", metavar="FILE", help="database file (default: the normal-style locomotion database, "
+                                                "built on first use)")
+    p.add_argument("--out", metavar="FILE", default="out/export/locomotion-normal.animrt",
+                   help="output file (default out/export/locomotion-normal.animrt)")
+    p.add_argument("--accel-limit", type=float, metavar="M_S2",
+                   help="joint acceleration limit in m/s^2 (default: the database's 99.9th percentile; 0: off)")
+    p.set_defaults(func=cmd_runtime_db)
+
+
+def cmd_runtime_db(args) -> int:
+    import math
+
+    from anim import database
+    from anim.cli import ensure_db
+    from controllers.motion_matching import RuntimeConfig
+
+    config = RuntimeConfig()
+    if args.accel_limit is not None:
+        if not math.isfinite(args.accel_limit) or args.accel_limit < 0:
+            raise ValueError(f"--accel-limit {args.accel_limit}: must be a finite number >= 0")
+        config = RuntimeConfig(accel_limit=args.accel_limit)
+    path = ensure_db(args.db, "locomotion-normal")
+    db = database.load(path)
+    s = write_runtime_db(db, args.out, config)
+    print(f"{s['path']}: {s['frames']:,} frames, {s['joints']} joints, {s['features']} features, "
+          f"{s['clips']} clips, {s['bytes'] / 1e6:.1f} MB, crc32 {s['crc32']}")
+    return 0
