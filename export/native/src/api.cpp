@@ -44,7 +44,7 @@ int anim_create_mm(const char* path, AnimController** out) {
     if (!path || !out) return fail(ANIM_ERR_ARGUMENT, "anim_create_mm: NULL argument");
     *out = nullptr;
     return guarded([&] {
-        auto db = std::make_shared<const anim::Database>(anim::Database::load(path));
+        auto db = anim::Database::shared(path);
         anim::Setup setup = db->setup;
         auto h = new AnimController;
         h->c.reset(new anim::Controller(setup, std::unique_ptr<anim::Source>(new anim::DatabaseSource(db))));

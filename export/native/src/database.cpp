@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
+
+#include <sys/stat.h>
 
 #include "chunks.h"
 
@@ -99,129 +103,49 @@ Database Database::load(const std::string& path) {
     bool any = false;
     for (uint8_t v : db.valid) any |= v != 0;
     if (!any) f.fail("no frame is matchable (valid)");
+    if (F > 128) f.fail("more than 128 features");
+    db.axes.fit(db.X.data(), db.valid.data(), N, F);
+    const int S = int(db.setup.styles.size());
+    db.cand.resize(S + 1);
+    for (int s = -1; s < S; ++s) {
+        std::vector<uint8_t>& c = db.cand[s + 1];
+        c.assign(N, 0);
+        for (int k = 0; k < db.C; ++k) {
+            if (s >= 0 && db.clip_style[k] != s) continue;
+            for (int i = db.ranges[2 * k]; i < db.ranges[2 * k + 1]; ++i) c[i] = db.valid[i];
+        }
+    }
     return db;
 }
 
-// ------------------------------------------------------------------ search
-float sqdist_pairwise(const float* a, const float* b, int F) {
-    // numpy's pairwise float32 sum of (a - b)**2 (what np.sum does for F <= 128)
-    float t[128];
-    for (int f = 0; f < F; ++f) {
-        float d = a[f] - b[f];
-        t[f] = d * d;
-    }
-    if (F < 8) {
-        float r = 0.f;
-        for (int f = 0; f < F; ++f) r += t[f];
-        return r;
-    }
-    float r[8];
-    for (int k = 0; k < 8; ++k) r[k] = t[k];
-    int i = 8;
-    for (; i < F - (F % 8); i += 8)
-        for (int k = 0; k < 8; ++k) r[k] += t[i + k];
-    float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < F; ++i) res += t[i];
-    return res;
-}
-
-static void boxes(const float* X, const uint8_t* valid, int N, int F, int size, std::vector<float>* out) {
-    int nb = (N + size - 1) / size;
-    out->assign(size_t(nb) * 2 * F, 0.f);
-    for (int k = 0; k < nb; ++k)
-        for (int f = 0; f < F; ++f) {
-            (*out)[(size_t(k) * 2) * F + f] = std::numeric_limits<float>::infinity();
-            (*out)[(size_t(k) * 2 + 1) * F + f] = -std::numeric_limits<float>::infinity();
-        }
-    for (int i = 0; i < N; ++i) {
-        if (!valid[i]) continue;
-        int k = i / size;
-        float* lo = &(*out)[(size_t(k) * 2) * F];
-        float* hi = lo + F;
-        for (int f = 0; f < F; ++f) {
-            float v = X[size_t(i) * F + f];
-            lo[f] = std::min(lo[f], v);
-            hi[f] = std::max(hi[f], v);
-        }
-    }
-}
-
-void AabbIndex::build(const float* X_, const uint8_t* valid, int N_, int F_) {
-    X = X_; N = N_; F = F_;
-    boxes(X, valid, N, F, SMALL, &b_sm);
-    boxes(X, valid, N, F, LARGE, &b_lr);
-}
-
-void AabbIndex::block_any(const uint8_t* cand, int N, int size, std::vector<uint8_t>* out) {
-    out->assign((N + size - 1) / size, 0);
-    for (int i = 0; i < N; ++i)
-        if (cand[i]) (*out)[i / size] = 1;
-}
-
-static inline float box_dist(const float* q, const float* lo, int F, float best) {
-    float acc = 0.f;
-    for (int f = 0; f < F; ++f) {
-        float x = q[f];
-        float t = std::max(std::max(lo[f] - x, x - lo[F + f]), 0.f);
-        acc += t * t;
-        if ((f & 7) == 7 && acc >= best) return acc;
-    }
-    return acc;
-}
-
-int AabbIndex::query(const float* q, const uint8_t* cand, const uint8_t* any_sm, const uint8_t* any_lr, int init,
-                     float* cost) const {
-    int best_i = -1;
-    float best_d = std::numeric_limits<float>::infinity();
-    if (init >= 0 && cand[init]) {
-        best_i = init;
-        best_d = sqdist_pairwise(X + size_t(init) * F, q, F);
-    }
-    const int per = LARGE / SMALL;
-    const int n_sm = (N + SMALL - 1) / SMALL, n_lr = (N + LARGE - 1) / LARGE;
-    for (int L = 0; L < n_lr; ++L) {
-        if (!any_lr[L] || box_dist(q, &b_lr[size_t(L) * 2 * F], F, best_d) >= best_d) continue;
-        for (int S = L * per; S < std::min(L * per + per, n_sm); ++S) {
-            if (!any_sm[S] || box_dist(q, &b_sm[size_t(S) * 2 * F], F, best_d) >= best_d) continue;
-            for (int i = S * SMALL; i < std::min(S * SMALL + SMALL, N); ++i) {
-                if (!cand[i]) continue;
-                float d = sqdist_pairwise(X + size_t(i) * F, q, F);
-                if (d < best_d) {
-                    best_d = d;
-                    best_i = i;
-                }
-            }
-        }
-    }
-    *cost = best_d;
-    return best_i;
+std::shared_ptr<const Database> Database::shared(const std::string& path) {
+    static std::mutex lock;
+    static std::map<std::string, std::weak_ptr<const Database>> cache;
+    struct stat st;
+    std::string key = path;
+    if (::stat(path.c_str(), &st) == 0)
+        key += "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtime) + "|" + std::to_string(st.st_ino);
+    std::lock_guard<std::mutex> g(lock);
+    auto it = cache.find(key);
+    if (it != cache.end())
+        if (auto db = it->second.lock()) return db;
+    auto db = std::make_shared<Database>(load(path));
+    // the trees point into the object's own arrays: built once it is in place
+    db->trees.resize(db->cand.size());
+    for (size_t s = 0; s < db->cand.size(); ++s)
+        db->trees[s].build(db->X.data(), db->cand[s].data(), db->N, db->F, &db->axes);
+    cache[key] = db;
+    return db;
 }
 
 // ------------------------------------------------------------------ source
-DatabaseSource::DatabaseSource(std::shared_ptr<const Database> db_) : db(std::move(db_)) {
-    J = db->setup.sk.J;
-    index.build(db->X.data(), db->valid.data(), db->N, db->F);
-    const int S = int(db->setup.styles.size());
-    cand.resize(S + 1);
-    any_sm.resize(S + 1);
-    any_lr.resize(S + 1);
-    for (int s = -1; s < S; ++s) {
-        std::vector<uint8_t>& c = cand[s + 1];
-        c.assign(db->N, 0);
-        for (int k = 0; k < db->C; ++k) {
-            if (s >= 0 && db->clip_style[k] != s) continue;
-            for (int i = db->ranges[2 * k]; i < db->ranges[2 * k + 1]; ++i) c[i] = db->valid[i];
-        }
-        AabbIndex::block_any(c.data(), db->N, AabbIndex::SMALL, &any_sm[s + 1]);
-        AabbIndex::block_any(c.data(), db->N, AabbIndex::LARGE, &any_lr[s + 1]);
-    }
-}
+DatabaseSource::DatabaseSource(std::shared_ptr<const Database> db_) : db(std::move(db_)) { J = db->setup.sk.J; }
 
 void DatabaseSource::set_style(int style) { mask = style + 1; }
 
 void DatabaseSource::reset() {
     // the slowest matchable frame of the style (np.argmin: the first of equal ones)
-    const std::vector<uint8_t>& ok = cand[mask];
+    const std::vector<uint8_t>& ok = db->cand[mask];
     float best = std::numeric_limits<float>::infinity();
     int f = 0;
     for (int i = 0; i < db->N; ++i)
@@ -233,12 +157,12 @@ void DatabaseSource::reset() {
 }
 
 bool DatabaseSource::search(const float* query, bool must_move, double margin, double* cost) {
-    const std::vector<uint8_t>& ok = cand[mask];
+    const std::vector<uint8_t>& ok = db->cand[mask];
     bool cur_ok = ok[cur] != 0;
     double cur_cost = cur_ok ? double(sqdist_pairwise(query, &db->X[size_t(cur) * db->F], db->F))
                              : std::numeric_limits<double>::infinity();
     float c = 0.f;
-    int best = index.query(query, ok.data(), any_sm[mask].data(), any_lr[mask].data(), cur_ok ? cur : -1, &c);
+    int best = db->trees[mask].query(query, cur_ok ? cur : -1, &c);
     if (best < 0 || best == cur) {
         *cost = cur_cost;
         return false;

@@ -1,27 +1,26 @@
 // Motion matching's source: the runtime database (FORMAT.md) and its exact
 // nearest-neighbour search.
 //
-// The search is Holden's bounding-box scan (database.h of his Motion-Matching
-// demo): frames in blocks of 16 and 64 with the min/max box of each block's
-// matchable frames; a linear pass skips every block whose box is farther than
-// the best so far. Exact, like the Python kd-tree (anim/search.py): it returns
-// a frame at the minimum squared distance, the current frame when it ties
-// (`init`), and distances are float32 summed in numpy's pairwise order so that
-// the costs compared with the transition margin round as Python's do. Chosen
-// over a port of the Python wide kd-tree because it is 100 lines with no build
-// step per style mask, and on a 90k-frame database it runs in tens of
-// microseconds (bench/native.py measures the whole tick).
+// The search (kdtree.h) is exact, like the Python index: the same minimum,
+// the current frame kept when it ties, distances summed in float32 in numpy's
+// pairwise order so that the costs compared with the transition margin round
+// as Python's do. Takes that share frames hold identical rows; between those
+// the two may pick different copies of the same frame.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "controller.h"
+#include "kdtree.h"
 
 namespace anim {
 
+
 struct Database {
     Setup setup;
+
     int N = 0, F = 0, C = 0;
     std::vector<float> X;              // [N*F]
     std::vector<uint8_t> valid;        // [N]
@@ -31,23 +30,17 @@ struct Database {
     std::vector<float> root_speed;     // [N]
     std::vector<float> rot, pos, vel, avel;   // [N*J*4], [N*J*3] x3
     std::vector<uint8_t> contacts;     // [N*2]
+    // the search: per style (index 0: every style, s + 1: style s) the
+    // candidate frames and a kd-tree over them, in the principal axes `rot`
+    Rotation axes;
+    std::vector<std::vector<uint8_t>> cand;
+    std::vector<KdTree> trees;
     static Database load(const std::string& path);
+    // Characters created from the same file (same path, size and time) share one loaded database.
+    static std::shared_ptr<const Database> shared(const std::string& path);
 };
 
-class AabbIndex {
-public:
-    static constexpr int SMALL = 16, LARGE = 64;
-    void build(const float* X, const uint8_t* valid, int N, int F);
-    // candidates: cand [N] (valid & mask); returns frame or -1 and its cost
-    int query(const float* q, const uint8_t* cand, const uint8_t* any_sm, const uint8_t* any_lr, int init,
-              float* cost) const;
-    static void block_any(const uint8_t* cand, int N, int size, std::vector<uint8_t>* out);
-    int N = 0, F = 0;
-    const float* X = nullptr;
-    std::vector<float> b_sm, b_lr;   // [blocks][2][F]
-};
 
-float sqdist_pairwise(const float* a, const float* b, int F);
 
 class DatabaseSource : public Source {
 public:
@@ -70,10 +63,7 @@ private:
     std::shared_ptr<const Database> db;
     int J = 0;
     int cur = 0;
-    AabbIndex index;
-    // per style (index 0: every style): candidates, and which blocks hold one
-    std::vector<std::vector<uint8_t>> cand, any_sm, any_lr;
-    int mask = 0;
+    int mask = 0;     // 0: every style, s + 1: style s
 };
 
 }  // namespace anim

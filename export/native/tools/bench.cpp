@@ -1,0 +1,83 @@
+// anim_native_bench: times the native tick through the C API (no Python in the loop).
+//
+//   anim_native_bench RUNTIME_DB INPUTS CHARACTERS [lmm]
+//
+// INPUTS: a little-endian file of int32 count, then count AnimInput structs
+// (the ticks of a stick script, written by bench/native.py). Prints JSON:
+// one character's tick times (p50, p99, mean, max in microseconds) over the
+// inputs, then CHARACTERS characters ticked together (each its own handle,
+// starting at staggered ticks of the inputs), the time of a whole batch tick,
+// and how many characters fit in 1 ms on this core.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "anim_native.h"
+
+using clk = std::chrono::steady_clock;
+
+static double pct(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    size_t i = size_t(p / 100.0 * double(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+static double mean(const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return s / double(v.size());
+}
+
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        std::fprintf(stderr, "usage: %s RUNTIME_FILE INPUTS CHARACTERS [lmm]\n", argv[0]);
+        return 2;
+    }
+    bool lmm = argc > 4 && std::strcmp(argv[4], "lmm") == 0;
+    FILE* f = std::fopen(argv[2], "rb");
+    if (!f) { std::fprintf(stderr, "%s: cannot open\n", argv[2]); return 1; }
+    int32_t n = 0;
+    if (std::fread(&n, 4, 1, f) != 1 || n <= 0) { std::fprintf(stderr, "%s: bad inputs file\n", argv[2]); return 1; }
+    std::vector<AnimInput> in(n);
+    if (std::fread(in.data(), sizeof(AnimInput), size_t(n), f) != size_t(n)) { std::fprintf(stderr, "%s: short\n", argv[2]); return 1; }
+    std::fclose(f);
+    int chars = std::atoi(argv[3]);
+    const double dt = 1.0 / 60.0;
+    auto create = [&](AnimController** c) {
+        int rc = lmm ? anim_create_lmm(argv[1], c) : anim_create_mm(argv[1], c);
+        if (rc != ANIM_OK) { std::fprintf(stderr, "%s\n", anim_last_error()); std::exit(1); }
+    };
+    // one character, every tick timed
+    AnimController* one = nullptr;
+    create(&one);
+    for (int i = 0; i < std::min(n, 120); ++i) anim_step(one, &in[i], dt);   // warm caches
+    anim_reset(one);
+    std::vector<double> us(n);
+    for (int i = 0; i < n; ++i) {
+        auto t0 = clk::now();
+        anim_step(one, &in[i], dt);
+        us[i] = std::chrono::duration<double, std::micro>(clk::now() - t0).count();
+    }
+    // a batch of characters, staggered along the inputs
+    std::vector<AnimController*> cs(chars);
+    for (int k = 0; k < chars; ++k) {
+        if (k == 0) { cs[k] = one; anim_reset(one); } else create(&cs[k]);
+    }
+    std::vector<double> batch(n);
+    for (int i = 0; i < n; ++i) {
+        auto t0 = clk::now();
+        for (int k = 0; k < chars; ++k) anim_step(cs[k], &in[(i + k * 37) % n], dt);
+        batch[i] = std::chrono::duration<double, std::micro>(clk::now() - t0).count();
+    }
+    double per_char_mean = mean(batch) / chars, per_char_p99 = pct(batch, 99) / chars;
+    std::printf("{\"ticks\": %d, \"one\": {\"p50_us\": %.3f, \"p99_us\": %.3f, \"mean_us\": %.3f, \"max_us\": %.3f}, "
+                "\"batch\": {\"characters\": %d, \"p50_us\": %.3f, \"p99_us\": %.3f, \"mean_us\": %.3f, "
+                "\"per_character_mean_us\": %.3f, \"characters_per_ms_mean\": %.1f, \"characters_per_ms_p99\": %.1f}}\n",
+                n, pct(us, 50), pct(us, 99), mean(us), pct(us, 100), chars, pct(batch, 50), pct(batch, 99),
+                mean(batch), per_char_mean, 1000.0 / per_char_mean, 1000.0 / per_char_p99);
+    for (AnimController* c : cs) anim_destroy(c);
+    return 0;
+}
