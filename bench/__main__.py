@@ -29,6 +29,7 @@ BENCHMARKS = {
     "learned": ("bench.learned", "Learned motion matching against motion matching (issue 4)"),
     "vr": ("bench.vr", "Sparse-VR full-body prediction (issue 5)"),
     "physics": ("controllers.physics.bench", "Physics tracking (issue 6)"),
+    "native": ("bench.native", "The native runtime core against Python (issue 21)"),
 }
 
 
