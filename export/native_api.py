@@ -104,8 +104,9 @@ def check(lib, code: int) -> int:
 class NativeController:
     """One native character; `step` takes the Python engine's ControlInput."""
 
-    def __init__(self, lib, handle):
+    def __init__(self, lib, handle, learned: bool = False):
         self.lib, self.h = lib, handle
+        self.learned = learned
         self.num_joints = check(lib, lib.anim_num_joints(handle))
         self.names = [lib.anim_joint_name(handle, j).decode() for j in range(self.num_joints)]
         self.parents = np.array([lib.anim_joint_parent(handle, j) for j in range(self.num_joints)])
@@ -127,7 +128,7 @@ class NativeController:
     def learned(cls, path, lib) -> "NativeController":
         h = ctypes.c_void_p()
         check(lib, lib.anim_create_lmm(str(path).encode(), ctypes.byref(h)))
-        return cls(lib, h)
+        return cls(lib, h, learned=True)
 
     def close(self) -> None:
         if self.h:
@@ -153,7 +154,12 @@ class NativeController:
             x.facing_x = x.facing_z = 0.0
             x.has_facing = 0
         x.run = int(bool(control.run))
-        x.style = -1 if control.style is None else self.styles.index(control.style)
+        if control.style is None or (self.learned and control.style not in self.styles):
+            x.style = -1          # a learned model ignores styles it cannot play (as controllers.learned does)
+        elif control.style not in self.styles:
+            raise ValueError(f"style {control.style!r} not in the database (has: {', '.join(self.styles)})")
+        else:
+            x.style = self.styles.index(control.style)
         return x
 
     def step(self, control, dt: float = 1.0 / 60.0):

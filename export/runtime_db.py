@@ -31,6 +31,9 @@ from anim.fileio import atomic_write
 
 MAGIC = b"ANIMRTDB"
 VERSION = 1
+MAGIC_LMM = b"ANIMRTLM"            # learned motion matching: the same container (export/native/FORMAT.md)
+VERSION_LMM = 1
+RUNTIME_NETS = ("decompressor", "stepper", "projector")
 HEADER = struct.Struct("<8sIIQII")          # magic, version, header bytes, payload bytes, crc32, reserved
 CHUNK = struct.Struct("<32sII4Q")           # name, dtype, ndim, shape[4]
 DTYPES = {1: np.dtype("<u1"), 2: np.dtype("<i4"), 3: np.dtype("<f4"), 4: np.dtype("<f8"), 5: np.dtype("<u1")}
@@ -76,13 +79,7 @@ def runtime_arrays(db, config=None, style_key: str = "style") -> dict:
     measured = measured_speeds(db)
     speeds = [float(getattr(config, f"{k}_speed") or measured[k]) for k in SPEEDS]
     accel = float(config.accel_limit if config.accel_limit is not None else measured_accel_limit(db))
-    cfg_names, cfg_values = [], []
-    for f in fields(config):
-        v = getattr(config, f.name)
-        if f.name in ("walk_speed", "run_speed", "side_speed", "back_speed", "accel_limit"):
-            continue                                  # resolved above
-        cfg_names.append(f.name)
-        cfg_values.append(float(v))
+    cfg_names, cfg_values = _config_lists(config)
     traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
     styles = db.tag_values(style_key)
     clip_style = np.array([styles.index(str(t[style_key])) if style_key in t else -1 for t in db.clip_tags],
@@ -124,24 +121,99 @@ def runtime_arrays(db, config=None, style_key: str = "style") -> dict:
     return out
 
 
-def write_runtime_db(db, path: str, config=None, style_key: str = "style") -> dict:
-    """Write `db` (and the runtime `config`) to `path` atomically; returns a
-    small summary (frames, joints, features, bytes, crc32)."""
-    chunks = runtime_arrays(db, config, style_key)
+def _config_lists(config) -> tuple[list, list]:
+    """RuntimeConfig fields but the speeds and the acceleration limit (resolved apart) as names and floats."""
+    names, values = [], []
+    for f in fields(config):
+        if f.name in ("walk_speed", "run_speed", "side_speed", "back_speed", "accel_limit"):
+            continue
+        names.append(f.name)
+        values.append(float(getattr(config, f.name)))
+    return names, values
+
+
+def _write(path, magic: bytes, version: int, chunks: dict) -> tuple[int, int]:
     payload = b"".join(_chunk(name, value, text) for name, (value, text) in chunks.items())
     crc = zlib.crc32(payload) & 0xFFFFFFFF
     with atomic_write(path) as f:
-        f.write(HEADER.pack(MAGIC, VERSION, HEADER.size, len(payload), crc, 0))
+        f.write(HEADER.pack(magic, version, HEADER.size, len(payload), crc, 0))
         f.write(payload)
+    return HEADER.size + len(payload), crc
+
+
+def lmm_arrays(weights_path: str, config=None) -> dict:
+    """The chunks of a learned-motion-matching runtime file from a weights file
+    (controllers/learned/weights): the skeleton and settings the loop needs
+    (as in a runtime database) and the three run-time networks (layer matrices
+    widened from the file's float16 to float32, exactly as the Python runtime
+    evaluates them)."""
+    from controllers.learned import weights as W
+    from controllers.learned.controller import trajectory_slice
+    from controllers.motion_matching import RuntimeConfig
+
+    config = config or RuntimeConfig()
+    w = W.load(str(weights_path))
+    meta, a = w.meta, w.arrays
+    sk = meta["skeleton"]
+    names = list(sk["names"])
+    speeds = [float(getattr(config, f"{k}_speed") or meta["speeds"][k]) for k in SPEEDS]
+    accel = config.accel_limit if config.accel_limit is not None else (meta.get("accel_limit") or 0.0)
+    traj = trajectory_slice(meta["feature_groups"])
+    cfg_names, cfg_values = _config_lists(config)
+    out = {
+        "skeleton.names": ("\n".join(names), True),
+        "skeleton.parents": (np.asarray(sk["parents"], np.int32), False),
+        "skeleton.offsets": (np.asarray(sk["offsets"], np.float32), False),
+        "feet": (np.array([names.index(f) for f in meta["feet"]], np.int32), False),
+        "toes": (np.array([names.index(t) for t in meta["toes"]], np.int32), False),
+        "fps": (np.array([float(meta["fps"])]), False),
+        "trajectory.frames": (np.asarray(meta["trajectory_frames"], np.int32), False),
+        "trajectory.slice": (np.array([traj.start, traj.stop], np.int32), False),
+        "features.groups": ("\n".join(f"{n} {wd} 1.0" for n, wd in meta["feature_groups"]), True),
+        "features.offset": (a["features_offset"].astype(np.float32), False),
+        "features.scale": (a["features_scale"].astype(np.float32), False),
+        "styles": ("\n".join(meta.get("styles", [])), True),
+        "speeds": (np.array(speeds, np.float64), False),
+        "accel_limit": (np.array([float(accel)], np.float64), False),
+        "config.names": ("\n".join(cfg_names), True),
+        "config.values": (np.array(cfg_values, np.float64), False),
+        "lmm.moving": (np.asarray(meta["layout"]["moving"], np.int32), False),
+        "lmm.num_contacts": (np.array([int(meta["layout"]["num_contacts"])], np.int32), False),
+        "lmm.rest_positions": (a["rest_positions"].astype(np.float32), False),
+        "lmm.init_state": (np.concatenate([a["init_features"], a["init_latent"]]).astype(np.float32), False),
+        "lmm.state_min": (a["state_min"].astype(np.float32), False),
+        "lmm.state_max": (a["state_max"].astype(np.float32), False),
+    }
+    for net in RUNTIME_NETS:
+        layers = W.net_from_arrays(a, net)
+        out[f"{net}.layers"] = (np.array([len(layers["layers"])], np.int32), False)
+        for i, (Wm, b) in enumerate(layers["layers"]):
+            out[f"{net}.W{i}"] = (np.ascontiguousarray(Wm, np.float32), False)
+            out[f"{net}.b{i}"] = (np.ascontiguousarray(b, np.float32), False)
+        for k in ("mean_in", "std_in", "mean_out", "std_out"):
+            out[f"{net}.{k}"] = (np.ascontiguousarray(layers[k], np.float32), False)
+    return out
+
+
+def write_runtime_lmm(weights_path: str, path: str, config=None) -> dict:
+    """Write the learned-motion-matching runtime file for the native core."""
+    size, crc = _write(path, MAGIC_LMM, VERSION_LMM, lmm_arrays(weights_path, config))
+    return {"path": str(path), "bytes": size, "crc32": f"{crc:08x}"}
+
+
+def write_runtime_db(db, path: str, config=None, style_key: str = "style") -> dict:
+    """Write `db` (and the runtime `config`) to `path` atomically; returns a
+    small summary (frames, joints, features, bytes, crc32)."""
+    size, crc = _write(path, MAGIC, VERSION, runtime_arrays(db, config, style_key))
     return {"path": str(path), "frames": int(db.num_frames), "joints": int(db.skeleton.num_joints),
             "features": int(np.asarray(db.features).shape[1]), "clips": int(db.num_clips),
-            "bytes": HEADER.size + len(payload), "crc32": f"{crc:08x}"}
+            "bytes": size, "crc32": f"{crc:08x}"}
 
 
-def read_runtime_db(path: str) -> dict:
-    """Read a runtime database back: name -> numpy array (text chunks as str).
-    Errors (RuntimeDbError) name the file and the problem, as the native
-    loader's do."""
+def read_runtime_db(path: str, magic: bytes = MAGIC, version: int = VERSION) -> dict:
+    """Read a runtime database (or, with MAGIC_LMM / VERSION_LMM, a learned
+    runtime file) back: name -> numpy array (text chunks as str). Errors
+    (RuntimeDbError) name the file and the problem, as the native loader's do."""
     path = str(path)
     try:
         with open(path, "rb") as f:
@@ -150,11 +222,11 @@ def read_runtime_db(path: str) -> dict:
         raise RuntimeDbError(f"{path}: cannot read ({e.strerror})") from None
     if len(blob) < HEADER.size:
         raise RuntimeDbError(f"{path}: too short for a runtime database header ({len(blob)} bytes)")
-    magic, version, hsize, size, crc, _ = HEADER.unpack_from(blob)
-    if magic != MAGIC:
-        raise RuntimeDbError(f"{path}: not a runtime database (bad magic {magic!r})")
-    if version != VERSION:
-        raise RuntimeDbError(f"{path}: format version {version}, this reader reads {VERSION}")
+    got_magic, got_version, hsize, size, crc, _ = HEADER.unpack_from(blob)
+    if got_magic != magic:
+        raise RuntimeDbError(f"{path}: not a {magic.decode()} file (bad magic {got_magic!r})")
+    if got_version != version:
+        raise RuntimeDbError(f"{path}: format version {got_version}, this reader reads {version}")
     if hsize != HEADER.size or len(blob) != hsize + size:
         raise RuntimeDbError(f"{path}: truncated or padded: header says {hsize + size} bytes, file has {len(blob)}")
     payload = memoryview(blob)[hsize:]
@@ -181,7 +253,7 @@ def read_runtime_db(path: str) -> dict:
 
 # ------------------------------------------------------------------ command line
 def add_runtime_db_parser(subparsers) -> None:
-    """Register `runtime-db` under an `anim export` group's subparsers."""
+    """Register `runtime-db` and `runtime-lmm` under an `anim export` group's subparsers."""
     p = subparsers.add_parser(
         "runtime-db", help="a motion database as the native core's binary file (export/native/FORMAT.md)",
         description="Write a motion database and the motion-matching runtime settings as one little-endian "
@@ -193,6 +265,22 @@ def add_runtime_db_parser(subparsers) -> None:
     p.add_argument("--accel-limit", type=float, metavar="M_S2",
                    help="joint acceleration limit in m/s^2 (default: the database's 99.9th percentile; 0: off)")
     p.set_defaults(func=cmd_runtime_db)
+    q = subparsers.add_parser(
+        "runtime-lmm", help="learned motion matching weights as the native core's binary file",
+        description="Write the learned-motion-matching runtime (the decompressor, stepper and projector, the "
+                    "skeleton and the runtime settings) as one little-endian binary file for export/native/.")
+    q.add_argument("--weights", metavar="FILE", help="weights file (default: the shipped one)")
+    q.add_argument("--out", metavar="FILE", default="out/export/lmm-locomotion-normal.animlmm",
+                   help="output file (default out/export/lmm-locomotion-normal.animlmm)")
+    q.set_defaults(func=cmd_runtime_lmm)
+
+
+def cmd_runtime_lmm(args) -> int:
+    from controllers.learned import DEFAULT_WEIGHTS
+
+    s = write_runtime_lmm(args.weights or DEFAULT_WEIGHTS, args.out)
+    print(f"{s['path']}: {s['bytes'] / 1e6:.1f} MB, crc32 {s['crc32']}")
+    return 0
 
 
 def cmd_runtime_db(args) -> int:

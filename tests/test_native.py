@@ -1,9 +1,11 @@
 """The native runtime core (export/native/) against the Python engine: the
 runtime database format (`anim export runtime-db`), clear errors for bad
-files and bad input, and the parity of motion matching's tick, frame by
-frame, on the shipped stick scripts: the same database frame after every
+files and bad input, and the parity of the tick, frame by frame, on the
+shipped stick scripts. Motion matching: the same database frame after every
 search (or an exact duplicate of it: takes that share frames hold identical
-rows), the same searches and transitions, every joint within 1 mm."""
+rows), the same searches and transitions, every joint within 1 mm. Learned
+motion matching (`anim export runtime-lmm` of the shipped weights): the same
+searches and transitions, every joint within 1 mm."""
 
 from __future__ import annotations
 
@@ -102,6 +104,64 @@ def test_motion_matching_parity_across_styles():
     assert styles[int(3.5 * 60)] == "active" and styles[int(5.5 * 60)] == "normal"
 
 
+# ------------------------------------------------------------------ learned motion matching
+@functools.lru_cache(maxsize=None)
+def _lmm_file() -> str:
+    from controllers.learned import DEFAULT_WEIGHTS
+
+    path = _native._tmp() / "lmm.animlmm"
+    rdb.write_runtime_lmm(DEFAULT_WEIGHTS, path)
+    return str(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _python_lmm():
+    from controllers.learned import DEFAULT_WEIGHTS, LearnedController
+
+    return LearnedController.load(DEFAULT_WEIGHTS)
+
+
+@pytest.mark.filterwarnings("ignore:learned motion matching")
+@pytest.mark.parametrize("name", SHIPPED + ["styles"])
+def test_learned_motion_matching_parity_on_shipped_scripts(name):
+    py = _python_lmm()
+    nc = na.NativeController.learned(_lmm_file(), _native.lib())
+    script = scripts.load(name)
+    dt, n = 1.0 / 60.0, int(round(script.duration * 60))
+    p, (r, q, _) = py.reset(), nc.reset()
+    parents = py.skeleton.parents
+    py_g, nc_g, moved = [], [], []
+    py_g.append(quat.fk(p.rotations, p.positions, parents)[1]); nc_g.append(quat.fk(r, q, parents)[1])
+    for i in range(n):
+        ci = script(i * dt)
+        s0, t0 = py.stats["searches"], py.stats["transitions"]
+        p = py.step(ci, dt)
+        r, q, c = nc.step(ci, dt)
+        info = nc.info()
+        assert (py.stats["searches"] > s0, py.stats["transitions"] > t0) == (bool(info.searched),
+                                                                               bool(info.transitioned)), i
+        assert np.array_equal(np.asarray(p.contacts, bool), c), f"tick {i}: contacts differ"
+        moved.append(info.transitioned)
+        py_g.append(quat.fk(p.rotations, p.positions, parents)[1]); nc_g.append(quat.fk(r, q, parents)[1])
+    nc.close()
+    err = np.abs(np.array(py_g) - np.array(nc_g)).max()
+    assert sum(moved) > 10 and err < MM, f"{name}: {sum(moved)} transitions, a joint {err * 1e3:.4f} mm off"
+
+
+def test_lmm_file_errors_name_the_file(tmp_path):
+    lib = _native.lib()
+    with pytest.raises(na.NativeError, match="bad magic"):         # a runtime database is not a learned file
+        bad = tmp_path / "not-lmm.animlmm"
+        bad.write_bytes(b"ANIMRTDB" + open(_lmm_file(), "rb").read()[8:])
+        na.NativeController.learned(bad, lib)
+    blob = bytearray(open(_lmm_file(), "rb").read())
+    bad = tmp_path / "no-stepper.animlmm"
+    bad.write_bytes(bytes(_drop_chunk(blob, "stepper.W1")))
+    with pytest.raises(na.NativeError, match=r"no-stepper.animlmm: .*stepper.W1") as e:
+        na.NativeController.learned(bad, lib)
+    assert e.value.code == -5
+
+
 # ------------------------------------------------------------------ the file
 def test_runtime_db_round_trip_holds_what_the_tick_reads():
     db, path = _native.runtime_db("two_style")
@@ -142,7 +202,8 @@ def _drop_chunk(blob, name):
             out.append(payload[o:end])
         o = end
     payload = b"".join(out)
-    head = rdb.HEADER.pack(rdb.MAGIC, rdb.VERSION, rdb.HEADER.size, len(payload), zlib.crc32(payload) & 0xFFFFFFFF, 0)
+    magic, version = rdb.HEADER.unpack_from(blob)[:2]
+    head = rdb.HEADER.pack(magic, version, rdb.HEADER.size, len(payload), zlib.crc32(payload) & 0xFFFFFFFF, 0)
     return bytearray(head + payload)
 
 

@@ -195,8 +195,10 @@ class LearnedController(KinematicController):
         self.style = self.source.style
 
     def step(self, control: ControlInput, dt: float = 1.0 / 60.0) -> Pose:
-        if control.style is not None and self.source.refuses(control.style):
-            control = replace(control, style=None)
+        if control.style is not None and control.style != self.style:
+            self.set_style(control.style)      # warns once per refused style; an accepted one is already ours
+        if control.style is not None and (self.source.refuses(control.style) or control.style == self.style):
+            control = replace(control, style=None)   # nothing changes: no search forced by a refused style
         return super().step(control, dt)
 
     def nbytes(self) -> int:

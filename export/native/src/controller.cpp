@@ -63,7 +63,8 @@ Controller::Controller(Setup setup, std::unique_ptr<Source> source) : s(std::mov
     query.assign(src->num_features(), 0.f);
     work_rot.assign(J, Q4{}); final_rot.assign(J, Q4{});
     work_pos.assign(J, V3{}); final_pos.assign(J, V3{}); final_g.assign(J, V3{});
-    set_style(-1);
+    // a learned source plays the one style it was trained on (controllers.learned: LearnedSource.style)
+    set_style(!src->styles_switchable() && s.styles.size() == 1 ? 0 : -1);
     reset();
 }
 
@@ -105,7 +106,7 @@ void Controller::reset() {
 
 void Controller::step(const AnimInput& in, double dt) {
     const Config& cfg = s.cfg;
-    if (in.style >= 0 && in.style != style) {
+    if (in.style >= 0 && in.style != style && src->styles_switchable()) {
         set_style(in.style);
         search_timer = 0.0;
     }

@@ -31,6 +31,8 @@ class Source {
 public:
     virtual ~Source() = default;
     virtual void set_style(int style) = 0;            // -1: every style
+    // false: the source ignores style requests (a learned model plays the one style it was trained on)
+    virtual bool styles_switchable() const { return true; }
     virtual void reset() = 0;
     virtual const float* features() const = 0;        // [F] normalized features of the current state
     virtual bool at_end() const = 0;
