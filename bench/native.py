@@ -1,6 +1,7 @@
 """Issue 21's benchmark: the native runtime core's tick against the Python
 controller's, in one run, on the shipped stick scripts (normal-style
-locomotion database), and how many characters one core ticks in 1 ms.
+locomotion database; learned motion matching from the shipped weights), and
+how many characters one core ticks in 1 ms.
 
 Python: `anim.runner.run` times each `controller.step` (the numba kernels
 and the kd-tree of controllers.motion_matching). Native: the C++ tool
@@ -57,9 +58,10 @@ def native_times(tool, runtime_file: str, inputs: str, characters: int, kind: st
 def run(quick: bool = False) -> str:
     from anim import database, runner, scripts
     from anim.cli import ensure_db
+    from controllers.learned import DEFAULT_WEIGHTS, LearnedController
     from controllers.motion_matching import MotionMatchingController
     from export import native_api as na
-    from export.runtime_db import write_runtime_db
+    from export.runtime_db import write_runtime_db, write_runtime_lmm
 
     lib_path = na.build()
     tool = lib_path.parent / "anim_native_bench"
@@ -74,39 +76,51 @@ def run(quick: bool = False) -> str:
     inputs = os.path.join(out_dir, "bench-inputs.bin")
     n = write_inputs(names, inputs)
 
-    ticks = []
-    for name in names:
-        ctrl = MotionMatchingController(db)
-        ticks.append(runner.run(ctrl, scripts.load(name)).tick_ms)
-    py = np.concatenate(ticks) * 1e3          # microseconds
-    nat = native_times(tool, rt, inputs, 8 if quick else CHARACTERS)
-    one, batch = nat["one"], nat["batch"]
-    rows = [
-        {"tick": "Python (numba kernels, kd-tree)", "ticks": len(py), "p50 (us)": float(np.percentile(py, 50)),
-         "p99 (us)": float(np.percentile(py, 99)), "mean (us)": float(py.mean()),
-         "characters in 1 ms (mean)": 1e3 / float(py.mean())},
-        {"tick": "native C++ core (C API)", "ticks": nat["ticks"], "p50 (us)": one["p50_us"],
-         "p99 (us)": one["p99_us"], "mean (us)": one["mean_us"],
-         "characters in 1 ms (mean)": 1e3 / one["mean_us"]},
-    ]
-    ratio = {k: rows[0][k] / rows[1][k] for k in ("p50 (us)", "p99 (us)", "mean (us)")}
-    batch_rows = [{"characters": batch["characters"], "batch tick p50 (us)": batch["p50_us"],
-                   "batch tick p99 (us)": batch["p99_us"], "per character, mean (us)": batch["per_character_mean_us"],
-                   "characters in 1 ms (mean)": batch["characters_per_ms_mean"],
-                   "characters in 1 ms (p99 tick)": batch["characters_per_ms_p99"]}]
+    lmm = os.path.join(out_dir, "lmm-locomotion-normal.animlmm")
+    write_runtime_lmm(DEFAULT_WEIGHTS, lmm)
+    rows, batch_rows, ratios = [], [], []
+    for kind, label, make, runtime in (
+            ("mm", "motion matching", lambda: MotionMatchingController(db), rt),
+            ("lmm", "learned motion matching", lambda: LearnedController.load(DEFAULT_WEIGHTS), lmm)):
+        ticks = []
+        for name in names:
+            ticks.append(runner.run(make(), scripts.load(name)).tick_ms)
+        py = np.concatenate(ticks) * 1e3          # microseconds
+        nat = native_times(tool, runtime, inputs, 8 if quick else CHARACTERS, kind)
+        one, batch = nat["one"], nat["batch"]
+        pair = [
+            {"controller": label, "tick": "Python", "ticks": len(py), "p50 (us)": float(np.percentile(py, 50)),
+             "p99 (us)": float(np.percentile(py, 99)), "mean (us)": float(py.mean()),
+             "characters in 1 ms (mean)": 1e3 / float(py.mean())},
+            {"controller": label, "tick": "native C++ (C API)", "ticks": nat["ticks"], "p50 (us)": one["p50_us"],
+             "p99 (us)": one["p99_us"], "mean (us)": one["mean_us"],
+             "characters in 1 ms (mean)": 1e3 / one["mean_us"]},
+        ]
+        rows += pair
+        ratios.append(f"{label}: Python / native p50 {pair[0]['p50 (us)'] / pair[1]['p50 (us)']:.1f}x, "
+                      f"p99 {pair[0]['p99 (us)'] / pair[1]['p99 (us)']:.1f}x, "
+                      f"mean {pair[0]['mean (us)'] / pair[1]['mean (us)']:.1f}x.")
+        batch_rows.append({"controller": label, "characters": batch["characters"],
+                           "batch tick p50 (us)": batch["p50_us"], "batch tick p99 (us)": batch["p99_us"],
+                           "per character, mean (us)": batch["per_character_mean_us"],
+                           "characters in 1 ms (mean)": batch["characters_per_ms_mean"],
+                           "characters in 1 ms (p99 tick)": batch["characters_per_ms_p99"]})
+        print(f"  {label}: done", flush=True)
     return "\n".join([
         "Command: `python -m bench native`" + (" --quick (NOT for the record)" if quick else "") + ". "
-        f"Database `{path}` exported with `anim export runtime-db --out {rt}`; scripts: {', '.join(names)} "
+        f"Database `{path}` exported with `anim export runtime-db --out {rt}`, weights `{DEFAULT_WEIGHTS}` with "
+        f"`anim export runtime-lmm --out {lmm}`; scripts: {', '.join(names)} "
         f"({n} ticks at 60 Hz). The native core is built by CMake (Release, g++ -O3 as CMake's Release "
-        "sets it, no -march: portable x86-64 code) and gives the same frames as Python "
-        "(tests/test_native.py).",
+        "sets it, no -march: portable x86-64 code) and plays what Python plays (tests/test_native.py). "
+        "Python ticks are timed per script with a fresh controller (anim.runner); the native tool ticks "
+        "the scripts' inputs one after another.",
         "",
         "One character, per tick:",
         "",
         table(rows),
-        f"Python / native: p50 {ratio['p50 (us)']:.1f}x, p99 {ratio['p99 (us)']:.1f}x, mean {ratio['mean (us)']:.1f}x.",
+        " ".join(ratios),
         "",
-        f"A batch of characters on one thread (native): the time of one tick of all of them.",
+        "A batch of characters on one thread (native): the time of one tick of all of them.",
         "",
         table(batch_rows),
     ])
