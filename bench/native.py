@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 
 import numpy as np
@@ -24,29 +23,6 @@ import numpy as np
 from bench.__main__ import table
 
 CHARACTERS = 64
-
-
-def write_inputs(names, path: str) -> int:
-    """The ticks of the named scripts, concatenated, as the tool's input file (int32 count, AnimInput structs)."""
-    from anim import scripts
-    from export import native_api as na
-
-    blobs = []
-    for name in names:
-        s = scripts.load(name)
-        for i in range(int(round(s.duration * 60))):
-            ci = s(i / 60.0)
-            x = na.AnimInput()
-            m = np.asarray(ci.move, np.float32)
-            x.move_x, x.move_z = float(m[0]), float(m[1])
-            if ci.facing is not None:
-                f = np.asarray(ci.facing, np.float32)
-                x.facing_x, x.facing_z, x.has_facing = float(f[0]), float(f[1]), 1
-            x.run, x.style = int(bool(ci.run)), -1
-            blobs.append(bytes(x))
-    with open(path, "wb") as f:
-        f.write(struct.pack("<i", len(blobs)) + b"".join(blobs))
-    return len(blobs)
 
 
 def native_times(tool, runtime_file: str, inputs: str, characters: int, kind: str = "mm") -> dict:
@@ -74,7 +50,7 @@ def run(quick: bool = False) -> str:
     if quick:
         names = names[:2]
     inputs = os.path.join(out_dir, "bench-inputs.bin")
-    n = write_inputs(names, inputs)
+    n = na.write_inputs([x for name in names for x in na.script_inputs(scripts.load(name))], inputs)
 
     lmm = os.path.join(out_dir, "lmm-locomotion-normal.animlmm")
     write_runtime_lmm(DEFAULT_WEIGHTS, lmm)

@@ -91,6 +91,34 @@ def load(path: Path | str | None = None) -> ctypes.CDLL:
     return lib
 
 
+def script_inputs(script, seconds: float | None = None, fps: float = 60.0) -> list:
+    """The AnimInput of every tick of a stick script (anim.scripts.Script), as the
+    controllers get them: tick i reads the script at i / fps. Style names are left
+    out (-1): a caller that needs them sets `style`."""
+    n = int(round((seconds or script.duration) * fps))
+    out = []
+    for i in range(n):
+        ci = script(i / fps)
+        x = AnimInput()
+        m = np.asarray(ci.move, np.float32)
+        x.move_x, x.move_z = float(m[0]), float(m[1])
+        if ci.facing is not None:
+            f = np.asarray(ci.facing, np.float32)
+            x.facing_x, x.facing_z, x.has_facing = float(f[0]), float(f[1]), 1
+        x.run, x.style = int(bool(ci.run)), -1
+        out.append(x)
+    return out
+
+
+def write_inputs(inputs: list, path) -> int:
+    """An inputs file of the bench tool and the C# test: int32 count, then the AnimInput structs."""
+    import struct
+
+    with open(path, "wb") as f:
+        f.write(struct.pack("<i", len(inputs)) + b"".join(bytes(x) for x in inputs))
+    return len(inputs)
+
+
 def _fp(a: np.ndarray):
     return a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
 
