@@ -84,6 +84,9 @@ def load(path: Path | str | None = None) -> ctypes.CDLL:
         "anim_get_global_pose": (I, [P, F, F]),
         "anim_get_info": (I, [P, ctypes.POINTER(AnimTickInfo)]),
         "anim_convert_unity": (I, [I, F, F, F, F]), "anim_convert_unreal": (I, [I, F, F, F, F]),
+        "anim_stick_from_unity": (I, [ctypes.c_float, ctypes.c_float, F, F]),
+        "anim_stick_from_unreal": (I, [ctypes.c_float, ctypes.c_float, F, F]),
+        "anim_joint_index": (I, [P, ctypes.c_char_p]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)

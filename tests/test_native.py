@@ -294,3 +294,27 @@ def test_engine_axis_conversion_keeps_rotations_and_directions(engine):
             "unreal": [[0, -100, 0], [0, 0, 100], [100, 0, 0]]}     # Unreal: +Y right, +Z up, +X forward, cm
     np.testing.assert_allclose(out, want[engine])
     assert np.linalg.det(np.array(want[engine], float)) < 0          # a change of handedness
+
+
+@pytest.mark.parametrize("engine", ["unity", "unreal"])
+def test_stick_from_engine_axes_inverts_the_position_map(engine):
+    """A ground direction converted to the engine's axes and read back as a stick is the same direction."""
+    lib = _native.lib()
+    to_engine, from_engine = getattr(lib, f"anim_convert_{engine}"), getattr(lib, f"anim_stick_from_{engine}")
+    for d in ([0.0, 1.0], [1.0, 0.0], [0.6, -0.8], [-0.3, 0.2]):
+        p = np.array([d[0], 0.0, d[1]], np.float32)
+        e = np.zeros(3, np.float32)
+        to_engine(1, na._fp(p), None, na._fp(e), None)
+        x, z = ctypes.c_float(), ctypes.c_float()
+        args = (e[0], e[2]) if engine == "unity" else (e[0], e[1])     # Unity (x, z); Unreal (X fwd, Y right)
+        assert from_engine(*args, ctypes.byref(x), ctypes.byref(z)) == 0
+        scale = 1.0 if engine == "unity" else 100.0
+        np.testing.assert_allclose([x.value / scale, z.value / scale], d, atol=1e-6)
+
+
+def test_bones_map_by_exported_joint_name():
+    _, path = _native.runtime_db("two_style")
+    c = na.NativeController.motion_matching(path, _native.lib())
+    assert [c.lib.anim_joint_index(c.h, n.encode()) for n in c.names] == list(range(c.num_joints))
+    assert c.lib.anim_joint_index(c.h, b"NoSuchBone") == -1
+    assert c.names[c.parents.tolist().index(-1)] == c.names[0]

@@ -83,6 +83,8 @@ ANIM_API int anim_set_style(AnimController* c, int32_t style);   /* -1: every st
 ANIM_API int anim_num_joints(const AnimController* c);
 ANIM_API const char* anim_joint_name(const AnimController* c, int joint);   /* NULL on a bad index */
 ANIM_API int anim_joint_parent(const AnimController* c, int joint);        /* -1 root, < -1 error */
+/* The index of the joint named `name` (exact match), or -1: how an engine maps its bones. */
+ANIM_API int anim_joint_index(const AnimController* c, const char* name);
 ANIM_API int anim_num_styles(const AnimController* c);
 ANIM_API const char* anim_style_name(const AnimController* c, int style);
 
@@ -104,6 +106,12 @@ ANIM_API int anim_convert_unity(int n, const float* positions, const float* rota
                                 float* out_positions, float* out_rotations);
 ANIM_API int anim_convert_unreal(int n, const float* positions, const float* rotations,
                                  float* out_positions, float* out_rotations);
+/* A stick (or facing) direction on the engine's ground, given in its axes, to
+ * this engine's world (x, z) for AnimInput: the inverse of the maps above.
+ *   Unity (x right, z forward):   (ux, uz) -> (-ux, uz)
+ *   Unreal (X forward, Y right):  (X, Y)   -> (-Y, X)   (any units: a direction) */
+ANIM_API int anim_stick_from_unity(float ux, float uz, float* out_x, float* out_z);
+ANIM_API int anim_stick_from_unreal(float forward_x, float right_y, float* out_x, float* out_z);
 
 #ifdef __cplusplus
 }

@@ -113,6 +113,14 @@ int anim_joint_parent(const AnimController* c, int j) {
     return c->c->s.sk.parents[j];
 }
 
+int anim_joint_index(const AnimController* c, const char* name) {
+    if (!c || !name) return fail(ANIM_ERR_ARGUMENT, "anim_joint_index: NULL argument");
+    const auto& names = c->c->s.names;
+    for (size_t j = 0; j < names.size(); ++j)
+        if (names[j] == name) return int(j);
+    return -1;
+}
+
 int anim_num_styles(const AnimController* c) {
     if (!c) return fail(ANIM_ERR_ARGUMENT, "anim_num_styles: NULL controller");
     return int(c->c->s.styles.size());
@@ -191,6 +199,20 @@ int anim_convert_unreal(int n, const float* pos, const float* rot, float* out_po
             out_rot[4 * i] = -z; out_rot[4 * i + 1] = x; out_rot[4 * i + 2] = -y; out_rot[4 * i + 3] = w;
         }
     }
+    return ANIM_OK;
+}
+
+int anim_stick_from_unity(float ux, float uz, float* out_x, float* out_z) {
+    if (!out_x || !out_z) return fail(ANIM_ERR_ARGUMENT, "anim_stick_from_unity: NULL output");
+    *out_x = -ux;     // M^T = M = diag(-1, 1, 1)
+    *out_z = uz;
+    return ANIM_OK;
+}
+
+int anim_stick_from_unreal(float forward_x, float right_y, float* out_x, float* out_z) {
+    if (!out_x || !out_z) return fail(ANIM_ERR_ARGUMENT, "anim_stick_from_unreal: NULL output");
+    *out_x = -right_y;   // M^T: our x (left) = -Unreal Y (right), our z (forward) = Unreal X (forward)
+    *out_z = forward_x;
     return ANIM_OK;
 }
 

@@ -70,6 +70,11 @@ namespace Anim
         public static extern int anim_convert_unity(int n, float[] positions, float[] rotations, float[] outPositions,
                                                     float[] outRotations);
 
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int anim_stick_from_unity(float ux, float uz, out float x, out float z);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int anim_joint_index(IntPtr controller, [MarshalAs(UnmanagedType.LPStr)] string name);
+
         public static string LastError() { return Marshal.PtrToStringAnsi(anim_last_error()); }
         public static string Version() { return Marshal.PtrToStringAnsi(anim_version()); }
         public static string JointName(IntPtr c, int j) { return Marshal.PtrToStringAnsi(anim_joint_name(c, j)); }

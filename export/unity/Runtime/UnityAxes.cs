@@ -7,8 +7,8 @@
 // The map is the reflection M = diag(-1, 1, 1): positions (x, y, z) -> (-x, y, z),
 // rotations (w, x, y, z) -> (x, -y, -z, w) in Unity's order. It holds for local
 // transforms too, so a bone hierarchy converts joint by joint. The pose itself is
-// converted by the core's anim_convert_unity (export/native/src/api.cpp, tested
-// from Python), so the formula lives in C; the stick goes the other way here.
+// converted by the core's anim_convert_unity and the stick by anim_stick_from_unity
+// (export/native/src/api.cpp, tested from Python): the formulas live in C.
 namespace Anim
 {
     public static class UnityAxes
@@ -23,8 +23,7 @@ namespace Anim
         /// <summary>A stick or facing direction on Unity's ground (x right, z forward) in the engine's axes.</summary>
         public static void StickToEngine(float unityX, float unityZ, out float engineX, out float engineZ)
         {
-            engineX = -unityX;
-            engineZ = unityZ;
+            AnimNative.Check(AnimNative.anim_stick_from_unity(unityX, unityZ, out engineX, out engineZ));
         }
     }
 }
