@@ -28,7 +28,11 @@ extern "C" {
 #endif
 
 #if defined(_WIN32)
-#  define ANIM_API __declspec(dllexport)
+#  if defined(ANIM_NATIVE_BUILDING)
+#    define ANIM_API __declspec(dllexport)
+#  else
+#    define ANIM_API __declspec(dllimport)
+#  endif
 #else
 #  define ANIM_API __attribute__((visibility("default")))
 #endif

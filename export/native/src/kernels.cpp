@@ -314,7 +314,7 @@ static V3 foot_lock(int64_t* state, V3* v, V3 input_pos, bool input_contact, dou
     V3 out = position;
     if (state[2] == 1 && step.x > REPLANT) {
         double done = std::min(std::max(1.0 - (std::hypot(off_pos.x, off_pos.z) - REPLANT) / (step.x - REPLANT), 0.0), 1.0);
-        out.y += std::min(STEP_LIFT0 * step.x, STEP_LIFT1) * std::sin(M_PI * done);
+        out.y += std::min(STEP_LIFT0 * step.x, STEP_LIFT1) * std::sin(3.141592653589793 * done);
     }
     (void)shown_vel;
     return out;
