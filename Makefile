@@ -8,13 +8,15 @@ STAMP  := $(VENV)/.installed
 # build); on a GPU machine run `make TORCH=torch ...` to take the CUDA build.
 TORCH  ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: demo test test-fast bench clean-cache help
+.PHONY: demo test test-fast bench native clean-cache help
 
 help:
 	@echo "make demo       run the demo (builds the default database on first use)"
 	@echo "make test       run the whole test suite"
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make bench      run the benchmarks and write BENCHMARKS.md"
+	@echo "make native     build the native runtime core (export/native) into build/native"
+	@echo "                (the tests build it too; .ci/run installs cmake, g++ and mono first)"
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +36,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+native:
+	cmake -S export/native -B build/native -DCMAKE_BUILD_TYPE=Release
+	cmake --build build/native
 
 clean-cache:
 	rm -rf mocap_data/.cache out/databases

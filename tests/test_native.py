@@ -318,3 +318,34 @@ def test_bones_map_by_exported_joint_name():
     assert [c.lib.anim_joint_index(c.h, n.encode()) for n in c.names] == list(range(c.num_joints))
     assert c.lib.anim_joint_index(c.h, b"NoSuchBone") == -1
     assert c.names[c.parents.tolist().index(-1)] == c.names[0]
+
+
+def test_no_allocation_per_tick(tmp_path):
+    """The C++ bench tool counts every operator new of the process while it ticks a script."""
+    import json
+    import subprocess
+
+    _native.lib()
+    tool = na.BUILD / "anim_native_bench"
+    inputs = tmp_path / "in.bin"
+    na.write_inputs(na.script_inputs(scripts.load("strafe"), seconds=6.0), inputs)
+    for path, kind in ((_lmm_file(), "lmm"), (_native.runtime_db("two_style")[1], "mm")):
+        out = subprocess.run([str(tool), str(path), str(inputs), "2"] + ([kind] if kind == "lmm" else []),
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out)
+        assert r["allocations_at_create"] > 0 and r["searches"] > 10, r     # the counter sees the core
+        assert r["allocations_while_ticking"] == 0, r
+
+
+def test_cli_exports_a_runtime_db_the_core_loads(tmp_path, capsys):
+    from anim import cli, database
+
+    db, _ = _native.runtime_db("two_style")
+    src, out = tmp_path / "two.animdb", tmp_path / "two.animrt"
+    database.save(db, str(src))
+    assert cli.main(["export", "runtime-db", "--db", str(src), "--out", str(out)]) == 0
+    assert "crc32" in capsys.readouterr().out
+    c = na.NativeController.motion_matching(out, _native.lib())
+    assert c.styles == ["active", "normal"] and c.num_joints == db.skeleton.num_joints
+    assert cli.main(["export", "runtime-db", "--db", str(src), "--out", str(out), "--accel-limit", "-1"]) == 2
+    assert "--accel-limit -1" in capsys.readouterr().err

@@ -9,13 +9,29 @@
 // starting at staggered ticks of the inputs), the time of a whole batch tick,
 // and how many characters fit in 1 ms on this core.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "anim_native.h"
+
+// Every operator new of the process (the core's too: the executable's replacement
+// interposes) is counted, so the tool reports the allocations made while ticking.
+static std::atomic<long> g_news{0};
+void* operator new(std::size_t n) {
+    g_news.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 using clk = std::chrono::steady_clock;
 
@@ -52,15 +68,21 @@ int main(int argc, char** argv) {
     };
     // one character, every tick timed
     AnimController* one = nullptr;
+    long news_create = g_news.load();
     create(&one);
+    news_create = g_news.load() - news_create;   // > 0: the counter sees the core's allocations
     for (int i = 0; i < std::min(n, 120); ++i) anim_step(one, &in[i], dt);   // warm caches
     anim_reset(one);
     std::vector<double> us(n);
+    AnimTickInfo info;
+    long news0 = g_news.load();
     for (int i = 0; i < n; ++i) {
         auto t0 = clk::now();
         anim_step(one, &in[i], dt);
         us[i] = std::chrono::duration<double, std::micro>(clk::now() - t0).count();
     }
+    anim_get_info(one, &info);
+    long allocations = g_news.load() - news0;
     // a batch of characters, staggered along the inputs
     std::vector<AnimController*> cs(chars);
     for (int k = 0; k < chars; ++k) {
@@ -73,10 +95,10 @@ int main(int argc, char** argv) {
         batch[i] = std::chrono::duration<double, std::micro>(clk::now() - t0).count();
     }
     double per_char_mean = mean(batch) / chars, per_char_p99 = pct(batch, 99) / chars;
-    std::printf("{\"ticks\": %d, \"one\": {\"p50_us\": %.3f, \"p99_us\": %.3f, \"mean_us\": %.3f, \"max_us\": %.3f}, "
+    std::printf("{\"ticks\": %d, \"allocations_at_create\": %ld, \"allocations_while_ticking\": %ld, \"searches\": %d, \"one\": {\"p50_us\": %.3f, \"p99_us\": %.3f, \"mean_us\": %.3f, \"max_us\": %.3f}, "
                 "\"batch\": {\"characters\": %d, \"p50_us\": %.3f, \"p99_us\": %.3f, \"mean_us\": %.3f, "
                 "\"per_character_mean_us\": %.3f, \"characters_per_ms_mean\": %.1f, \"characters_per_ms_p99\": %.1f}}\n",
-                n, pct(us, 50), pct(us, 99), mean(us), pct(us, 100), chars, pct(batch, 50), pct(batch, 99),
+                n, news_create, allocations, info.searches, pct(us, 50), pct(us, 99), mean(us), pct(us, 100), chars, pct(batch, 50), pct(batch, 99),
                 mean(batch), per_char_mean, 1000.0 / per_char_mean, 1000.0 / per_char_p99);
     for (AnimController* c : cs) anim_destroy(c);
     return 0;
