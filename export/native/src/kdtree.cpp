@@ -163,10 +163,24 @@ void KdTree::build(const float* X_, const uint8_t* cand_, int N, int F_, const R
         rotate(*rot, X + size_t(ids[k]) * F, &Y[size_t(k) * F]);
     }
     if (M > 0) make(Y, 0, M, 0);
+    kids.assign(nodes.size() * 4 * size_t(F), 0.f);
+    for (size_t n = 0; n < nodes.size(); ++n) {
+        if (nodes[n].left < 0) continue;
+        float* k = &kids[n * 4 * F];
+        std::copy_n(&lo[size_t(nodes[n].left) * F], F, k);
+        std::copy_n(&hi[size_t(nodes[n].left) * F], F, k + F);
+        std::copy_n(&lo[size_t(nodes[n].right) * F], F, k + 2 * F);
+        std::copy_n(&hi[size_t(nodes[n].right) * F], F, k + 3 * F);
+    }
+    lo.resize(F);          // the root's box is all the query needs of these
+    hi.resize(F);
+    lo.shrink_to_fit();
+    hi.shrink_to_fit();
 }
 
 size_t KdTree::nbytes() const {
-    return nodes.size() * sizeof(Node) + (lo.size() + hi.size() + rows.size()) * sizeof(float) + ids.size() * 4;
+    return nodes.size() * sizeof(Node) + (lo.size() + hi.size() + kids.size() + rows.size()) * sizeof(float) +
+           ids.size() * 4;
 }
 
 static inline float box_dist(const float* q, const float* l, const float* h, int F) {
@@ -200,14 +214,27 @@ int KdTree::query(const float* q, int init, float* cost) const {
         if (beyond(stack_d[sp])) continue;
         const Node& nd = nodes[stack_n[sp]];
         if (nd.left < 0) {
+            // a running sum that passes the best (with a margin for the summation order) rules
+            // the frame out; the others are measured in numpy's order
+            const float cut = best_d * (1.0f + 1e-5f) + 1e-30f;
             for (int k = nd.begin; k < nd.end; ++k) {
-                float d = sqdist_pairwise(&rows[size_t(k) * F], q, F);
+                const float* row = &rows[size_t(k) * F];
+                float acc = 0.f;
+                int f = 0;
+                for (; f < F; ++f) {
+                    float t = row[f] - q[f];
+                    acc += t * t;
+                    if ((f & 7) == 7 && acc > cut) break;
+                }
+                if (f < F) continue;
+                float d = sqdist_pairwise(row, q, F);
                 if (d < best_d) { best_d = d; best_i = ids[k]; }
             }
             continue;
         }
-        float dl = box_dist(qr, &lo[size_t(nd.left) * F], &hi[size_t(nd.left) * F], F);
-        float dr = box_dist(qr, &lo[size_t(nd.right) * F], &hi[size_t(nd.right) * F], F);
+        const float* k = &kids[size_t(stack_n[sp]) * 4 * F];
+        float dl = box_dist(qr, k, k + F, F);
+        float dr = box_dist(qr, k + 2 * F, k + 3 * F, F);
         int near = nd.left, far = nd.right;
         if (dr < dl) { std::swap(near, far); std::swap(dl, dr); }
         if (!beyond(dr)) { stack_n[sp] = far; stack_d[sp++] = dr; }

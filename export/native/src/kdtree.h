@@ -37,7 +37,9 @@ private:
     const uint8_t* cand = nullptr;
     const float* X = nullptr;
     std::vector<Node> nodes;
-    std::vector<float> lo, hi;      // [nodes*F] boxes in the rotated space
+    std::vector<float> lo, hi;      // [nodes*F] boxes in the rotated space (while building)
+    std::vector<float> kids;        // [nodes*4F] a node's children's boxes side by side: lo, hi of
+                                    // the left child, then of the right one (one block per visit)
     std::vector<float> rows;        // [M*F] candidate features (original space) in leaf order
     std::vector<int32_t> ids;       // [M] their frames
     int depth = 0;
