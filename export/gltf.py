@@ -21,7 +21,10 @@ What the file holds (one scene, one skin, one mesh, one animation per clip):
   makes a SkinnedMeshRenderer, Unreal's importer a Skeletal Mesh with its
   Skeleton and Animation Sequences).
 - one animation per clip, named: each joint's rotation, and translation for
-  the root and each joint whose local position moves; LINEAR samplers,
+  the root and each joint whose local position moves or differs from the
+  first clip's skeleton offset (clips of one file share joint names and
+  parents; their offsets may differ, e.g. a learned controller's rest
+  positions and its database's); LINEAR samplers,
   keyframes at the clip's own rate (t = i / fps, no resampling).
 - `asset.extras.anim`: the format name and version, the skeleton signature and
   each animation's fps, frame count and source, so `read_glb` rebuilds the
@@ -276,8 +279,7 @@ def build_glb(clips, names=None, moving_tolerance: float = 1e-6) -> bytes:
     skeleton = clips[0].skeleton
     for c, n in zip(clips, names):
         check_clip(c, f"animation {n!r}" + (f" ({c.source})" if c.source else ""))
-        if c.skeleton.signature() != skeleton.signature() or c.skeleton.offsets.shape != skeleton.offsets.shape \
-                or not np.allclose(c.skeleton.offsets, skeleton.offsets, atol=1e-5):
+        if c.skeleton.signature() != skeleton.signature():
             raise ExportError(f"animation {n!r} ({c.source or 'in memory'}) is on another skeleton than "
                               f"{names[0]!r}: one glTF file holds one skeleton (export them to two files)")
     nj = skeleton.num_joints
