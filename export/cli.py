@@ -166,7 +166,7 @@ def gather(args) -> tuple[list, list[str]]:
         elif kind == "bvh":
             if not os.path.exists(value):
                 raise FileNotFoundError(f"--bvh {value}: no such file")
-            c = read_bvh(value, scale=args.scale)
+            _, c = read_bvh(value, scale=args.scale)
             clips.append(c)
             names.append(c.name)
         else:

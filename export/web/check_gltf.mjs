@@ -4,7 +4,8 @@
 // Usage: node check_gltf.mjs JOBS.json > RESULT.json
 // JOBS.json: {"chromium": "/usr/bin/chromium" (optional),
 //             "jobs": [{"glb": PATH, "animation": NAME, "times": [s, ...],
-//                       "screenshot": PNG PATH or null, "screenshot_time": s, "label": TEXT}]}
+//                       "screenshot": PNG PATH or null, "screenshot_time": s, "label": TEXT,
+//                       "view": [x, z] camera direction from the character (optional)}]}
 // RESULT: {"browser": version, "results": [page.sample() output per job], "console": [errors]}
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -44,7 +45,8 @@ try {
   for (const [i, job] of spec.jobs.entries()) {
     const r = await page.evaluate(([u, a, t]) => window.sample(u, a, t), [`http://anim.test/files/${i}.glb`, job.animation, job.times]);
     if (job.screenshot) {
-      await page.evaluate(([t, l]) => window.pose(t, l), [job.screenshot_time || 0, job.label || job.animation]);
+      await page.evaluate(([t, l, v]) => window.pose(t, l, v),
+        [job.screenshot_time || 0, job.label || job.animation, job.view || null]);
       await page.screenshot({ path: job.screenshot });
     }
     results.push(r);
