@@ -63,9 +63,16 @@ IR_VERSION = 8
 FORMAT = "anim-onnx"
 FORMAT_VERSION = 1
 
-LMM_WEIGHTS = "controllers/learned/weights/lmm-locomotion-normal.npz"
-VR_DIFFUSION = "controllers/vr/weights/diffusion.npz"
-VR_MLP = "controllers/vr/weights/mlp.npz"
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LMM_WEIGHTS = os.path.join(_ROOT, "controllers", "learned", "weights", "lmm-locomotion-normal.npz")
+VR_DIFFUSION = os.path.join(_ROOT, "controllers", "vr", "weights", "diffusion.npz")
+VR_MLP = os.path.join(_ROOT, "controllers", "vr", "weights", "mlp.npz")
+
+
+def _shown(path) -> str:
+    """A weights path as recorded in the metadata: relative to the checkout when inside it."""
+    p = os.path.abspath(path)
+    return os.path.relpath(p, _ROOT) if p.startswith(_ROOT + os.sep) else p
 
 
 def _onnx():
@@ -178,7 +185,7 @@ def lmm_models(path: str = LMM_WEIGHTS, skeleton=None) -> dict:
     nf, nl = int(meta["num_features"]), int(meta["latent"])
     off, scale = a["features_offset"], a["features_scale"]
     raw = lambda x: x[:nf] * scale + off                                   # noqa: E731
-    common = {"source": os.path.relpath(path) if os.path.isabs(path) else path,
+    common = {"source": _shown(path),
               "skeleton": meta["skeleton"]["signature"], "fps": meta["fps"],
               "feature_groups": meta["feature_groups"], "trajectory_frames": meta["trajectory_frames"],
               "pose_layout": meta["layout"], "num_features": nf, "latent": nl,
@@ -226,7 +233,7 @@ def lmm_models(path: str = LMM_WEIGHTS, skeleton=None) -> dict:
 # ------------------------------------------------------------------ sparse VR
 def _vr_meta(pred, path) -> dict:
     m = pred.meta
-    return {"source": path, "skeleton": m["skeleton"]["signature"], "window": pred.window,
+    return {"source": _shown(path), "skeleton": m["skeleton"]["signature"], "window": pred.window,
             "sparse_features": 54, "target_features": int(pred.y_mean.shape[0]),
             "calibration": m["calibration"], "head_forward": pred.head_forward.tolist(),
             "skeleton_names": m["skeleton"]["names"]}
@@ -402,7 +409,7 @@ def physics_policy_model(path: str | None = None, skeleton=None):
     """The physics tracking policy (deterministic: the Gaussian's mean)."""
     from controllers.physics import ppo
     from controllers.physics.cli import SHIPPED_POLICY
-    path = path or os.path.relpath(SHIPPED_POLICY)
+    path = path or SHIPPED_POLICY
     pol, h, env_cfg, meta = ppo.load_policy(path, skeleton)
     n_obs, n_act = pol.mean.shape[0], pol.layers[-1][0].shape[1]
     g = _Graph("physics_policy")
@@ -417,7 +424,7 @@ def physics_policy_model(path: str | None = None, skeleton=None):
     return g.model("Physics tracking policy (PPO, trained in MJX): the raw observation "
                    "(controllers.physics.env.observation) -> the action (the Gaussian policy's mean); PD "
                    "targets = reference + action_scale * action.",
-                   {"network": "physics_policy", "source": path, "skeleton": meta.get("skeleton_signature"),
+                   {"network": "physics_policy", "source": _shown(path), "skeleton": meta.get("skeleton_signature"),
                     "observation": n_obs, "action": n_act, "obs_clip": pol.clip,
                     "action_scale": getattr(env_cfg, "action_scale", None), "env_steps": meta.get("env_steps")})
 

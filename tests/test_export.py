@@ -393,9 +393,10 @@ def test_lmm_onnx_equals_numpy_on_a_recorded_run(onnx_files):
     """The decompressor, stepper and projector on the states and queries of a
     real learned-motion-matching run (turns script, 4 s), fed raw features."""
     from anim import scripts
-    from controllers.learned import DEFAULT_WEIGHTS, LearnedController
+    from controllers.learned import LearnedController
     from controllers.learned import weights as W
-    ctrl = LearnedController.load(DEFAULT_WEIGHTS)
+    from export import onnx_export as ox
+    ctrl = LearnedController.load(ox.LMM_WEIGHTS)
     src = ctrl.source
     states, queries = [], []
     search = src.search
@@ -436,7 +437,8 @@ def vr_windows():
                                 ("take", ("002",))), cache_dir="")
     data = vd.build(cfg, progress=False)
     from controllers.vr import infer
-    hf = np.asarray(infer.load_artefact("controllers/vr/weights/diffusion.npz")[0]["head_forward"], np.float32)
+    from export import onnx_export as ox
+    hf = np.asarray(infer.load_artefact(ox.VR_DIFFUSION)[0]["head_forward"], np.float32)
     ends = np.linspace(0, data.num_frames - 1, 16).astype(int)
     x, y, theta, _ = vd.windows(data, ends, hf)
     return x.astype(np.float32), y.astype(np.float32)
@@ -450,9 +452,9 @@ def test_vr_onnx_equals_numpy_on_recorded_windows(onnx_files, vr_windows):
     from export import onnx_export as ox
     x, y = vr_windows
     errs = {}
-    mlp = infer.load_predictor("controllers/vr/weights/mlp.npz")
+    mlp = infer.load_predictor(ox.VR_MLP)
     errs["mlp"] = np.abs(_session(onnx_files["vr_mlp"]).run(None, {"sparse": x})[0] - mlp.predict(x)).max()
-    pred = infer.load_predictor("controllers/vr/weights/diffusion.npz", inpaint=0)
+    pred = infer.load_predictor(ox.VR_DIFFUSION, inpaint=0)
     xn = ((x - pred.x_mean) / pred.x_std).astype(np.float32)
     want = pred.sample_window(xn)
     pose, window = _session(onnx_files["vr_sampler"]).run(None, {"sparse": x})
@@ -467,7 +469,7 @@ def test_vr_onnx_equals_numpy_on_recorded_windows(onnx_files, vr_windows):
     def denoise(s, xt_, t):
         return den.run(["x0"], {"sparse": s, "x_t": xt_, "t": t})[0]
     constants = ox.metadata(onnx_files["vr_denoiser"])["ddim"]
-    online = infer.load_predictor("controllers/vr/weights/diffusion.npz")        # the shipped online settings
+    online = infer.load_predictor(ox.VR_DIFFUSION)                                # the shipped online settings
     known = y[:, -online.inpaint - 1:-1]                                         # raw: the frames already shown
     want = online.sample_window(xn, ((known - online.y_mean) / online.y_std).astype(np.float32))
     got = ox.ddim_loop(denoise, x, constants, known)
@@ -494,6 +496,15 @@ def test_physics_policy_onnx_equals_numpy_on_recorded_observations(onnx_files, t
     err = np.abs(got - ctrl.policy(obs)).max()
     print(f"physics policy: max |onnx - numpy| {err:.2e} over {len(obs)} observations")
     assert err < 1e-4
+
+
+def test_web_checks_name_what_is_missing(monkeypatch):
+    """Without node on PATH the web checks say why (the tests then skip, or
+    fail under CI=true)."""
+    monkeypatch.setenv("PATH", "")
+    assert "node is not installed" in checks.web_problem()
+    with pytest.raises(RuntimeError, match="node is not installed"):
+        checks.validate(["x.glb"])
 
 
 def test_cli_onnx(tmp_path, capsys):
