@@ -21,7 +21,7 @@ import pytest
 import _databases
 import mocap_data
 from anim import bvh, quat
-from anim.cli import build_parser, main
+from anim.cli import main
 from anim.control import ControlInput
 from anim.skeleton import Clip, Skeleton
 from export import checks, gltf
@@ -33,6 +33,14 @@ needs_data = pytest.mark.skipif(not HAVE_DATA, reason="the mocap corpus (../shar
 WALK, RUN = "dataset-2_walk_normal_001", "dataset-2_run_normal_001"
 SCREENSHOT_COPY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out", "export",
                                "three-js-check.png")
+
+
+def parse(argv):
+    """argv after `anim` through export.cli's own parser registration."""
+    import argparse
+    p = argparse.ArgumentParser(prog="anim")
+    export_cli.add_parser(p.add_subparsers(dest="command"))
+    return p.parse_args(argv)
 
 
 def need_web(browser: bool = False) -> None:
@@ -72,7 +80,7 @@ def files(tmp_path_factory, tiny_db_path):
         "runs": ["--db", tiny_db_path, "--seconds", "2", "--run", "walk", "--controller", "mm",
                  "--run", "turns", "--controller", "lmm", "--run", "walk", "--controller", "physics"],
     }.items():
-        args = build_parser().parse_args(["export", "gltf", *argv])
+        args = parse(["export", "gltf", *argv])
         clips, names = export_cli.gather(args)
         path = str(out / f"{key}.glb")
         gltf.write_glb(path, clips, names)
@@ -150,6 +158,21 @@ def test_validator_reports_no_errors_and_no_warnings(files):
         assert r["info"]["animationCount"] == len(clips) and r["info"]["hasSkins"]
         print(f"{key}: glTF-Validator {r['validatorVersion']}: {r['numErrors']} errors, {r['numWarnings']} "
               f"warnings, {r['numInfos']} infos, {r['numHints']} hints, {os.path.getsize(path)} bytes")
+
+
+def test_validator_accepts_one_frame_and_300_joints(tmp_path):
+    """Edge cases of the writer: a one-keyframe animation, and more than 256
+    joints (JOINTS_0 as unsigned 16-bit)."""
+    need_web()
+    one, big = tmp_path / "one.glb", tmp_path / "big.glb"
+    gltf.write_glb(one, [_tiny_clip(frames=1)], ["one"])
+    gltf.write_glb(big, [_tiny_clip(_tiny_skeleton(300), frames=5)], ["big"])
+    doc = gltf.read_json(big)
+    assert doc["accessors"][doc["meshes"][0]["primitives"][0]["attributes"]["JOINTS_0"]]["componentType"] == 5123
+    for r in checks.validate([one, big]).values():
+        assert (r["numErrors"], r["numWarnings"], r["numInfos"]) == (0, 0, 0), r["messages"]
+    _, (c,) = gltf.read_glb(big)
+    assert c.skeleton.num_joints == 300 and c.num_frames == 5
 
 
 @needs_data
@@ -350,7 +373,7 @@ def test_cli_exports_a_bvh_file_and_reports_errors(tmp_path, capsys):
 
 
 def test_controller_flag_belongs_to_the_run_before_it():
-    args = build_parser().parse_args(["export", "gltf", "--run", "walk", "--run", "turns", "--controller", "lmm",
+    args = parse(["export", "gltf", "--run", "walk", "--run", "turns", "--controller", "lmm",
                                       "--clip", "x", "--run", "run", "--controller", "physics"])
     assert args.sources == [["run", "walk", None], ["run", "turns", "lmm"], ["clip", "x", None],
                             ["run", "run", "physics"]]
