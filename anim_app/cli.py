@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  anim build-db --preset locomotion    all locomotion styles, mirrored, 60 Hz\n"
                "  anim search                          scripted search walk-through\n"
                "  anim run --input turns               headless controller run: BVH + metrics\n"
-               "  anim demo                            the demo (builds what it needs)\n")
+               "  anim demo                            the demo (builds what it needs)\n"
+               "  anim export gltf --run turns         a controller run as glTF (also --clip, --bvh; onnx)\n")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def data_args(sp):
@@ -386,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--width", type=int, default=1280, help="window / image width (default 1280)")
     dm.add_argument("--height", type=int, default=720, help="window / image height (default 720)")
     dm.set_defaults(func=cmd_demo)
+    from export.cli import add_parser as add_export_parser
+
+    add_export_parser(sub)             # `export gltf`, `export onnx`
     return p
 
 

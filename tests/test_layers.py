@@ -12,7 +12,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("anim", "anim_app", "controllers", "viewer", "mocap_data")
+PACKAGES = ("anim", "anim_app", "controllers", "viewer", "mocap_data", "export")
 
 
 def _lint(root):
