@@ -41,7 +41,7 @@ def native_times(tool, runtime_file: str, inputs: str, characters: int, kind: st
 
 def run(quick: bool = False) -> str:
     from anim import database, runner, scripts
-    from anim.cli import ensure_db
+    from anim_app.cli import ensure_db
     from controllers.learned import DEFAULT_WEIGHTS, LearnedController
     from controllers.motion_matching import MotionMatchingController
     from export import native_api as na

@@ -1,3 +1,7 @@
-"""What leaves the Python engine for other engines: the runtime database for
-the native core (`export.runtime_db`), the C++17 core itself (`export/native/`)
-and its Unity and Unreal wrappers (`export/unity/`, `export/unreal/`)."""
+"""What goes to other engines: glTF animations (`export.gltf`), ONNX networks
+(`export.onnx_export`), the native core's runtime files (`export.runtime_db`)
+and the `anim export` command (`export.cli`). Each written file is checked by a
+client no one here wrote (the Khronos glTF-Validator, three.js in headless
+Chromium, onnxruntime; `export/web/`) or, for the runtime files, by the C++17
+core that plays them (`export/native/`, wrapped by `export/unity/` and
+`export/unreal/`), tick by tick against the Python controllers."""

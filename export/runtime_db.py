@@ -287,7 +287,7 @@ def cmd_runtime_db(args) -> int:
     import math
 
     from anim import database
-    from anim.cli import ensure_db
+    from anim_app.cli import ensure_db
     from controllers.motion_matching import RuntimeConfig
 
     config = RuntimeConfig()

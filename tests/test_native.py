@@ -338,7 +338,8 @@ def test_no_allocation_per_tick(tmp_path):
 
 
 def test_cli_exports_a_runtime_db_the_core_loads(tmp_path, capsys):
-    from anim import cli, database
+    from anim import database
+    from anim_app import cli
 
     db, _ = _native.runtime_db("two_style")
     src, out = tmp_path / "two.animdb", tmp_path / "two.animrt"
