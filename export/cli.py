@@ -56,8 +56,9 @@ def add_parser(subparsers) -> None:
     e = subparsers.add_parser("export", help="export glTF animations, ONNX networks and the native core's runtime "
                                              "files for Unity, Unreal, the web",
                               description="Export what other engines import: animations as glTF 2.0 (.glb: "
-                                          "skeleton, skinned bone mesh, named animations) and the networks as "
-                                          "ONNX (opset 15, normalization inside each graph).")
+                                          "skeleton, skinned bone mesh, named animations), the networks as "
+                                          "ONNX (opset 15, normalization inside each graph), and the native "
+                                          "core's runtime files (runtime-db, runtime-lmm: export/native/).")
     sub = e.add_subparsers(dest="export_command", metavar="FORMAT")
     e.set_defaults(func=lambda a: (e.print_help(), 0)[1])
     from export.runtime_db import add_runtime_db_parser
