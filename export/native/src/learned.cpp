@@ -44,6 +44,21 @@ void Mlp::read(const ChunkFile& f, const std::string& name) {
             if (!std::isfinite(x)) f.fail(name + " holds a non-finite weight");
 }
 
+// o[k] += sum_i h[i] W[i, k], each o[k] summed over i in order. Vectorized across k,
+// so every instruction set gives the same bits (no fused multiply-add: the library
+// builds with -ffp-contract=off); on x86-64 with GCC/Clang a clone per instruction
+// set is picked at load time (AVX-512, AVX2, else the portable SSE2 build).
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void matvec_add(const float* h, const float* w, int a, int c, float* o) {
+    for (int i = 0; i < a; ++i) {
+        const float hi = h[i];
+        const float* row = w + size_t(i) * c;
+        for (int k = 0; k < c; ++k) o[k] += hi * row[k];
+    }
+}
+
 // y = mlp((x - mean_in) / std_in) * std_out + mean_out, ELU between layers (weights.mlp)
 void Mlp::eval(const float* x, float* out) const {
     float* h = h0.data();
@@ -55,11 +70,7 @@ void Mlp::eval(const float* x, float* out) const {
         const float* w = W[l].data();
         float* o = l == L - 1 ? out : g;
         for (int k = 0; k < c; ++k) o[k] = 0.f;
-        for (int i = 0; i < a; ++i) {
-            const float hi = h[i];
-            const float* row = w + size_t(i) * c;
-            for (int k = 0; k < c; ++k) o[k] += hi * row[k];
-        }
+        matvec_add(h, w, a, c, o);
         const float* bias = b[l].data();
         for (int k = 0; k < c; ++k) o[k] += bias[k];
         if (l < L - 1) {
