@@ -183,13 +183,19 @@ size_t KdTree::nbytes() const {
            ids.size() * 4;
 }
 
-static inline float box_dist(const float* q, const float* l, const float* h, int F) {
+// Squared distance from q to a box; stops early (returning a partial sum, still a
+// lower bound) once the sum is past `stop`.
+static inline float box_dist(const float* q, const float* l, const float* h, int F,
+                             float stop = std::numeric_limits<float>::infinity()) {
     float acc = 0.f;
-    for (int f = 0; f < F; ++f) {
-        float t = std::max(std::max(l[f] - q[f], q[f] - h[f]), 0.f);
-        acc += t * t;
+    int f = 0;
+    for (int end = std::min(8, F); ; end = std::min(end + 8, F)) {
+        for (; f < end; ++f) {
+            float t = std::max(std::max(l[f] - q[f], q[f] - h[f]), 0.f);
+            acc += t * t;
+        }
+        if (f >= F || acc > stop) return acc;
     }
-    return acc;
 }
 
 int KdTree::query(const float* q, int init, float* cost) const {
@@ -233,8 +239,9 @@ int KdTree::query(const float* q, int init, float* cost) const {
             continue;
         }
         const float* k = &kids[size_t(stack_n[sp]) * 4 * F];
-        float dl = box_dist(qr, k, k + F, F);
-        float dr = box_dist(qr, k + 2 * F, k + 3 * F, F);
+        const float stop = (best_d + 1e-6f) / (1.0f - 1e-4f);    // past it, `beyond` holds
+        float dl = box_dist(qr, k, k + F, F, stop);
+        float dr = box_dist(qr, k + 2 * F, k + 3 * F, F, stop);
         int near = nd.left, far = nd.right;
         if (dr < dl) { std::swap(near, far); std::swap(dl, dr); }
         if (!beyond(dr)) { stack_n[sp] = far; stack_d[sp++] = dr; }
