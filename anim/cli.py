@@ -212,6 +212,13 @@ def demo_vr(args) -> int:
         if args.headless or (not args.live and not has_display()):
             argv += ["--headless", os.path.join(args.out, "vr")]
         return vr_input.main(argv)
+    if args.vr == "webxr":
+        argv = ["webxr", "--host", args.vr_host, "--port", str(args.vr_port)]
+        argv += [a for o in args.vr_allow_origin for a in ("--allow-origin", o)]
+        if args.headless or (not args.live and not has_display()):   # serve for --seconds, PNGs + stats
+            argv += ["--headless", os.path.join(args.out, "vr")] + (["--seconds", str(args.seconds)]
+                                                                     if args.seconds is not None else [])
+        return vr_input.main(argv)
     return vr_input.main([args.vr])
 
 
@@ -378,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the sparse-VR avatar instead: replay a head-and-hands trace (--trace, default a "
                          "test-split clip), serve the WebXR page to a headset, or read an OpenXR runtime")
     dm.add_argument("--trace", metavar="FILE", help="with --vr replay: the trace file")
+    dm.add_argument("--vr-host", default="127.0.0.1", metavar="HOST",
+                    help="with --vr webxr: interface to serve on (beyond loopback the page needs the printed token)")
+    dm.add_argument("--vr-port", type=int, default=8765, metavar="PORT", help="with --vr webxr: port (default 8765)")
+    dm.add_argument("--vr-allow-origin", action="append", default=[], metavar="ORIGIN",
+                    help="with --vr webxr: also accept pages from this origin (e.g. an HTTPS proxy); repeatable")
     dm.add_argument("--physics", action="store_true",
                     help="the physics character instead: the MuJoCo humanoid tracks a clip with the shipped "
                          "policy, the reference drawn as a ghost; F / pad B pushes it (database: "

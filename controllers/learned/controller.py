@@ -194,10 +194,10 @@ class LearnedController(KinematicController):
         self.source.set_style(style)
         self.style = self.source.style
 
-    def step(self, control: ControlInput, dt: float = 1.0 / 60.0) -> Pose:
+    def _step(self, control: ControlInput, dt: float) -> Pose:
         if control.style is not None and self.source.refuses(control.style):
             control = replace(control, style=None)
-        return super().step(control, dt)
+        return super()._step(control, dt)
 
     def nbytes(self) -> int:
         """Bytes the controller holds for its motion: the run-time weights."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from anim import quat_nb as q
 from anim import search
-from anim.control import ControlInput
+from anim.control import ControlInput, InputGuard
 from anim.database import Database
 from anim.skeleton import Pose, Skeleton
 
@@ -225,6 +225,8 @@ class KinematicController:
         self.accel_limit = float(config.accel_limit if config.accel_limit is not None else (accel_limit or 0.0))
         self.debug = False          # toggled by the 'debug' action: fills Pose.info debug drawing
         self._searched = 0
+        self.guard = InputGuard()   # every step's input and dt pass it: no NaN, no 0 s tick gets in
+        self._good: Pose | None = None
         self.set_style(style)
         self.reset()
         self.step(ControlInput(), 1.0 / self.fps)   # compile / load the numba kernels now, not mid-run
@@ -257,11 +259,12 @@ class KinematicController:
         self.locks.reset(self.inert.out_rot, self.inert.out_pos, contacts)
         self.limiter = AccelerationLimiter(self.skeleton.parents, self.accel_limit)
         self.limiter.reset(self.inert.out_rot, self.inert.out_pos)
-        self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0}
+        self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0, "recovered": 0}
         self.last_query = None
         self.last_trajectory = None
         self.ms = 0.0
-        return self._pose(self.inert.out_rot, self.inert.out_pos, contacts)
+        self._good = self._pose(self.inert.out_rot, self.inert.out_pos, contacts)
+        return self._good
 
     def query(self, fut_pos, fut_rot) -> np.ndarray:
         """Normalized query: the current state's pose features, and the predicted
@@ -273,6 +276,23 @@ class KinematicController:
         return qv
 
     def step(self, control: ControlInput, dt: float = 1.0 / 60.0) -> Pose:
+        """Advance by dt seconds. The input passes `self.guard` first (a
+        non-finite stick is no stick, a bad facing the last good one, dt
+        bounded to anim.control's [DT_MIN, DT_MAX]); should the pose still come
+        out non-finite, the controller restarts at its last good pose
+        (stats['recovered'] counts it) rather than carry the NaN on."""
+        control, dt = self.guard(control, dt)
+        pose = self._step(control, dt)
+        if np.isfinite(pose.rotations).all() and np.isfinite(pose.positions).all():
+            self._good = pose
+            return pose
+        good = self._good
+        recovered = self.stats["recovered"] + 1
+        self.reset(good)
+        self.stats["recovered"] = recovered
+        return self._good
+
+    def _step(self, control: ControlInput, dt: float) -> Pose:
         t0 = time.perf_counter()
         cfg = self.config
         if "debug" in control.actions:

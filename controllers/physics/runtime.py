@@ -19,6 +19,12 @@ ControlInput.actions containing 'push' shoves the character: a horizontal
 impulse of `push_impulse` N s on the hips, spread over `push_seconds`, along
 the stick direction (world) or, with the stick at rest, to the character's
 left.
+
+Each step's input passes an `anim.control.InputGuard`: dt is bounded to
+[DT_MIN, DT_MAX] (a NaN or infinite dt counts as one nominal tick, a zero or
+negative one as next to none), so the 60 Hz clock below never turns NaN
+(which froze the character) or infinite (which ran four ticks per step for
+ever); a non-finite stick pushes to the character's left.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anim import quat
-from anim.control import ControlInput
+from anim.control import ControlInput, InputGuard
 from anim.skeleton import Pose
 
 from . import convert, env as envmod
@@ -122,6 +128,7 @@ class PhysicsController:
         self.mass = m.body_mass[1:].copy()
         self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
         self.hips_body = h.body_of(h.root)
+        self.guard = InputGuard()
         self.set_clip(clip)
         self.reset_stats()
         self.reset()
@@ -227,7 +234,7 @@ class PhysicsController:
 
     def step(self, control: ControlInput | None = None, dt: float = 1.0 / 60.0) -> Pose:
         t0 = time.perf_counter()
-        control = control or ControlInput()
+        control, dt = self.guard(control, dt)
         if "push" in control.actions:
             self.push(control.move)
         self.clock += dt
@@ -240,7 +247,7 @@ class PhysicsController:
         return self._pose()
 
     def push(self, move=None) -> None:
-        move = np.zeros(2) if move is None else np.asarray(move, np.float64)
+        move = self.guard.control(ControlInput(move=np.zeros(2) if move is None else move)).move.astype(np.float64)
         if np.hypot(move[0], move[1]) > 1e-3:
             direction = np.array([move[0], 0.0, move[1]])
         else:   # the character's left
