@@ -94,6 +94,19 @@ def clamp_dt(dt, default: float = DT_NOMINAL) -> float:
     return min(max(dt, DT_MIN), DT_MAX)
 
 
+def usable_pose(pose) -> bool:
+    """Whether `pose` (a Pose, for a controller's reset) has finite root
+    rotation and position; a controller handed one that is not starts from
+    its default instead of taking a NaN into its state."""
+    try:
+        r = np.asarray(pose.rotations[0], np.float64)
+        p = np.asarray(pose.positions[0], np.float64)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return False
+    return r.shape == (4,) and p.shape == (3,) and bool(np.isfinite(r).all() and np.isfinite(p).all()) \
+        and float(np.dot(r, r)) > 1e-12
+
+
 def _vector(x, n: int):
     """x as a finite float64 [n] array, or None (wrong type, shape or a non-finite value)."""
     try:

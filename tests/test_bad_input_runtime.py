@@ -193,6 +193,24 @@ def test_physics_push_with_a_nan_stick(physics):
     assert np.isfinite(physics.push_force).all()
 
 
+@pytest.mark.parametrize("name", ["mm", "lmm", "physics", "vr-mlp", "vr-diffusion"])
+def test_reset_to_a_nan_pose_starts_from_the_default(request, name):
+    """Before: reset(pose) took a NaN root (from a broken controller handing
+    over) into the state: every pose after was NaN."""
+    from anim.skeleton import Pose
+    ctrl = request.getfixturevalue("vr_models")[name[3:]] if name.startswith("vr") else request.getfixturevalue(name)
+    j = ctrl.skeleton.num_joints
+    bad = Pose(np.full((j, 4), NAN, np.float32), np.full((j, 3), NAN, np.float32))
+    assert finite(ctrl.reset(bad))
+    ci = FWD if not name.startswith("vr") else ControlInput(head=(np.float32([0, 1.6, 0]), np.float32([1, 0, 0, 0])))
+    for _ in range(5):
+        pose = ctrl.step(ci, 1 / 60)
+    assert finite(pose)
+    if name.startswith("vr"):       # with the head lost, the held pose is the standing one, not the NaN
+        ctrl.reset(bad)
+        assert finite(ctrl.step(ControlInput(), 1 / 60))
+
+
 # ---- the property test: random bad values into every controller
 floats = st.one_of(st.sampled_from([NAN, INF, -INF, 0.0, -1.0, 1e300, -1e-300, 3.4e38, 1.0]),
                    st.floats(allow_nan=True, allow_infinity=True, width=64))

@@ -141,6 +141,18 @@ def access_policy(host: str, token: str | None = None, allow_origins=()) -> Acce
     return AccessPolicy(token, frozenset(normalize_origin(o) for o in allow_origins))
 
 
+def lan_address() -> str:
+    """This machine's address on its network (the interface of the default
+    route; no packet is sent), or 127.0.0.1 without one."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.254.254.254", 1))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
 # ====================================================================== messages
 class MessageError(ValueError):
     """A message the bridge refuses: `kind` (counted) and the reason."""
@@ -309,8 +321,11 @@ class WebXRBridge:
 
     @property
     def url(self) -> str:
-        """The page's address without the token."""
-        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        """The page's address without the token (bound to all interfaces: at
+        this machine's LAN address, the one a headset on the network uses)."""
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else lan_address()
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
         return f"http://{host}:{self.port}/"
 
     @property

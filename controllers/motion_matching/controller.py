@@ -23,7 +23,7 @@ import numpy as np
 
 from anim import quat_nb as q
 from anim import search
-from anim.control import ControlInput, InputGuard
+from anim.control import ControlInput, InputGuard, usable_pose
 from anim.database import Database
 from anim.skeleton import Pose, Skeleton
 
@@ -238,7 +238,9 @@ class KinematicController:
 
     def reset(self, pose: Pose | None = None) -> Pose:
         """Start standing (the slowest state of the style) with the root at the
-        origin facing +Z, or at `pose`'s root."""
+        origin facing +Z, or at `pose`'s root (when finite)."""
+        if pose is not None and not usable_pose(pose):
+            pose = None
         self.source.reset()
         rot, pos, vel, avel, contacts = self.source.pose()
         root_pos = np.zeros(3)
@@ -247,6 +249,7 @@ class KinematicController:
             root_pos = np.asarray(pose.positions[0], np.float64).copy()
             root_pos[1] = 0.0
             root_rot = np.asarray(pose.rotations[0], np.float64)
+            root_rot = root_rot / np.linalg.norm(root_rot)
         self.inert = Inertializer(self.skeleton.num_joints, self.config.inertialize_halflife,
                                   upper_body_levers(self.skeleton, self.feet), self.config.inertialize_accel)
         self.inert.reset(rot, pos, vel, avel, root_pos, root_rot)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anim import quat
-from anim.control import ControlInput, InputGuard
+from anim.control import ControlInput, InputGuard, usable_pose
 from anim.skeleton import Pose
 
 from . import convert, env as envmod
@@ -193,10 +193,10 @@ class PhysicsController:
     # ------------------------------------------------------------ interface
     def reset(self, pose: Pose | None = None) -> Pose:
         import mujoco
-        if pose is None:
+        if pose is None or not usable_pose(pose):     # none, or not finite: at the origin
             root_rot, root_pos = quat.identity(()), np.zeros(3)
         else:
-            root_rot = np.asarray(pose.rotations[0], np.float64)
+            root_rot = quat.normalize(np.asarray(pose.rotations[0], np.float64))
             root_pos = np.asarray(pose.positions[0], np.float64) * np.array([1.0, 0.0, 1.0])
         self._anchor(root_rot, root_pos)
         self._set_state(0)

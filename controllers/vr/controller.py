@@ -80,10 +80,12 @@ class VRController:
 
     # ---------------------------------------------------------------- protocol
     def reset(self, pose: Pose | None = None) -> Pose:
-        """Clear the history. Returns `pose`, or a standing pose at the origin."""
+        """Clear the history. Returns `pose` (when wholly finite), or a standing pose at the origin."""
         self._n = 0
         if hasattr(self.predictor, "reset"):
             self.predictor.reset()
+        if pose is not None and not (np.isfinite(pose.rotations).all() and np.isfinite(pose.positions).all()):
+            pose = None
         if pose is None:
             pose = self._standing_pose()
         self._last_pose = pose
