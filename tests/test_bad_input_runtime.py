@@ -111,6 +111,18 @@ def physics():
                                                                             "weights", "walk-run.npz"))
 
 
+@pytest.fixture(scope="module")
+def registered():
+    """Every stage of the registry (anim_app.registry: what `anim run
+    --controller` offers), built over the small two-style database; the
+    physics stage tracks motion matching with the shipped policy."""
+    if not _databases.corpus_available():
+        pytest.skip("no corpus")
+    from anim_app import registry
+    db = _databases.two_style_db()
+    return {name: registry.build_stage(name, db) for name in registry.stage_names()}
+
+
 @pytest.fixture(params=["mm", "lmm"])
 def kinematic(request):
     return request.getfixturevalue(request.param)
@@ -193,12 +205,29 @@ def test_physics_push_with_a_nan_stick(physics):
     assert np.isfinite(physics.push_force).all()
 
 
-@pytest.mark.parametrize("name", ["mm", "lmm", "physics", "vr-mlp", "vr-diffusion"])
+def _controller(request, name):
+    """'vr-KIND', 'stage-NAME' (a registered stage) or a fixture's name."""
+    if name.startswith("vr-"):
+        return request.getfixturevalue("vr_models")[name[3:]]
+    if name.startswith("stage-"):
+        return request.getfixturevalue("registered")[name[6:]]
+    return request.getfixturevalue(name)
+
+
+REGISTERED = ["stage-mm", "stage-lmm", "stage-clip", "stage-physics"]
+
+
+def test_every_registered_stage_is_covered():
+    from anim_app import registry
+    assert sorted("stage-" + n for n in registry.stage_names()) == sorted(REGISTERED)
+
+
+@pytest.mark.parametrize("name", ["mm", "lmm", "physics", "vr-mlp", "vr-diffusion", "stage-clip", "stage-physics"])
 def test_reset_to_a_nan_pose_starts_from_the_default(request, name):
     """Before: reset(pose) took a NaN root (from a broken controller handing
     over) into the state: every pose after was NaN."""
     from anim.skeleton import Pose
-    ctrl = request.getfixturevalue("vr_models")[name[3:]] if name.startswith("vr") else request.getfixturevalue(name)
+    ctrl = _controller(request, name)
     j = ctrl.skeleton.num_joints
     bad = Pose(np.full((j, 4), NAN, np.float32), np.full((j, 3), NAN, np.float32))
     assert finite(ctrl.reset(bad))
@@ -240,15 +269,18 @@ def _recovers(ctrl, bad_ticks, good: ControlInput, n_good: int = 12):
     return poses
 
 
-@pytest.mark.parametrize("name", ["mm", "lmm", "physics"])
+@pytest.mark.parametrize("name", ["lmm", "physics"] + REGISTERED)
 def test_property_stick_controllers_recover(request, name):
-    ctrl = request.getfixturevalue(name)
+    """Every registered stage, the LMM without a corpus, and the physics
+    controller that tracks a clip."""
+    ctrl = _controller(request, name)
+    walks = name in ("lmm", "stage-mm", "stage-lmm")
 
     @PROPERTY
     @given(ticks)
     def check(bad_ticks):
         poses = _recovers(ctrl, bad_ticks, FWD)
-        if name != "physics":      # kinematic: it walks on forward
+        if walks:                  # kinematic: it walks on forward
             assert poses[-1].positions[0, 2] > poses[0].positions[0, 2]
     check()
 
@@ -468,7 +500,7 @@ def _free_port() -> int:
 def test_demo_webxr_headless_serves_and_runs(tmp_path, capsys, monkeypatch):
     """Before: `anim demo --vr webxr --headless` ignored --headless and ended in
     a RuntimeError traceback (no OpenGL window)."""
-    from anim.cli import main
+    from anim_app.cli import main
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     port = _free_port()
     done = threading.Event()

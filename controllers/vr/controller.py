@@ -29,20 +29,23 @@ non-finite pose the history is cleared and the last pose held
 (stats['recovered']). The model assumes 60 Hz ticks (velocities are per-tick
 differences x 60), whatever `dt` says.
 
-Pose.info: 'controller', 'ms' (time of this step), 'debug_lines' (the three
-devices' forward axes) and, when `ghost` is set (e.g. by a trace replay that
-knows the ground truth), 'ghost'.
+Pose.info (a PoseInfo): controller, ms (time of this step), debug_lines (the
+three devices' forward axes), ghost when `ghost` is set (e.g. by a trace
+replay that knows the ground truth), and status 'waiting' before the first
+head pose, 'head lost' while the head is missing, 'recovered' on a held pose
+after a non-finite prediction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from anim import quat
 from anim.control import ControlInput, InputGuard
-from anim.skeleton import Pose
+from anim.skeleton import Pose, PoseInfo
 
 from . import data as vd
 from .blas import single_thread
@@ -101,7 +104,7 @@ class VRController:
         if control_input.head is None:
             pose = self._last_pose if self._last_pose is not None else self.reset()
             return Pose(pose.rotations, pose.positions, pose.contacts,
-                        {**pose.info, "tracking": "head lost"})
+                        dataclasses.replace(pose.info, status="head lost"))
         q, p = self._joints(control_input)
         if self._n == 0:
             self._q[:] = q
@@ -119,12 +122,11 @@ class VRController:
             self.stats["recovered"] += 1
             last = self._last_pose
             self.reset(last)
-            return Pose(last.rotations, last.positions, last.contacts, {**last.info, "tracking": "recovered"})
+            return Pose(last.rotations, last.positions, last.contacts,
+                        dataclasses.replace(last.info, status="recovered"))
         ms = (time.perf_counter() - t0) * 1000
-        info = {"controller": f"vr-{getattr(self.predictor, 'kind', '?')}", "ms": ms,
-                "debug_lines": self._device_lines()}
-        if self.ghost is not None:
-            info["ghost"] = self.ghost
+        info = PoseInfo(controller=f"vr-{getattr(self.predictor, 'kind', '?')}", ms=ms,
+                        debug_lines=self._device_lines(), ghost=self.ghost)
         pose = Pose(rot, pos, None, info)
         self._last_pose = pose
         self.stats["ticks"] += 1
@@ -165,9 +167,9 @@ class VRController:
         rest = meta.get("rest_pose")
         if rest is not None:
             return Pose(np.asarray(rest["rotations"], np.float32), np.asarray(rest["positions"], np.float32),
-                        None, {"controller": "vr", "tracking": "waiting"})
+                        None, PoseInfo(controller="vr", status="waiting"))
         j = self.skeleton.num_joints
         rot = quat.identity(j)
         pos = self.skeleton.offsets.copy()
         pos[0] = 0
-        return Pose(rot, pos, None, {"controller": "vr", "tracking": "waiting"})
+        return Pose(rot, pos, None, PoseInfo(controller="vr", status="waiting"))
