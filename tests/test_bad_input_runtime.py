@@ -375,6 +375,39 @@ def test_bridge_refuses_oversize_messages(bridge):
     assert bridge.error_counts["size"] == 1 and bridge.messages == 0
 
 
+def _raw_upgrade(port: int) -> socket.socket:
+    """A WebSocket handshake by hand (to send frames no library client would)."""
+    import base64
+    key = base64.b64encode(os.urandom(16)).decode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               f"Origin: http://127.0.0.1:{port}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0]
+    return s
+
+
+def test_bridge_refuses_unmasked_client_frames(bridge):
+    """Before: unmasked client frames were accepted (RFC 6455 requires the
+    server to close the connection)."""
+    import struct
+    s = _raw_upgrade(bridge.port)
+    payload = _pose_msg().encode()
+    s.sendall(bytes([0x81, 126]) + struct.pack("!H", len(payload)) + payload)     # FIN text, NO mask bit
+    reply = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    assert reply[:1] == b"\x88" and struct.unpack("!H", reply[2:4])[0] == 1002    # close: protocol error
+    assert bridge.messages == 0 and _until(lambda: bridge.clients == 0)
+
+
 def test_bridge_times_out_idle_and_half_open_connections():
     """Before: a half-open connection stayed for ever."""
     from websockets.exceptions import ConnectionClosed
@@ -536,9 +569,21 @@ def test_demo_webxr_headless_serves_and_runs(tmp_path, capsys, monkeypatch):
     assert got > 10 and rejected >= 1 and sent
 
 
-def test_webxr_headless_seconds_are_checked():
+def test_webxr_arguments_are_checked(capsys):
     from viewer.vr_input import main
-    for bad in ("inf", "nan", "0", "-3"):
+    for args in (["--seconds", "inf"], ["--seconds", "nan"], ["--seconds", "0"], ["--seconds", "-3"],
+                 ["--port", "99999"], ["--port", "http"], ["--host", "0.0.0.0", "--token", "short"],
+                 ["--allow-origin", "example.org/page"]):
         with pytest.raises(SystemExit) as e:
-            main(["webxr", "--headless", "x", "--seconds", bad])
-        assert e.value.code == 2
+            main(["webxr", "--headless", "x"] + args)
+        assert e.value.code == 2, args
+        assert "error:" in capsys.readouterr().err
+
+
+def test_webxr_port_in_use_is_a_clear_error(tmp_path, capsys):
+    from viewer.vr_input import main
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        rc = main(["webxr", "--headless", str(tmp_path), "--seconds", "1", "--port", str(s.getsockname()[1])])
+    assert rc == 1 and "could not listen" in capsys.readouterr().err

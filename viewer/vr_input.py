@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -401,6 +402,17 @@ def run_webxr_headless(ctrl, bridge, seconds: float, out_dir: str, frames_to_sav
     return run_headless(ctrl, ctrl.skeleton.parents, script, seconds, out_dir, frames_to_save, render_every=15)
 
 
+def _port(text: str) -> int:
+    import argparse
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is a number from 0 to 65535 (0: any free port)")
+    return port
+
+
 def main(argv=None) -> int:
     import argparse
     p = argparse.ArgumentParser(prog="python -m viewer.vr_input", description=__doc__.split("\n\n")[0])
@@ -417,7 +429,7 @@ def main(argv=None) -> int:
     w = sub.add_parser("webxr", help="serve the WebXR page and drive the VR controller from a headset")
     w.add_argument("--host", default="127.0.0.1",
                    help="interface to serve on (default loopback; any other needs the token the engine prints)")
-    w.add_argument("--port", type=int, default=8765)
+    w.add_argument("--port", type=_port, default=8765)
     w.add_argument("--model", default=None)
     w.add_argument("--token", default=None, help="the bridge's token (default: a random one beyond loopback)")
     w.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -467,7 +479,12 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "webxr":
         from viewer.webxr_bridge import WebXRBridge
-        with WebXRBridge(args.host, args.port, token=args.token, allow_origins=args.allow_origin) as bridge:
+        try:
+            bridge = WebXRBridge(args.host, args.port, token=args.token, allow_origins=args.allow_origin).start()
+        except RuntimeError as e:
+            print(f"anim: error: {e}", file=sys.stderr)
+            return 1
+        with bridge:
             print(f"open {bridge.page_url} in the headset's browser"
                   + (" (the token is part of the address)" if bridge.token else "")
                   + " (viewer/webxr_bridge.py explains adb reverse, HTTPS and the token)", flush=True)

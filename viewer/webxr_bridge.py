@@ -293,7 +293,7 @@ class WebXRBridge:
                                  compression=None, max_size=self.max_message, max_queue=16,
                                  open_timeout=self.open_timeout, ping_interval=self.ping_interval,
                                  ping_timeout=self.ping_timeout, close_timeout=2.0, server_header=None)
-        except OSError as e:
+        except (OSError, OverflowError, ValueError) as e:     # port in use, out of range, bad host
             self._start_error = str(e)
             self._ready.set()
             return
@@ -314,7 +314,7 @@ class WebXRBridge:
             self._thread.join(10.0)
 
     def __enter__(self):
-        return self.start()
+        return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc):
         self.stop()
