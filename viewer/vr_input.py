@@ -487,14 +487,19 @@ def main(argv=None) -> int:
         with bridge:
             print(f"open {bridge.page_url} in the headset's browser"
                   + (" (the token is part of the address)" if bridge.token else "")
-                  + " (viewer/webxr_bridge.py explains adb reverse, HTTPS and the token)", flush=True)
+                  + "; viewer/webxr_bridge.py explains adb reverse, HTTPS and the token", flush=True)
             if args.headless:
                 stats = run_webxr_headless(ctrl, bridge, args.seconds, args.headless)
                 print(f"{stats['ticks']} ticks over {args.seconds:g} s; {bridge.messages} poses received, "
                       f"{sum(bridge.error_counts.values())} rejected {dict(bridge.error_counts)}; "
                       f"contact sheet {stats['contact_sheet']}")
             else:
-                run_live(ctrl, parents, input_device=VRInput(bridge), title="anim: WebXR")
+                try:
+                    run_live(ctrl, parents, input_device=VRInput(bridge), title="anim: WebXR")
+                except RuntimeError as e:       # no display / OpenGL window
+                    print(f"anim: error: {e}\n(webxr serves without a window too: add --headless DIR)",
+                          file=sys.stderr)
+                    return 1
         return 0
     if args.cmd == "openxr":
         src = OpenXRSource()
