@@ -523,6 +523,63 @@ def test_token_given_on_loopback_is_required():
             assert _alive(ws)
 
 
+# ---- a real browser: the page passes its token on; another site's page is refused
+def _chromium():
+    import shutil
+    exe = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing (.ci/run installs it)")
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    return exe
+
+
+def _browse(url: str, tmp_path, until, timeout: float = 30.0) -> None:
+    """Open `url` in headless Chromium until `until()` holds (or timeout), then close it."""
+    import signal
+    import subprocess
+    p = subprocess.Popen([_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", url],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _until(until, timeout)
+        time.sleep(0.3)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(10)
+
+
+def test_browser_page_carries_its_token(tmp_path):
+    from viewer.webxr_bridge import WebXRBridge
+    with WebXRBridge(port=0, token="secret-token-1") as b:
+        _browse(b.url, tmp_path, lambda: b.refused > 0)                 # opened without the token: refused
+        assert b.user_agent is None and "token" in b.errors[-1]
+        _browse(b.page_url, tmp_path, lambda: b.user_agent is not None)   # the printed address: connected
+        assert "Chrome" in b.user_agent and b.refused == 1
+
+
+def test_browser_page_of_another_site_is_refused(tmp_path):
+    """Before: any page open in the user's browser could drive the avatar."""
+    import functools
+    import http.server
+
+    from viewer.webxr_bridge import WebXRBridge
+    with WebXRBridge(port=0) as b:
+        (tmp_path / "evil.html").write_text(
+            "<script>const ws = new WebSocket('ws://127.0.0.1:%d/ws');"
+            "ws.onopen = () => ws.send(JSON.stringify({type: 'pose', head: [0, 1.6, 0, 1, 0, 0, 0]}));"
+            "</script>" % b.port)
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+        handler = functools.partial(Quiet, directory=str(tmp_path))
+        with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as site:
+            threading.Thread(target=site.serve_forever, daemon=True).start()
+            _browse(f"http://localhost:{site.server_address[1]}/evil.html", tmp_path, lambda: b.refused > 0)
+            site.shutdown()
+        assert b.refused == 1 and b.messages == 0 and "origin" in b.errors[-1]
+
+
 # ====================================================================== 4. the demo without a display
 def _free_port() -> int:
     with socket.socket() as s:
