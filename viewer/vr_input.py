@@ -490,9 +490,9 @@ def main(argv=None) -> int:
                   + "; viewer/webxr_bridge.py explains adb reverse, HTTPS and the token", flush=True)
             if args.headless:
                 stats = run_webxr_headless(ctrl, bridge, args.seconds, args.headless)
+                counts, _ = bridge.error_summary()
                 print(f"{stats['ticks']} ticks over {args.seconds:g} s; {bridge.messages} poses received, "
-                      f"{sum(bridge.error_counts.values())} rejected {dict(bridge.error_counts)}; "
-                      f"contact sheet {stats['contact_sheet']}")
+                      f"{sum(counts.values())} rejected {counts}; contact sheet {stats['contact_sheet']}")
             else:
                 try:
                     run_live(ctrl, parents, input_device=VRInput(bridge), title="anim: WebXR")

@@ -264,8 +264,14 @@ class WebXRBridge:
         return self.policy.token
 
     def _error(self, kind: str, reason: str) -> None:
-        self.error_counts[kind] += 1
-        self.errors.append(f"{kind}: {reason}")
+        with self._lock:
+            self.error_counts[kind] += 1
+            self.errors.append(f"{kind}: {reason}")
+
+    def error_summary(self) -> tuple[dict, list]:
+        """(counts by kind, the last reasons): a consistent copy, safe from any thread."""
+        with self._lock:
+            return dict(self.error_counts), list(self.errors)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "WebXRBridge":
