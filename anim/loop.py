@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .control import ControlInput
+from .control import ControlInput, InputGuard
 from .skeleton import Pose
 
 FPS = 60.0
@@ -57,11 +57,13 @@ class Loop:
     source: `source(t) -> ControlInput` (a stick script, a trace, a device
     adapter), or None when the caller hands each tick its input
     (`tick(control)`, as the live window does). guard: `guard(control, dt) ->
-    (control, dt)` applied to every input before the stage sees it (None:
-    inputs pass as they are)."""
+    (control, dt)` applied to every input before the stage sees it; by
+    default an `anim.control.InputGuard` (non-finite or mistyped fields
+    replaced, dt bounded: no stage sees a NaN or a bad dt). `guard=False`
+    passes inputs as they are."""
 
     def __init__(self, stage, source: Callable | None = None, sinks=(), fps: float = FPS,
-                 guard: Callable | None = None):
+                 guard: Callable | None | bool = None):
         if not fps > 0:
             raise ValueError(f"Loop: fps must be > 0, got {fps}")
         self.stage = stage
@@ -69,7 +71,7 @@ class Loop:
         self.sinks = list(sinks)
         self.fps = float(fps)
         self.dt = 1.0 / self.fps
-        self.guard = guard
+        self.guard = InputGuard() if guard is None else (guard or None)
         self.index = 0
         self.time = 0.0
         self.pose: Pose | None = None

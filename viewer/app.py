@@ -79,7 +79,7 @@ class ViewerState:
     radii: np.ndarray | None = None
     bone_mask: np.ndarray | None = None
     camera: Camera = field(default_factory=Camera)
-    guard: object = None             # the loop's input guard (anim.loop.Loop)
+    guard: object = None             # the loop's input guard (None: anim.loop.Loop's default InputGuard)
     follow: FollowSettings = field(default_factory=FollowSettings)
     current: int = 0
     pose: object = None
