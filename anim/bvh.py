@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from . import quat
-from .fileio import atomic_write
+from .fileio import write_bytes
 from .skeleton import Clip, Skeleton
 
 __all__ = ["BVHError", "read_bvh", "parse_bvh", "read_bvh_header", "write_bvh", "DEFAULT_ROOT_CHANNELS",
@@ -539,11 +539,6 @@ def parse_bvh(data: bytes | str, path="<string>", scale: float = 1.0):
 
 # --------------------------------------------------------------------------- writing
 
-def _atomic_write_bytes(path, payload: bytes):
-    with atomic_write(path) as f:
-        f.write(payload)
-
-
 def _g(x) -> str:
     s = "%.9g" % x
     return "0" if s == "-0" else s
@@ -647,4 +642,4 @@ def write_bvh(path, skeleton: Skeleton, clip: Clip, scale: float = 1.0, order: s
     else:
         lines = [""] * t
     payload = ("\n".join(out) + "\n" + "\n".join(lines) + "\n").encode("utf-8")
-    _atomic_write_bytes(path, payload)
+    write_bytes(path, payload)

@@ -131,3 +131,62 @@ def interrupt_on_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class ArtefactError(ValueError):
+    """A saved artefact (weights, policy, checkpoint) that cannot be used: the
+    message names the file and the problem."""
+
+
+def read_npz(path, what: str = "weights file") -> dict:
+    """Every array of an .npz archive, read in full, without pickles. The
+    archive's own CRC-32 of each member is checked as it is read, so a
+    truncated or bit-flipped file is an ArtefactError naming it (not a
+    BadZipFile or EOFError traceback). A missing or unreadable file is the
+    OSError that names it."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        try:
+            with np.load(fh, allow_pickle=False) as z:
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise ArtefactError(f"{path}: not a {what} (not an .npz archive)")
+                return {k: z[k] for k in z.files}
+        except ArtefactError:
+            raise
+        except AttributeError:          # np.load returned a plain array (.npy): no context manager
+            raise ArtefactError(f"{path}: not a {what} (not an .npz archive)") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError, UnicodeDecodeError,
+                NotImplementedError) as e:
+            raise ArtefactError(f"{path}: damaged or not a {what} ({type(e).__name__}: {e})") from None
+
+
+def truncate_jsonl(path, keep) -> int:
+    """Rewrite a JSON-lines log keeping the records for which keep(record) is
+    true, up to the first one that is not (and dropping a half-written last
+    line). A training run resumed from a checkpoint calls it so that the log
+    does not repeat the iterations done after that checkpoint. Returns the
+    number of records kept; a missing file is left missing."""
+    import json
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return 0
+    kept = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                break
+            if not isinstance(rec, dict) or not keep(rec):
+                break
+            kept.append(line if line.endswith("\n") else line + "\n")
+    write_text(path, "".join(kept))
+    return len(kept)

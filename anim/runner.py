@@ -25,6 +25,7 @@ import numpy as np
 
 from . import metrics, quat
 from .control import ControlInput
+from .fileio import write_text
 from .skeleton import Clip, Skeleton
 
 FPS = 60.0
@@ -403,12 +404,7 @@ def write_bvh(rec: Recording, path: str, scale: float = 0.01) -> None:
 
 def write_json(m: dict, path: str) -> None:
     """Write metrics as JSON (atomically: temporary file, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(m, f, indent=1)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(m, indent=1))
 
 
 # ------------------------------------------------------------------------ command
@@ -466,9 +462,7 @@ def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seco
     if len(results) > 1:
         table = summary_table(results)
         path = os.path.join(out_dir, "summary.md")
-        with open(path + ".tmp", "w") as f:
-            f.write(f"database: {db_path}\n\n{table}\n")
-        os.replace(path + ".tmp", path)
+        write_text(path, f"database: {db_path}\n\n{table}\n")
         echo(table)
         echo(f"wrote {path}")
     return results
