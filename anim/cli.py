@@ -261,6 +261,8 @@ def cmd_demo(args) -> int:
 
 # ---------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
+    from .scripts import seconds_arg
+
     p = argparse.ArgumentParser(
         prog="anim",
         description="Real-time character animation engine: mocap data, motion databases, "
@@ -337,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", metavar="FILE", help="weights file of a learned controller")
     r.add_argument("--input", action="append", metavar="SCRIPT",
                    help="a shipped script name, a .stick file, or 'all' (repeatable; default walk)")
-    r.add_argument("--seconds", type=float, help="run length (default: the script's duration)")
+    r.add_argument("--seconds", type=seconds_arg, help="run length, at most an hour (default: the script's "
+                                                        "duration)")
     r.add_argument("--db", metavar="FILE", help="database file (default: the normal-style locomotion "
                                                 "database, built on first use)")
     r.add_argument("--out", metavar="DIR", help="output folder (default out/runs/CONTROLLER): SCRIPT.bvh, "
@@ -388,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--live", action="store_true", help="force the live window")
     dm.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
                     help="headless output folder (default out/demo)")
-    dm.add_argument("--seconds", type=float, help="headless session length (default: the script's)")
+    dm.add_argument("--seconds", type=seconds_arg, help="headless session length (default: the script's)")
     dm.add_argument("--vr", choices=["replay", "webxr", "openxr"],
                     help="the sparse-VR avatar instead: replay a head-and-hands trace (--trace, default a "
                          "test-split clip), serve the WebXR page to a headset, or read an OpenXR runtime")

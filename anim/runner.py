@@ -17,6 +17,7 @@ statistics are read from `controller.stats` when a controller keeps them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -92,10 +93,15 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
     """Reset the controller, then step it round(seconds * fps) times with the
     script's input (`script(t) -> ControlInput`, e.g. an `anim.scripts.Script`),
     timing each step."""
+    from .scripts import check_seconds
+
     if seconds is None:
         seconds = getattr(script, "duration", None)
         if seconds is None:
             raise ValueError("run: give seconds (the script has no duration)")
+    seconds = check_seconds(seconds, "run: seconds")
+    if not (math.isfinite(fps) and 1 <= fps <= 1000):
+        raise ValueError(f"run: fps {fps!r} out of range (1 to 1000)")
     n = int(round(seconds * fps))
     if n < 1:
         raise ValueError(f"run: {seconds} s is less than one tick")
