@@ -431,7 +431,8 @@ def _to_clip(h: _Header, values: np.ndarray, path, scale: float):
     pos[:] = np.asarray(h.offsets, np.float64) * scale
     if pj.size:
         pos[:, pj, pa] = vals[:, pc] * scale
-    clip = Clip(skel, rot.astype(np.float32), pos.astype(np.float32), _fps(h.frame_time), str(path))
+    with np.errstate(over="ignore"):          # checked by the caller (naming the frame)
+        clip = Clip(skel, rot.astype(np.float32), pos.astype(np.float32), _fps(h.frame_time), str(path))
     return skel, clip
 
 

@@ -154,7 +154,7 @@ class Checkpoint:
 def _reason(e: Exception) -> str:
     """The line of a torch.load error that says why (it spans many lines)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return next((ln for ln in lines if "Unsupported" in ln), lines[0] if lines else "")[:300]
+    return next((ln for ln in lines if "unsupported" in ln.lower()), lines[0] if lines else "")[:300]
 
 
 def _arrays(tree, convert):
