@@ -13,6 +13,13 @@ block, then a vectorized check of values per line); only a file that fails
 those checks is scanned line by line, to name the exact bad line in the
 `BVHError`. Euler angles are converted with `anim.quat.from_euler`, one call
 per group of joints that share a rotation order.
+
+What a file may hold is bounded so that a damaged one is a BVHError naming the
+line, never a wrong clip: the hierarchy is read with an explicit stack (any
+depth), joint names are unique, every value fits float32 (checked after the
+cast and the scale as well), the frame time lies in [MIN_FRAME_TIME,
+MAX_FRAME_TIME], old Mac line ends (CR) read as LF. BVHError pickles with its
+fields, so an error raised in a worker process reaches the caller intact.
 """
 
 from __future__ import annotations

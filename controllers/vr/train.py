@@ -150,10 +150,25 @@ def _reason(e: Exception) -> str:
     return next((ln for ln in lines if "unsupported" in ln.lower()), lines[0] if lines else "")[:300]
 
 
+def _plain(obj):
+    """numpy scalars as Python numbers and arrays as tensors, inside dicts,
+    lists and tuples: what torch.load(weights_only=True) reads back."""
+    import torch
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    return obj
+
+
 def _atomic_torch_save(obj, path):
     import torch
     with atomic_write(path) as f:
-        torch.save(obj, f)
+        torch.save(_plain(obj), f)
 
 
 def rest_pose(data) -> dict:
@@ -284,7 +299,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     def checkpoint():
         _atomic_torch_save({"ident": ident, "net": net.state_dict(), "ema": ema.state_dict(),
                             "opt": opt.state_dict(), "it": it, "elapsed": elapsed, "history": history,
-                            "norm": [torch.from_numpy(np.asarray(a)) for a in norm]}, ckpt_path)
+                            "norm": norm}, ckpt_path)
 
     def validate():
         if len(val_ends) == 0:
