@@ -74,6 +74,11 @@ def atomic_write(path, mode: str = "wb"):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    up = folder
+    while up and not os.path.exists(up):
+        up = os.path.dirname(up)
+    if up and not os.path.isdir(up):
+        raise NotADirectoryError(20, "Not a directory (a file is where a folder should be)", up)
     os.makedirs(folder, exist_ok=True)
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
