@@ -6,7 +6,8 @@ and saying what went wrong with a file in one line.
 The temporary file is named `.<name>.<pid>.<random>.tmp` beside the target; an
 error or Ctrl-C removes it, and a writer that was killed outright (SIGKILL, a
 power cut) leaves one behind that the next write of the same target removes
-(its process is gone, or it is a day old).
+(its process is gone and it has not changed for QUIET_SECONDS, or it is a day
+old).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 
 STALE_SECONDS = 24 * 3600
+QUIET_SECONDS = 5.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -50,8 +52,9 @@ def remove_stale_temporaries(path) -> list[str]:
         full = os.path.join(folder, name)
         try:
             age = now - os.stat(full).st_mtime
-            if pid.isdigit():
-                stale = age > STALE_SECONDS or not _pid_alive(int(pid))
+            if pid.isdigit():      # untouched for a few seconds, its writer gone (a live writer's
+                # file keeps changing: the age guards one in another pid namespace)
+                stale = age > STALE_SECONDS or (age > QUIET_SECONDS and not _pid_alive(int(pid)))
             else:                  # a name without a pid (an older writer): an hour is plenty
                 stale = age > 3600
             if stale:
