@@ -37,7 +37,8 @@ import pytest
 
 import _bvh_fuzz
 import mocap_data
-from anim import cli, database, fileio
+from anim import database, fileio
+from anim_app import cli
 from anim.bvh import BVHError, parse_bvh, read_bvh, read_bvh_header, write_bvh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,9 +101,9 @@ Frame Time: 0.0333333
 
 
 def run_anim(args, cwd=ROOT, env=None, preexec_fn=None, timeout=120):
-    """`python -m anim.cli ARGS` in a fresh process (this checkout's code)."""
+    """`python -m anim_app.cli ARGS` in a fresh process (this checkout's code)."""
     e = {**os.environ, "PYTHONPATH": ROOT, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "anim.cli", *args], cwd=cwd, env=e, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "anim_app.cli", *args], cwd=cwd, env=e, capture_output=True,
                           text=True, preexec_fn=preexec_fn, timeout=timeout)
 
 
