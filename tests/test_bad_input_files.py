@@ -586,8 +586,7 @@ class TestWritingAndCLI:
         assert cli.main(["build-db", "--data", str(folder), "--no-mirror", "--quiet",
                          "--out", str(tmp_path / "plain" / "x.animdb")]) == 2
         err = capsys.readouterr().err
-        assert re.fullmatch(rf"anim: error: {re.escape(str(tmp_path))}/plain[^\n]*: (Not a directory|File exists)\n",
-                            err), err
+        assert err == f"anim: error: {tmp_path}/plain: Not a directory (a file is where a folder should be)\n"
 
     @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ as on Linux")
     def test_a_full_disk_is_one_line_and_leaves_no_temporary(self, tmp_path):
