@@ -106,13 +106,14 @@ def _policy(policy):
 
 @register_stage("physics", "the MuJoCo humanoid tracking a kinematic stage (--kinematic, default mm; with --clip "
                            "a clip) with the shipped policy or --policy", kind="physics")
-def _physics(db, kinematic=None, policy=None, clip=None, **options):
-    from controllers.physics.tracker import PhysicsStage
+def _physics(db, kinematic=None, policy=None, clip=None, tracker=None, **options):
+    from controllers.physics.tracker import PhysicsStage, TrackerConfig
     kinematic = kinematic or ("clip" if clip is not None else "mm")
     if STAGES.get(kinematic) is None or STAGES[kinematic].kind != "kinematic":
         raise ValueError(f"--kinematic {kinematic!r}: the physics stage tracks a kinematic stage "
                          f"({', '.join(stage_names('kinematic'))})")
-    return PhysicsStage(build_stage(kinematic, db, clip=clip, **options), _policy(policy), db=db)
+    return PhysicsStage(build_stage(kinematic, db, clip=clip, **options), _policy(policy), db=db,
+                        config=tracker or TrackerConfig())
 
 
 # ------------------------------------------------------------------ sources

@@ -29,6 +29,8 @@ BENCHMARKS = {
     "learned": ("bench.learned", "Learned motion matching against motion matching (issue 4)"),
     "vr": ("bench.vr", "Sparse-VR full-body prediction (issue 5)"),
     "physics": ("controllers.physics.bench", "Physics tracking (issue 6)"),
+    "live_physics": ("bench.live_physics", "The physics character driven live: motion matching tracked in MuJoCo "
+                                           "(issue 17)"),
 }
 
 
