@@ -531,9 +531,9 @@ def parse_bvh(data: bytes | str, path="<string>", scale: float = 1.0):
     big = ~(np.abs(values) <= _FLOAT32_MAX).all(axis=1)
     if big.any():
         k = int(np.argmax(big))
-        raise BVHError(path, _frame_line(block, h, k), f"value {float(values[k][~(np.abs(values[k]) <= _FLOAT32_MAX)][0])!r} "
-                                                       f"in frame {k + 1} is out of range (beyond the float32 "
-                                                       f"limit {_FLOAT32_MAX:.3g})")
+        v = float(values[k][~(np.abs(values[k]) <= _FLOAT32_MAX)][0])
+        raise BVHError(path, _frame_line(block, h, k), f"value {v!r} in frame {k + 1} is out of range (beyond "
+                                                       f"the float32 limit {_FLOAT32_MAX:.3g})")
     skel, clip = _to_clip(h, values, path, scale)
     bad = ~(np.isfinite(clip.positions).all(axis=(1, 2)) & np.isfinite(clip.rotations).all(axis=(1, 2)))
     if bad.any():

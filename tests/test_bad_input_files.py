@@ -488,7 +488,8 @@ class TestWeightsFiles:
 
         torch.save({"format": "anim-lmm-checkpoint", "version": 1, "payload": Planted()},
                    tmp_path / train.CHECKPOINT)
-        with pytest.raises(RuntimeError, match=r"unreadable checkpoint \(UnpicklingError: Trying to load unsupported GLOBAL posix.system"):
+        with pytest.raises(RuntimeError, match=r"unreadable checkpoint \(UnpicklingError: Trying to load "
+                                               r"unsupported GLOBAL posix.system"):
             train.Checkpoint(str(tmp_path), train.TrainConfig(), small_db[0])
         assert not marker.exists()
 
