@@ -120,7 +120,8 @@ class Loop:
                 seconds = getattr(self.source, "duration", None)
                 if seconds is None:
                     raise ValueError("Loop.run: give seconds or ticks (the source has no duration)")
-            ticks = int(round(float(seconds) * self.fps))
+            from .scripts import check_seconds
+            ticks = int(round(check_seconds(seconds, "Loop.run: seconds") * self.fps))
         if ticks < 1:
             raise ValueError(f"Loop.run: {ticks} ticks: the run is shorter than one tick")
         if reset:

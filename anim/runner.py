@@ -18,12 +18,14 @@ search statistics are read from `controller.stats` when a controller keeps them.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import metrics, quat
+from .fileio import write_text
 from .skeleton import Clip, Skeleton
 
 FPS = 60.0
@@ -146,13 +148,18 @@ class Recorder:
 def run(controller, script, seconds: float | None = None, fps: float = FPS, reset_pose=None) -> Recording:
     """Reset the controller, then step it round(seconds * fps) times with the
     script's input (`script(t) -> anim.control.ControlInput`, e.g. an `anim.scripts.Script`)
-    in the runtime loop (`anim.loop.Loop`), recording every frame."""
+    in the runtime loop (`anim.loop.Loop`), recording every frame. The run
+    length is bounded (anim.scripts.check_seconds: at most an hour)."""
     from .loop import Loop
+    from .scripts import check_seconds
 
     if seconds is None:
         seconds = getattr(script, "duration", None)
         if seconds is None:
             raise ValueError("run: give seconds (the script has no duration)")
+    seconds = check_seconds(seconds, "run: seconds")
+    if not (math.isfinite(fps) and 1 <= fps <= 1000):
+        raise ValueError(f"run: fps {fps!r} out of range (1 to 1000)")
     n = int(round(seconds * fps))
     if n < 1:
         raise ValueError(f"run: {seconds} s is less than one tick")
@@ -446,9 +453,4 @@ def write_bvh(rec: Recording, path: str, scale: float = 0.01) -> None:
 
 def write_json(m: dict, path: str) -> None:
     """Write metrics as JSON (atomically: temporary file, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(m, f, indent=1)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(m, indent=1))

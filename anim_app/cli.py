@@ -44,6 +44,8 @@ def cmd_data_list(args) -> int:
                 print(f"  {key}: {items}")
         if row.get("license"):
             print(f"  license: {row['license']}")
+        for _, problem in row.get("bad_files", []):
+            print(f"  left out (unreadable): {problem}")
     return 0
 
 
@@ -51,12 +53,19 @@ def cmd_build_db(args) -> int:
     import mocap_data
     from anim import database
 
-    tags = dict(PRESETS[args.preset]) if args.preset else {}
+    # a --data folder has no catalog tags: no preset unless one is asked for
+    preset = args.preset if args.preset or getattr(args, "data", None) else "locomotion-normal"
+    tags = dict(PRESETS[preset]) if preset else {}
     tags.update(parse_tags(args.tag))
-    out = args.out or default_db_path(args.preset or "custom")
+    out = args.out or default_db_path(preset or "custom")
     sets = _select_datasets(args)
     t0 = time.perf_counter()
-    clips = mocap_data.load_clips(sets, tags=tags, progress=not args.quiet)
+    bad = [] if getattr(args, "skip_bad", False) else None
+    clips = mocap_data.load_clips(sets, tags=tags, progress=not args.quiet, errors=bad)
+    for _, problem in bad or []:
+        print(f"skipped {problem}", file=sys.stderr)
+    if bad:
+        print(f"anim build-db: skipped {len(bad)} unreadable file(s)", file=sys.stderr)
     if not clips:
         raise SystemExit(f"anim build-db: no clip matches the tags {tags}")
     t1 = time.perf_counter()
@@ -170,8 +179,11 @@ def ensure_db(path: str | None, preset: str) -> str:
             raise FileNotFoundError(f"{path}: no such database file (build one with `anim build-db`)")
         return path
     path = default_db_path(preset)
-    if not os.path.exists(path):
-        print(f"{path} not found: building it (preset {preset}; once, ~1 min)...")
+    from anim.database import is_current
+
+    if not is_current(path):
+        print(f"{path} {'is of an older format' if os.path.exists(path) else 'not found'}: building it "
+              f"(preset {preset}; once, ~1 min)...")
         ns = argparse.Namespace(preset=preset, tag=None, out=path, no_mirror=False, quiet=False, data=None,
                                 dataset=None, scale=1.0)
         cmd_build_db(ns)
@@ -249,6 +261,8 @@ def cmd_demo(args) -> int:
 
 # ---------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
+    from anim.scripts import seconds_arg
+
     p = argparse.ArgumentParser(
         prog="anim",
         description="Real-time character animation engine: mocap data, motion databases, "
@@ -285,8 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build a motion-matching database: clips chosen by tags, resampled "
                                    "to 60 Hz, mirrored, with a simulation bone, contacts and matching "
                                    "features; saved as one versioned file that loads in under a second.")
-    b.add_argument("--preset", choices=sorted(PRESETS), default="locomotion-normal",
-                   help="named clip selection (default locomotion-normal; 'all' is the whole corpus)")
+    b.add_argument("--preset", choices=sorted(PRESETS),
+                   help="named clip selection (default locomotion-normal, or every file with --data; "
+                        "'all' is the whole corpus)")
+    b.add_argument("--skip-bad", action="store_true",
+                   help="skip files that cannot be read, naming each and why (default: stop at the first)")
     b.add_argument("--tag", action="append", metavar="KEY=V[,V]",
                    help="extra tag filter, e.g. --tag style=normal,active --tag content=walk")
     b.add_argument("--out", metavar="FILE", help=f"output file (default {DEFAULT_DB_DIR}/PRESET.animdb)")
@@ -327,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", metavar="FILE", help="weights file of a learned controller")
     r.add_argument("--input", action="append", metavar="SCRIPT",
                    help="a shipped script name, a .stick file, or 'all' (repeatable; default walk)")
-    r.add_argument("--seconds", type=float, help="run length (default: the script's duration)")
+    r.add_argument("--seconds", type=seconds_arg, help="run length, at most an hour (default: the script's "
+                                                        "duration)")
     r.add_argument("--db", metavar="FILE", help="database file (default: the normal-style locomotion "
                                                 "database, built on first use)")
     r.add_argument("--out", metavar="DIR", help="output folder (default out/runs/CONTROLLER): SCRIPT.bvh, "
@@ -380,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--live", action="store_true", help="force the live window")
     dm.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
                     help="headless output folder (default out/demo)")
-    dm.add_argument("--seconds", type=float, help="headless session length (default: the script's)")
+    dm.add_argument("--seconds", type=seconds_arg, help="headless session length (default: the script's)")
     dm.add_argument("--vr", choices=["replay", "webxr", "openxr"],
                     help="the sparse-VR avatar instead: replay a head-and-hands trace (--trace, default a "
                          "test-split clip), serve the WebXR page to a headset, or read an OpenXR runtime")
@@ -408,18 +426,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from anim.fileio import describe_os_error, interrupt_on_sigterm
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with interrupt_on_sigterm():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (ValueError, KeyError) as e:
         print(f"anim: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:        # missing, read-only, full, a file for a folder or the reverse
+        print(f"anim: error: {describe_os_error(e)}", file=sys.stderr)
         return 2
 
 

@@ -79,10 +79,8 @@ def write_section(key: str, title: str, body: str) -> None:
         "date it was measured on; compare ratios within a section.\n")
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    tmp = OUT + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, OUT)
+    from anim.fileio import write_text
+    write_text(OUT, text)
 
 
 def main(argv=None) -> int:

@@ -349,13 +349,41 @@ def _write_cache(ds: Dataset, old: _Cache, keep: dict, new: dict):
 # ----------------------------------------------------------------- loading
 
 def _parse(args):
+    """One file -> (Clip, None), or (None, the error) for a file that cannot
+    be read: a BVHError (picklable, naming the file and line) or an OSError."""
     path, scale = args
     from anim.bvh import read_bvh
-    _, clip = read_bvh(path, scale=scale)
-    return clip
+    try:
+        _, clip = read_bvh(path, scale=scale)
+    except (ValueError, OSError) as e:
+        return None, e
+    return clip, None
+
+
+def _worker_init(parent: int) -> None:
+    """In each parsing process: leave Ctrl-C to the parent (it stops the pool),
+    and exit as soon as the parent is gone (killed: nothing else would stop us)."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ppid = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.2)
+            try:
+                os.kill(parent, 0)
+            except OSError:
+                os._exit(1)
+            if os.getppid() != ppid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _parse_all(paths: list, scale: float, workers: int, bar) -> list:
+    """[(Clip or None, error or None)] per path, parsed in `workers` processes."""
     if workers <= 1 or len(paths) < 2:
         out = []
         for p in paths:
@@ -364,10 +392,16 @@ def _parse_all(paths: list, scale: float, workers: int, bar) -> list:
         return out
     from concurrent.futures import ProcessPoolExecutor
     out = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for clip in pool.map(_parse, [(p, scale) for p in paths], chunksize=4):
-            out.append(clip)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        for res in pool.map(_parse, [(p, scale) for p in paths], chunksize=4):
+            out.append(res)
             bar.update(1)
+    except BaseException:
+        # Ctrl-C or an error: start nothing new, let the workers finish their chunk and exit
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return out
 
 
@@ -377,12 +411,14 @@ def _auto_workers(n_files: int) -> int:
 
 
 def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = True, cache: bool = True,
-               workers: int | None = None) -> list:
+               workers: int | None = None, errors: list | None = None) -> list:
     """Parse (or load from cache) the clips of one or several datasets whose
     file-name tags match `tags` ({key: value or [accepted values]}), scaled to
     metres. Returns Clips in dataset then file order, each with .tags and
     .source (the file path). workers: parsing processes (None: 2 for large
-    uncached loads on a multi-core machine, else 1)."""
+    uncached loads on a multi-core machine, else 1). A file that cannot be
+    read raises its error (a BVHError naming the file and line); with
+    `errors` (a list) it is skipped instead and (path, message) appended."""
     from tqdm import tqdm
     from anim.skeleton import Clip
 
@@ -408,10 +444,19 @@ def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = T
                   leave=False) as bar:
             bar.update(len(hits))
             n = workers if workers is not None else _auto_workers(len(misses))
-            parsed = dict(zip((p.relative_to(ds.path).as_posix() for p in misses),
-                              _parse_all(misses, ds.scale, n, bar)))
+            results = _parse_all(misses, ds.scale, n, bar)
+        parsed = {}
+        for p, (clip, err) in zip(misses, results):
+            if err is None:
+                parsed[p.relative_to(ds.path).as_posix()] = clip
+            elif errors is None:
+                raise err
+            else:
+                errors.append((str(p), str(err)))
         for p, t in chosen:
             rel = p.relative_to(ds.path).as_posix()
+            if rel not in hits and rel not in parsed:
+                continue                    # skipped: unreadable
             if rel in hits:
                 e = hits[rel]
                 rot, pos = old.arrays(e)
@@ -447,9 +492,11 @@ def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = T
 
 def summary(dataset_or_datasets=None) -> list[dict]:
     """One row per dataset: name, path, clips, frames, minutes, joints (an int,
-    or 'a-b' when files differ), contents and styles {tag: clip count}, license.
-    Motion data is not parsed: frame counts come from the cache manifest, else
-    from each file's header."""
+    or 'a-b' when files differ), contents and styles {tag: clip count}, license,
+    bad_files [(path, problem)] (files that cannot be read, left out of the
+    counts). Motion data is not parsed: frame counts come from the cache
+    manifest, else from each file's header, checked against its count of data
+    lines (a header that disagrees makes the file a bad one)."""
     from anim.bvh import _fps, read_bvh_header
 
     sets = datasets() if dataset_or_datasets is None else _as_list(dataset_or_datasets)
@@ -459,6 +506,7 @@ def summary(dataset_or_datasets=None) -> list[dict]:
         old = _Cache.open(ds)
         frames, minutes, joints = 0, 0.0, set()
         contents, styles = Counter(), Counter()
+        bad = []
         for p in files:
             rel = p.relative_to(ds.path).as_posix()
             e = old.lookup(rel, p.stat())
@@ -466,7 +514,11 @@ def summary(dataset_or_datasets=None) -> list[dict]:
                 t, fps = e["stop"] - e["start"], e["fps"]
                 nj = len(old.manifest["skeletons"][e["skeleton"]]["names"])
             else:
-                skel, t, ft = read_bvh_header(p)
+                try:
+                    skel, t, ft = read_bvh_header(p, count_frames=True)
+                except (ValueError, OSError) as err:
+                    bad.append((str(p), str(err)))
+                    continue
                 fps, nj = _fps(ft), skel.num_joints
             frames += t
             minutes += t / fps / 60.0
@@ -476,9 +528,10 @@ def summary(dataset_or_datasets=None) -> list[dict]:
                 contents[tags["content"]] += 1
             if "style" in tags:
                 styles[tags["style"]] += 1
-        rows.append({"name": ds.name, "path": str(ds.path), "clips": len(files), "frames": frames,
+        rows.append({"name": ds.name, "path": str(ds.path), "clips": len(files) - len(bad), "frames": frames,
                      "minutes": minutes,
-                     "joints": min(joints) if len(joints) == 1 else f"{min(joints)}-{max(joints)}",
+                     "joints": (min(joints) if len(joints) == 1 else f"{min(joints)}-{max(joints)}") if joints
+                     else 0,
                      "contents": dict(contents), "styles": dict(styles), "license": ds.license,
-                     "attribution": ds.attribution})
+                     "attribution": ds.attribution, "bad_files": bad})
     return rows

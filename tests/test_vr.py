@@ -283,9 +283,14 @@ def test_short_training_lowers_loss_and_resumes_exactly(small, tmp_path):
     with pytest.raises(SystemExit):              # another schedule is not silently mixed in
         train.train(replace(cfg, lr=1e-3), str(tmp_path / "b"), mc, SMALL, progress=False, data=small)
     import torch
-    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert ck["it"] == 20
+    with open(tmp_path / "b" / "log.jsonl", "a") as f:     # what a run killed after its checkpoint leaves
+        f.write(json.dumps({"it": 25, "loss": 99.0}) + "\n" + '{"it": 30, "lo')
     train.train(cfg, str(tmp_path / "b"), mc, SMALL, progress=False, data=small)
+    resumed = [json.loads(line) for line in open(tmp_path / "b" / "log.jsonl")]
+    its = [r["it"] for r in resumed if "loss" in r]
+    assert its == sorted(set(its)) and its[-1] == 40 and 99.0 not in [r["loss"] for r in resumed if "loss" in r]
     a = infer.load_artefact(str(tmp_path / "a" / "model.npz"))[1]
     b = infer.load_artefact(str(tmp_path / "b" / "model.npz"))[1]
     assert max(np.abs(a[k] - b[k]).max() for k in a) < 1e-5

@@ -304,10 +304,10 @@ def save_png(image: np.ndarray, path: str) -> str:
     import pygame
 
     surf = pygame.image.frombuffer(np.ascontiguousarray(image).tobytes(), (image.shape[1], image.shape[0]), "RGB")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    pygame.image.save(surf, tmp)
-    os.replace(tmp, path)
+    from anim.fileio import atomic_write
+
+    with atomic_write(path) as f:
+        pygame.image.save(surf, f, "frame.png")        # the name hint picks PNG
     return path
 
 

@@ -120,43 +120,89 @@ def write_trace(path, t, pos, rot, valid=None, header: dict | None = None, gt_ro
         f.write("\n".join(lines) + "\n")
 
 
+TRACE_MAX_METRES = 1e4        # device and ghost positions further out than this are damaged data
+
+
 def read_trace(path) -> Trace:
-    """Read a trace file; a wrong format or version is a clear error."""
-    with open(path) as f:
+    """Read a trace file. A wrong format or version, a line that is not a JSON
+    object, a missing or non-numeric field, NaN, infinite or out-of-range
+    values (positions beyond TRACE_MAX_METRES, a zero quaternion, times that
+    go backwards or span more than anim.scripts.MAX_SECONDS) are ValueErrors
+    naming the file and line: '<file>, line <n>: <problem>'."""
+    from anim.scripts import MAX_SECONDS
+
+    def bad(n, problem):
+        return ValueError(f"{path}, line {n}: {problem}" if n else f"{path}: {problem}")
+
+    def numbers(n, key, value, count=None):
+        if not isinstance(value, list) or (count is not None and len(value) != count) or \
+                not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+            want = f"a list of {count} numbers" if count else "a list of numbers"
+            raise bad(n, f"{key} must be {want}, found {json.dumps(value)[:60]}")
+        a = np.asarray(value, np.float64)
+        if not np.isfinite(a).all():
+            raise bad(n, f"{key} holds NaN or infinite values")
+        return a
+
+    with open(path, encoding="utf-8", errors="replace") as f:
         first = f.readline()
         try:
             header = json.loads(first)
         except json.JSONDecodeError:
-            raise ValueError(f"{path}: not an {TRACE_FORMAT} file (first line is not JSON)") from None
-        if header.get("format") != TRACE_FORMAT or header.get("version") != TRACE_VERSION:
-            raise ValueError(f"{path}: {header.get('format')} v{header.get('version')}, expected "
-                             f"{TRACE_FORMAT} v{TRACE_VERSION}")
+            raise bad(0, f"not an {TRACE_FORMAT} file (first line is not JSON)") from None
+        if not isinstance(header, dict) or header.get("format") != TRACE_FORMAT or \
+                header.get("version") != TRACE_VERSION:
+            h = header if isinstance(header, dict) else {}
+            raise bad(0, f"{h.get('format')} v{h.get('version')}, expected {TRACE_FORMAT} v{TRACE_VERSION}")
         ts, ps, rs, vs, grs, gps = [], [], [], [], [], []
         for n, line in enumerate(f, start=2):
             if not line.strip():
                 continue
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise bad(n, f"not JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise bad(n, f"a sample must be a JSON object, found {json.dumps(rec)[:40]}")
+            if "t" not in rec:
+                raise bad(n, "sample without a time 't'")
+            t = rec["t"]
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or not np.isfinite(t):
+                raise bad(n, f"time 't' must be a finite number, found {json.dumps(t)[:40]}")
             p = np.zeros((3, 3), np.float32)
             r = np.tile(np.float32([1, 0, 0, 0]), (3, 1))
             v = np.zeros(3, bool)
             for k, key in enumerate(DEVICE_KEYS):
                 d = rec.get(key)
                 if d is not None:
-                    if len(d) != 7:
-                        raise ValueError(f"{path}:{n}: {key} needs 7 numbers (position, w x y z)")
+                    d = numbers(n, key, d, 7)
+                    if np.abs(d[:3]).max() > TRACE_MAX_METRES:
+                        raise bad(n, f"{key} position {d[:3].tolist()} is beyond {TRACE_MAX_METRES:g} m")
+                    if not 1e-3 < np.linalg.norm(d[3:]) < 1e3:
+                        raise bad(n, f"{key} rotation {d[3:].tolist()} is not a quaternion (w x y z)")
                     p[k], r[k], v[k] = d[:3], d[3:], True
-            ts.append(float(rec["t"]))
+            if ts and t < ts[-1]:
+                raise bad(n, f"sample time {t:g} goes backwards (previous {ts[-1]:g})")
+            if ts and t - ts[0] > MAX_SECONDS:
+                raise bad(n, f"the trace spans more than {MAX_SECONDS:g} s")
+            ts.append(float(t))
             ps.append(p)
             rs.append(r)
             vs.append(v)
-            if "gt_rot" in rec:
-                grs.append(np.asarray(rec["gt_rot"], np.float32).reshape(-1, 4))
-                gps.append(np.asarray(rec["gt_pos"], np.float32).reshape(-1, 3))
+            if "gt_rot" in rec or "gt_pos" in rec:
+                gr = numbers(n, "gt_rot", rec.get("gt_rot"))
+                gp = numbers(n, "gt_pos", rec.get("gt_pos"))
+                if gr.size % 4 or gp.size % 3 or gr.size // 4 != gp.size // 3 or \
+                        (grs and gr.size != grs[0].size):
+                    raise bad(n, f"gt_rot ({gr.size} numbers) and gt_pos ({gp.size}) do not describe the same "
+                                 f"joints as 4 and 3 numbers each (the same on every line)")
+                if np.abs(gp).max(initial=0) > TRACE_MAX_METRES:
+                    raise bad(n, f"gt_pos is beyond {TRACE_MAX_METRES:g} m")
+                grs.append(gr.astype(np.float32).reshape(-1, 4))
+                gps.append(gp.astype(np.float32).reshape(-1, 3))
     if not ts:
-        raise ValueError(f"{path}: no samples")
+        raise bad(0, "no samples")
     t = np.asarray(ts)
-    if np.any(np.diff(t) < 0):
-        raise ValueError(f"{path}: sample times go backwards")
     return Trace(t, np.stack(ps), quat.normalize(np.stack(rs)).astype(np.float32), np.stack(vs), header,
                  np.stack(grs) if len(grs) == len(ts) else None, np.stack(gps) if len(gps) == len(ts) else None)
 

@@ -22,6 +22,7 @@ weights file is all it reads (no database).
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import replace
 
@@ -35,7 +36,10 @@ from controllers.motion_matching.runtime import RuntimeConfig
 from . import kernels as k
 from . import weights as W
 
-DEFAULT_WEIGHTS = "controllers/learned/weights/lmm-locomotion-normal.npz"
+# the shipped weights: the name to show (relative to the checkout) and the file,
+# found beside this module whatever the working directory
+SHIPPED_WEIGHTS_NAME = "controllers/learned/weights/lmm-locomotion-normal.npz"
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "lmm-locomotion-normal.npz")
 
 
 class LearnedSource:

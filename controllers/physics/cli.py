@@ -37,8 +37,9 @@ def add_physics_parsers(subparsers) -> None:
 
 def add_run_arguments(run_parser) -> None:
     run_parser.add_argument("--clip", help="physics controller: the database clip to track (name)")
-    run_parser.add_argument("--policy", help=f"physics controller: policy file (default {DEFAULT_POLICY} "
-                                             f"if it exists, else PD tracking without a policy)")
+    run_parser.add_argument("--policy", help="physics controller: policy file (default the shipped "
+                                             "controllers/physics/weights/walk-run.npz if it exists, else PD "
+                                             "tracking without a policy)")
 
 
 def make_controller(db, clip=None, policy: str | None = None):

@@ -636,17 +636,8 @@ def from_database(db, config: HumanoidConfig = HumanoidConfig(), every: int = 4)
 
 
 def save(h: Humanoid, path: str) -> None:
-    import os
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(h.to_dict(), f)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    from anim.fileio import write_text
+    write_text(path, json.dumps(h.to_dict()))
 
 
 def load(path: str, skeleton: Skeleton | None = None) -> Humanoid:

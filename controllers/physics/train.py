@@ -25,6 +25,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+from anim.fileio import atomic_write, truncate_jsonl, write_text
+
 from .env import EnvConfig, tags_from_dict
 from .humanoid import HumanoidConfig
 from .ppo import PPOConfig
@@ -127,15 +129,15 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
             echo(f"note: checkpoint seed {old.get('seed')} differs from --seed {cfg.seed}; keeping the checkpoint's")
             meta["seed"] = old.get("seed")
         echo(f"resumed from {paths['ckpt']} at iteration {int(ts['iteration'])}, {float(ts['env_steps']):,.0f} steps")
+        done = int(ts["iteration"])          # the log ends where the checkpoint does
+        truncate_jsonl(paths["log"], lambda r: r.get("iteration", 0) <= done)
         if float(ts["env_steps"]) >= cfg.steps:
             echo(f"the checkpoint has already taken the step budget (--steps {cfg.steps:,.0f} counts the steps "
                  f"before the resume too): nothing to train; raise --steps")
             return {}
     elif not resume and os.path.exists(paths["log"]):
         os.replace(paths["log"], paths["log"] + ".old")
-    with open(paths["config"] + ".tmp", "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(paths["config"] + ".tmp", paths["config"])
+    write_text(paths["config"], json.dumps(meta, indent=1))
 
     # Ctrl-C, or SIGTERM / SIGINT to a background run, ends it with a checkpoint
     import signal
@@ -287,11 +289,8 @@ def plot(log_path: str, png_path: str, width: int = 1200, height: int = 800) -> 
             pygame.draw.lines(surf, (30, 90, 200), False, scr, 2)
         else:
             pygame.draw.circle(surf, (30, 90, 200), (int(scr[0][0]), int(scr[0][1])), 3)
-    folder = os.path.dirname(os.path.abspath(png_path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, ".tmp-curves.png")
-    pygame.image.save(surf, tmp)
-    os.replace(tmp, png_path)
+    with atomic_write(png_path) as f:
+        pygame.image.save(surf, f, "curves.png")       # the name hint picks PNG
     return png_path
 
 
