@@ -98,6 +98,7 @@ class Database:
     clip_tags: list = field(default_factory=list)    # [C] dict of tags (incl. 'mirrored')
     mirror_joints: np.ndarray = None                 # [J] index of each joint's mirror
     source_fps: list = field(default_factory=list)   # [C]
+    meta: dict = field(default_factory=dict)         # how a --data folder was read (anim.importing)
 
     # ------------------------------------------------------------------ access
     @property
@@ -368,7 +369,10 @@ def build_database(clips: list[Clip], config: DatabaseConfig = DatabaseConfig(),
         if c.skeleton.signature() != skel0.signature():
             raise ValueError(f"build_database: {c.source} has a different skeleton than {clips[0].source}")
     for name in (config.hips, *config.feet, *config.toes):
-        skel0.index(name)
+        if name not in skel0.names:
+            raise KeyError(f"joint {name!r} not in the skeleton of {clips[0].source} (its hips, feet and toes "
+                           f"come from DatabaseConfig; for a skeleton other than Bandai Namco's use "
+                           f"anim.importing.database_config, or `anim build-db --data DIR`)")
 
     from tqdm import tqdm
 
@@ -525,6 +529,8 @@ def save(db: Database, path: str) -> None:
         "clip_names": db.clip_names, "clip_tags": db.clip_tags, "source_fps": db.source_fps,
         "feature_groups": FEATURE_GROUPS, "arrays": {},
     }
+    if db.meta:
+        header["meta"] = db.meta
     offset = 0
     for k, a in arrays.items():
         offset = (offset + 63) // 64 * 64
@@ -579,7 +585,7 @@ def load(path: str, skeleton: Skeleton | None = None, mmap: bool = True) -> Data
                          f"{skeleton.names}")
     return Database(skeleton=skel, config=_config_from_json(header["config"]),
                     clip_names=header["clip_names"], clip_tags=header["clip_tags"],
-                    source_fps=header["source_fps"], **arrays)
+                    source_fps=header["source_fps"], meta=header.get("meta", {}), **arrays)
 
 
 def _config_to_json(cfg: DatabaseConfig) -> dict:
