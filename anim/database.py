@@ -133,6 +133,20 @@ class Database:
                 mask[self.range_starts[c]:self.range_stops[c]] = True
         return mask
 
+    def roles(self):
+        """The skeleton's joint roles (anim.roles): as recorded when a --data folder
+        was built, else found from the names."""
+        from .roles import Roles, find_roles
+        if self.meta.get("roles"):
+            return Roles.from_json(self.meta["roles"])
+        return find_roles(self.skeleton)
+
+    def body_joints(self) -> np.ndarray:
+        """Indices of the joints that are not helpers (twist, finger, face bones...):
+        the ones metrics and physics look at. All joints when none are recorded."""
+        helpers = set(self.meta.get("roles", {}).get("helpers", ()))
+        return np.array([j for j, n in enumerate(self.skeleton.names) if n not in helpers], np.int64)
+
     def root_velocity_character(self) -> np.ndarray:
         """[N, 3] root (simulation bone) velocity in character space."""
         return quat.inv_rot(self.rotations[:, 0], self.velocities[:, 0])

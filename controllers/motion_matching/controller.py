@@ -336,6 +336,8 @@ class KinematicController:
         # 6. no joint accelerates harder than the data's p99.9
         out_rot, out_pos = self.limiter.apply(out_rot, out_pos, dt)
         self.stats["limited"] = self.limiter.limited
+        self.stats["drift_bound"] = self.limiter.drift_bound
+        self.stats["max_drift_m"] = self.limiter.max_drift
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, out_pos, contacts)
         pose.info["clip_contacts"] = np.asarray(clip_contacts, bool).tolist()

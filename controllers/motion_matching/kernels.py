@@ -625,3 +625,52 @@ def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, 
             hi = mid
     _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, lo, out_rot, out_pos, gpos)
     return lo
+
+
+@njit(**_NB)
+def bound_drift(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, prev_drift, s, max_drift, iters,
+                out_rot, out_pos, gpos):
+    """Raise the share s of the candidate pose (from limit_acceleration, same
+    arguments) until no joint of the shown pose is further from where the
+    candidate puts it than max(max_drift, prev_drift): the caller passes as
+    prev_drift the larger of last frame's drift and how far the candidate
+    itself jumped since last frame, so the limit may trail an animation that
+    jumps (and catch up), never carry the pose away from it (a small
+    database's extrapolated turn sends a toe metres up). Bisection over
+    [s, 1]; writes the pose and its global positions like limit_acceleration;
+    returns (the share, the drift of the pose written)."""
+    n = len(parents)
+    ext_rot = np.empty((n, 4))
+    ext_pos = np.empty((n, 3))
+    for j in range(n):
+        ext_rot[j] = q.normalize(q.mul(rot1[j], q.mul(q.inv(rot2[j]), rot1[j])))
+        ext_pos[j] = 2.0 * pos1[j] - pos2[j]
+    crot = np.empty((n, 4))
+    cpos = np.empty((n, 3))
+    cg = np.empty((n, 3))
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, 1.0, crot, cpos, cg)
+    max_drift = max(max_drift, prev_drift)
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, s, out_rot, out_pos, gpos)
+    d = _largest_distance(gpos, cg)
+    if d <= max_drift:
+        return s, d
+    lo, hi = s, 1.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, mid, out_rot, out_pos, gpos)
+        if _largest_distance(gpos, cg) <= max_drift:
+            hi = mid
+        else:
+            lo = mid
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, hi, out_rot, out_pos, gpos)
+    return hi, _largest_distance(gpos, cg)
+
+
+@njit(**_NB)
+def _largest_distance(a, b):
+    m = 0.0
+    for j in range(len(a)):
+        d = (a[j, 0] - b[j, 0]) ** 2 + (a[j, 1] - b[j, 1]) ** 2 + (a[j, 2] - b[j, 2]) ** 2
+        if d > m:
+            m = d
+    return math.sqrt(m)
