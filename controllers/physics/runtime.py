@@ -329,14 +329,24 @@ class PhysicsController:
     def _foot_contacts(self) -> np.ndarray:
         """Left/right foot touching the ground (any contact of the foot or toe boxes)."""
         d, m = self.data, self.model
-        feet = [j for j in self.h.joints if self.h.segments[j] in ("foot", "toes")]
+        if not hasattr(self, "_foot_side"):       # body joint -> 0 left / 1 right, from the roles
+            r = self.db.roles()
+            legs = [self.skeleton.index(n) for n in r.pair("upper_leg")]
+            self._foot_side = {j: i for j in self.h.joints if self.h.segments[j] in ("foot", "toes")
+                               for i, leg in enumerate(legs) if j == leg or _below(self.skeleton.parents, j, leg)}
         out = np.zeros(2, bool)
-        names = [self.skeleton.names[j] for j in feet]
         for i in range(d.ncon):
             for g in (d.contact[i].geom1, d.contact[i].geom2):
                 b = m.geom_bodyid[g]
-                if b > 0 and self.h.joints[b - 1] in feet:
-                    nm = names[feet.index(self.h.joints[b - 1])]
-                    side = 0 if nm.endswith(("_L", "_l")) or nm.startswith("Left") else 1
-                    out[side] = True
+                if b > 0 and self.h.joints[b - 1] in self._foot_side:
+                    out[self._foot_side[self.h.joints[b - 1]]] = True
         return out
+
+
+def _below(parents, j, ancestor) -> bool:
+    p = int(parents[j])
+    while p >= 0:
+        if p == ancestor:
+            return True
+        p = int(parents[p])
+    return False
