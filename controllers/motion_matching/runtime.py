@@ -356,8 +356,13 @@ class AccelerationLimiter:
     MARGIN = 5e-3
     MAX_DRIFT = 0.15
 
-    def __init__(self, parents, limit: float | None, iters: int = 12, max_drift: float | None = None):
+    def __init__(self, parents, limit: float | None, iters: int = 12, max_drift: float | None = None,
+                 body=None):
+        """body: indices of the joints whose acceleration counts (default all;
+        the motion-matching controller leaves out the skeleton's helper joints)."""
         self.parents = np.asarray(parents, np.int64)
+        self.body = np.zeros(len(self.parents), np.bool_)
+        self.body[np.arange(len(self.parents)) if body is None else np.asarray(body, np.int64)] = True
         self.limit = float(limit or 0.0)
         self.iters = int(iters)
         self.max_drift = float(self.MAX_DRIFT if max_drift is None else max_drift)
@@ -390,8 +395,9 @@ class AccelerationLimiter:
         out_rot, out_pos, g = np.empty_like(rot), np.empty_like(pos), np.empty_like(pos)
         if self.limit > 0.0:
             limit = self.limit * (1.0 - self.MARGIN) * dt * dt
-            s = k.limit_acceleration(rot, pos, self.parents, self.rot[0], self.pos[0], self.rot[1], self.pos[1],
-                                     self.gpos[0], self.gpos[1], limit, self.iters, out_rot, out_pos, g)
+            s = k.limit_acceleration_of(rot, pos, self.parents, self.rot[0], self.pos[0], self.rot[1], self.pos[1],
+                                        self.gpos[0], self.gpos[1], limit, self.iters, out_rot, out_pos, g,
+                                        self.body)
             cand_g = None
             if s < 1.0 and self.max_drift > 0.0:
                 _, cand_g = quat.fk(rot, pos, self.parents)
