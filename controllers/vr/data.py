@@ -82,16 +82,18 @@ FEET = ("Toes_L", "Toes_R")      # the joints foot contacts are detected on (Dat
 # (the names above are the Bandai Namco rig's; any skeleton's come from its joint roles: `joint_groups`)
 
 
-def joint_groups(skeleton) -> dict:
+def joint_groups(skeleton, roles=None) -> dict:
     """The joints the VR pipeline reads, by role (anim.roles), for any skeleton:
     devices (head, left hand, right hand), hips, lower_body (hips, upper and
     lower legs, feet, toes), hands, feet (the contact joints: toes). On the
-    Bandai Namco rig these are DEVICES, LOWER_BODY, HANDS and FEET."""
+    Bandai Namco rig these are DEVICES, LOWER_BODY, HANDS and FEET. roles: the
+    skeleton's Roles (e.g. a database's `db.roles()`, which a joint map made);
+    remembered for the skeleton, found from its names when never given."""
     key = skeleton.signature()
     hit = _GROUPS.get(key)
-    if hit is None:
+    if hit is None or roles is not None:
         from anim.roles import find_roles
-        r = find_roles(skeleton)
+        r = roles if roles is not None else find_roles(skeleton)
         lower = (r["hips"],) + tuple(n for role in ("upper_leg", "lower_leg", "foot", "toe") for n in r.pair(role))
         hit = {"devices": (r["head"], r["left_hand"], r["right_hand"]), "hips": r["hips"], "lower_body": lower,
                "hands": r.pair("hand"), "feet": r.pair("toe")}
@@ -301,6 +303,7 @@ def from_any_database(db, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> VRData:
         raise ValueError("vr data: the database has no clips")
     split = make_split(ids, seed, fractions)
     which = {cid: s for s, cids in split.items() for cid in cids}
+    joint_groups(db.skeleton, db.roles())
     return from_database(db, which)
 
 
