@@ -696,7 +696,11 @@ def _under(parents, j, ancestor) -> bool:
 
 def from_database(db, config: HumanoidConfig = HumanoidConfig(), every: int = 4) -> Humanoid:
     """The humanoid of a database's skeleton, rest pose and ranges from its frames."""
-    roles = db.roles()
+    if hasattr(db, "roles"):
+        roles = db.roles()
+    else:                                   # a clip pack: roles from the names
+        from anim.roles import find_roles
+        roles = find_roles(db.skeleton)
     return build(db.skeleton, measure(db, every=every, roles=roles), config, root=db.config.hips, roles=roles)
 
 
