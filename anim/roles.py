@@ -24,7 +24,8 @@ How roles are found (`find_roles`):
 - Checks: each left joint's role has a right twin, both at the same depth below
   the hips, with bone lengths within 10 % of each other; a failure names the role.
 - Mirror pairs: every sided joint paired with the joint whose name differs only
-  in the side token (and whose bone offset has the same length).
+  in the side token (and whose bone offset has the same length), and each
+  sided role's left joint with its right one.
 - Helper joints: twist, share, roll, finger, toe digits, face, eyes, jaw, teeth,
   tongue and breast bones (by `HELPER_PATTERN` on the name), and everything below
   the hands, the head and the toes. They stay in the pose (FK, BVH output) but are
@@ -387,6 +388,11 @@ def find_roles(skeleton, joint_map: dict | None = None) -> Roles:
                     continue
                 pairs.append((names[j], other))
                 seen.update((names[j], other))
+    for r in SIDED_ROLES:             # the roles' twins are mirrors whatever their names (a joint map's)
+        a, b = joints[f"left_{r}"], joints[f"right_{r}"]
+        if a not in seen and b not in seen:
+            pairs.append((a, b))
+            seen.update((a, b))
     return Roles(joints, helpers, tuple(pairs), tuple(notes))
 
 

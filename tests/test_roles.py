@@ -187,3 +187,22 @@ def test_cmu_iclone_folder_two_roots_relative_root_and_helpers(tmp_path, monkeyp
     hips = g[:, db.skeleton.index("CC_Base_Hip"), 1]
     assert 0.85 < np.median(hips) < 1.15
     assert 0.5 < db.contacts.mean() < 0.95
+
+
+def test_build_db_joint_map_flag_names_what_was_not_found(tmp_path, capsys, monkeypatch):
+    """A rig whose left foot is called 'LeftPaw': build-db stops with an error
+    naming the role and the flag; with --joint-map it builds, the paw as the foot."""
+    monkeypatch.setenv("ANIM_CACHE_DIR", str(tmp_path / "cache"))
+    for p in S.write_walks(tmp_path / "paw", "cmu", n=2, units=0.01):
+        Path(p).write_text(Path(p).read_text().replace("LeftFoot", "LeftPaw"))
+    out = tmp_path / "paw.animdb"
+    assert main(["build-db", "--data", str(tmp_path / "paw"), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'left_foot'" in err and "--joint-map" in err and not out.exists()
+    jm = tmp_path / "paw.json"
+    jm.write_text(json.dumps({"roles": {"left_foot": "LeftPaw"}}))
+    assert main(["build-db", "--data", str(tmp_path / "paw"), "--out", str(out), "--joint-map", str(jm),
+                 "--quiet"]) == 0
+    db = database.load(str(out))
+    assert db.config.feet == ("LeftPaw", "RightFoot")
+    assert db.mirror_joints[db.skeleton.index("LeftPaw")] == db.skeleton.index("RightFoot")
