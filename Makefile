@@ -4,11 +4,16 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The npm packages of the export checks (glTF-Validator, three.js, playwright-core),
+# installed once from the committed lock file; Chromium itself is a system
+# package (.ci/run installs it). Without npm the browser/validator tests skip.
+WEB    := export/web
+WEB_STAMP := $(WEB)/node_modules/.installed
 # CPU machines take the CPU build of torch (a bare `torch` pulls a multi-GB CUDA
 # build); on a GPU machine run `make TORCH=torch ...` to take the CUDA build.
 TORCH  ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: demo test test-fast bench clean-cache help
+.PHONY: demo test test-fast bench clean-cache help web
 
 help:
 	@echo "make demo       run the demo (builds the default database on first use)"
@@ -23,13 +28,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+$(WEB_STAMP): $(WEB)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(WEB) && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else \
+		echo "npm not found: the glTF validator and browser tests will skip (Debian: apt-get install nodejs npm chromium)"; \
+	fi
+
+web: $(WEB_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/anim demo
 
-test: $(STAMP)
+test: $(STAMP) web
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) web
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)

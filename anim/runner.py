@@ -3,52 +3,32 @@ the motion, measure it, write it out.
 
     from anim import database, runner, scripts
     db = database.load("out/databases/locomotion-normal.animdb")
-    ctrl = runner.make_controller("mm", db)
+    ctrl = MotionMatchingController(db)                     # any stage (anim_app.registry builds them)
     rec = runner.run(ctrl, scripts.load("turns"))          # a Recording
     m = runner.evaluate(rec, db, speeds=ctrl.speeds)         # a metrics dict (JSON-able)
     print(runner.report_text(m))
     runner.write_bvh(rec, "out/runs/turns.bvh")
 
-`anim run` is the command-line face of this module. The runner talks to
-controllers only through the `Controller` protocol (reset, step); search
-statistics are read from `controller.stats` when a controller keeps them.
+`anim run` (anim_app.session) is the command-line face of this module. The
+runner ticks controllers in the one loop (`anim.loop.Loop`) with a `Recorder`
+sink; it talks to them only through the `Controller` protocol (reset, step);
+search statistics are read from `controller.stats` when a controller keeps them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import metrics, quat
-from .control import ControlInput
 from .skeleton import Clip, Skeleton
 
 FPS = 60.0
-CONTROLLERS = {"mm": "motion matching (controllers.motion_matching)",
-               "lmm": "learned motion matching (controllers.learned, shipped weights)"}
 ROOT_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 ROT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")
-
-
-def make_controller(kind: str, db, style: str | None = None, index: str = "kdtree", config=None,
-                    weights: str | None = None):
-    """A controller by its short name (see CONTROLLERS): 'mm' over the database,
-    'lmm' from a weights file (default: the shipped one; it must be for the
-    database's skeleton)."""
-    from controllers.motion_matching import RuntimeConfig
-
-    if kind == "mm":
-        from controllers.motion_matching import MotionMatchingController
-        return MotionMatchingController(db, config or RuntimeConfig(), index=index, style=style)
-    if kind == "lmm":
-        from controllers.learned import DEFAULT_WEIGHTS, LearnedController
-        return LearnedController.load(weights or DEFAULT_WEIGHTS, config or RuntimeConfig(), style=style,
-                                      skeleton=db.skeleton)
-    raise ValueError(f"unknown controller {kind!r} (known: {', '.join(CONTROLLERS)})")
 
 
 @dataclass
@@ -66,7 +46,7 @@ class Recording:
     facing: np.ndarray                    # [T, 2], NaN where not strafing
     run: np.ndarray                       # [T] bool
     style: list                           # [T] asked style or None
-    clips: list                           # [T] pose.info['clip'] (or None)
+    clips: list                           # [T] pose.info.clip (or None)
     tick_ms: np.ndarray                   # [T-1] time spent in controller.step
     transitions: np.ndarray | None = None # [T] bool: the step to this frame took a transition
     stats: dict = field(default_factory=dict)
@@ -74,6 +54,8 @@ class Recording:
     controller: str = ""
     clip_contacts: np.ndarray | None = None   # [T, 2] bool: the clip's contacts, before the controller
                                               # lifted feet it could not keep planted (re-planting steps)
+    tracking: dict | None = None          # a physics stage's per-frame figures: pose_error_cm, tracking_error_cm,
+                                          # root_distance_cm [T] (cm), fallen [T] bool; None for kinematic stages
 
     @property
     def num_frames(self) -> int:
@@ -87,10 +69,86 @@ class Recording:
         return Clip(self.skeleton, self.rotations, self.positions, self.fps, source=self.script)
 
 
+class Recorder:
+    """A loop sink that keeps the motion, the input and the timings of a run
+    and gives them as a `Recording` (`recording()`). Frame 0 is the reset
+    pose; frame i + 1 the pose after step i. The input arrays hold at frame i
+    the input of the step that starts there (the last frame: the source's
+    input at the end time, else the last step's)."""
+
+    def __init__(self):
+        self.frames: list = []
+        self.controls: list = []
+        self.ms: list = []
+        self.transitions: list = []
+        self.stage = None
+        self._end_control = None
+        self._count = 0
+
+    def reset(self, pose, control) -> None:
+        self.frames, self.controls, self.ms, self.transitions = [pose], [], [], [False]
+        self._end_control, self._count = None, 0
+
+    def __call__(self, tick) -> None:
+        stats = getattr(tick.stage, "stats", None)
+        if isinstance(stats, dict) and "transitions" in stats:     # a stage that counts its transitions
+            n = stats["transitions"]
+            self.transitions.append(n > self._count)
+            self._count = n
+        self.stage = tick.stage
+        self.frames.append(tick.pose)
+        self.controls.append(tick.control)
+        self.ms.append(tick.ms)
+
+    def close(self, loop) -> None:
+        self._end_control = loop.control_at(loop.time) if loop.source is not None else None
+        self.stage = loop.stage
+
+    def recording(self, fps: float, script: str = "") -> "Recording":
+        frames = self.frames
+        n = len(frames) - 1
+        if n < 1:
+            raise ValueError("Recorder: nothing recorded (no tick since the reset)")
+        j = frames[0].rotations.shape[0]
+        rot = np.empty((n + 1, j, 4), np.float32)
+        pos = np.empty((n + 1, j, 3), np.float32)
+        con = np.zeros((n + 1, 2), bool)
+        clip_con = np.zeros((n + 1, 2), bool)
+        clips: list = [None] * (n + 1)
+        for i, p in enumerate(frames):
+            rot[i], pos[i] = p.rotations, p.positions
+            if p.contacts is not None:
+                con[i] = np.asarray(p.contacts, bool)[:2]
+            clips[i] = p.info.clip
+            cc = p.info.clip_contacts
+            clip_con[i] = con[i] if cc is None else np.asarray(cc, bool)[:2]
+        tracking = None
+        if any(p.info.pose_error_cm is not None for p in frames):
+            tracking = {k: np.array([getattr(p.info, k) or 0.0 for p in frames], np.float64)
+                        for k in ("pose_error_cm", "tracking_error_cm", "root_distance_cm")}
+            tracking["fallen"] = np.array([bool(p.info.fallen) for p in frames])
+        controls = self.controls + [self._end_control or self.controls[-1]]
+        move = np.array([c.move for c in controls], np.float32).reshape(n + 1, 2)
+        facing = np.full((n + 1, 2), np.nan, np.float32)
+        for i, c in enumerate(controls):
+            if c.facing is not None:
+                facing[i] = c.facing
+        run_ = np.array([bool(c.run) for c in controls])
+        style = [c.style for c in controls]
+        stage = self.stage
+        transitions = np.array(self.transitions, bool) if len(self.transitions) == n + 1 else None
+        stats = dict(getattr(stage, "stats", {}) or {})
+        return Recording(stage.skeleton, fps, rot, pos, con, move, facing, run_, style, clips,
+                         np.array(self.ms, np.float64), transitions, stats, clip_contacts=clip_con,
+                         script=script, controller=type(stage).__name__, tracking=tracking)
+
+
 def run(controller, script, seconds: float | None = None, fps: float = FPS, reset_pose=None) -> Recording:
     """Reset the controller, then step it round(seconds * fps) times with the
-    script's input (`script(t) -> ControlInput`, e.g. an `anim.scripts.Script`),
-    timing each step."""
+    script's input (`script(t) -> anim.control.ControlInput`, e.g. an `anim.scripts.Script`)
+    in the runtime loop (`anim.loop.Loop`), recording every frame."""
+    from .loop import Loop
+
     if seconds is None:
         seconds = getattr(script, "duration", None)
         if seconds is None:
@@ -98,50 +156,9 @@ def run(controller, script, seconds: float | None = None, fps: float = FPS, rese
     n = int(round(seconds * fps))
     if n < 1:
         raise ValueError(f"run: {seconds} s is less than one tick")
-    dt = 1.0 / fps
-    pose = controller.reset(reset_pose)
-    j = pose.rotations.shape[0]
-    rot = np.empty((n + 1, j, 4), np.float32)
-    pos = np.empty((n + 1, j, 3), np.float32)
-    con = np.zeros((n + 1, 2), bool)
-    move = np.zeros((n + 1, 2), np.float32)
-    facing = np.full((n + 1, 2), np.nan, np.float32)
-    run_ = np.zeros(n + 1, bool)
-    style: list = [None] * (n + 1)
-    clips: list = [None] * (n + 1)
-    clip_con = np.zeros((n + 1, 2), bool)
-    ms = np.empty(n, np.float64)
-    counts = getattr(controller, "stats", None)
-    transitions = np.zeros(n + 1, bool) if isinstance(counts, dict) and "transitions" in counts else None
-
-    def keep(i, p, ci):
-        rot[i], pos[i] = p.rotations, p.positions
-        if p.contacts is not None:
-            con[i] = np.asarray(p.contacts, bool)[:2]
-        clips[i] = p.info.get("clip") if p.info else None
-        cc = p.info.get("clip_contacts") if p.info else None
-        clip_con[i] = con[i] if cc is None else np.asarray(cc, bool)[:2]
-        move[i] = ci.move
-        if ci.facing is not None:
-            facing[i] = ci.facing
-        run_[i] = bool(ci.run)
-        style[i] = ci.style
-
-    for i in range(n):
-        ci: ControlInput = script(i * dt)
-        if i == 0:
-            keep(0, pose, ci)
-        before = controller.stats["transitions"] if transitions is not None else 0
-        t0 = time.perf_counter()
-        pose = controller.step(ci, dt)
-        ms[i] = 1e3 * (time.perf_counter() - t0)
-        if transitions is not None:
-            transitions[i + 1] = controller.stats["transitions"] > before
-        keep(i + 1, pose, script((i + 1) * dt))
-    stats = dict(getattr(controller, "stats", {}) or {})
-    return Recording(controller.skeleton, fps, rot, pos, con, move, facing, run_, style, clips, ms,
-                     transitions, stats, clip_contacts=clip_con,
-                     script=getattr(script, "path", ""), controller=type(controller).__name__)
+    rec = Recorder()
+    Loop(controller, script, [rec], fps=fps).run(ticks=n, reset_pose=reset_pose)
+    return rec.recording(fps, script=getattr(script, "path", ""))
 
 
 # ----------------------------------------------------------------- database reference
@@ -264,6 +281,8 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
         "database": ref,
         "targets": targets(worst, skating["mean_cm_s"], smooth["ratio"], bool(key)),
     }
+    if rec.tracking is not None:
+        out["physics"] = physics_metrics(rec)
     if series:
         speed = np.linalg.norm(vel, axis=-1)
         out["series"] = {
@@ -274,6 +293,24 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
             "tick_ms": _r(rec.tick_ms, 4),
         }
     return out
+
+
+def physics_metrics(rec: Recording) -> dict:
+    """A physics stage's figures over a run: falls (a fall is counted when the
+    body goes down; the stage's own count), the mean joint error against the
+    kinematic reference (global, and relative to each pose's root), the root's
+    ground distance to the reference (mean, p95, max)."""
+    tr = rec.tracking
+    fallen = tr["fallen"]
+    down = int((fallen[1:] & ~fallen[:-1]).sum() + fallen[0])
+    rd = tr["root_distance_cm"][1:]
+    return {"falls": int(rec.stats.get("falls", down)), "recoveries": int(rec.stats.get("recoveries", 0)),
+            "pushes": int(rec.stats.get("pushes", 0)),
+            "fallen_share": float(fallen.mean()),
+            "pose_error_cm": float(tr["pose_error_cm"][1:].mean()),
+            "tracking_error_cm": float(tr["tracking_error_cm"][1:].mean()),
+            "root_distance_cm": {"mean": float(rd.mean()), "p95": float(np.percentile(rd, 95)),
+                                 "max": float(rd.max())}}
 
 
 def targets(worst_response, skating, accel_ratio, has_key_events: bool = True) -> dict:
@@ -352,6 +389,12 @@ def report_text(m: dict) -> str:
         lines.append(f"  search: {st.get('searches', 0)} searches, {st.get('transitions', 0)} transitions, "
                      f"average cost {st.get('average_transition_cost', 0):.3f}, "
                      f"{st.get('forced', 0)} forced")
+    ph = m.get("physics")
+    if ph:
+        lines.append(f"  physics: {ph['falls']} falls ({ph['recoveries']} recovered), {ph['pushes']} pushes; joint error "
+                     f"{ph['pose_error_cm']:.1f} cm relative to the root ({ph['tracking_error_cm']:.1f} global) "
+                     f"against the kinematic reference; root distance mean {ph['root_distance_cm']['mean']:.1f} "
+                     f"cm, p95 {ph['root_distance_cm']['p95']:.1f}")
     t = m["tick"]
     lines.append(f"  tick: p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, max {t['max_ms']:.1f} ms")
     for c in m["style_changes"]:
@@ -418,66 +461,3 @@ def write_json(m: dict, path: str) -> None:
     with open(tmp, "w") as f:
         json.dump(m, f, indent=1)
     os.replace(tmp, path)
-
-
-# ------------------------------------------------------------------------ command
-def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seconds: float | None = None,
-                out_dir: str | None = None, style: str | None = None, index: str = "kdtree",
-                echo=print, weights: str | None = None, accel_limit: float | None = None) -> list[dict]:
-    """What `anim run` does once the database is loaded: for each input script
-    (names of shipped scripts, paths, or 'all'), run a fresh controller, write
-    SCRIPT.bvh and SCRIPT.json under out_dir and print the report; with several
-    scripts also a Markdown summary (summary.md). Scripts asking for styles
-    the database lacks are an error, or skipped with a note under 'all'.
-    accel_limit: RuntimeConfig.accel_limit (None: the database's p99.9, or
-    the LMM weights'; 0: off)."""
-    from . import scripts as stick
-
-    names = list(inputs)
-    every = "all" in names
-    if every:
-        names = [str(p) for p in stick.shipped()] + [n for n in names if n != "all"]
-    loaded = []
-    styles = db.tag_values("style")
-    for n in names:
-        s = stick.load(n)
-        try:
-            s.check_styles(styles, db_path)
-        except stick.ScriptError as e:
-            if not every:
-                raise
-            echo(f"skipped {s.name}: {e.problem.split(';')[0]}; run it with --db "
-                 f"out/databases/locomotion.animdb (built by `anim build-db --preset locomotion`)")
-            continue
-        loaded.append(s)
-    out_dir = out_dir or os.path.join("out", "runs", controller)
-    results = []
-    for s in loaded:
-        config = None
-        if accel_limit is not None:
-            from controllers.motion_matching import RuntimeConfig
-            config = RuntimeConfig(accel_limit=accel_limit)
-        ctrl = make_controller(controller, db, style=style, index=index, weights=weights, config=config)
-        speeds = getattr(ctrl, "speeds", None)
-        if speeds is None:
-            raise ValueError(f"controller {controller!r} has no .speeds (walk/run/side/back m/s) to "
-                             f"turn the stick into a desired velocity")
-        rec = run(ctrl, s, seconds)
-        m = evaluate(rec, db, speeds)
-        m["database_file"] = db_path
-        bvh_path = os.path.join(out_dir, f"{s.name}.bvh")
-        json_path = os.path.join(out_dir, f"{s.name}.json")
-        write_bvh(rec, bvh_path)
-        write_json(m, json_path)
-        echo(report_text(m))
-        echo(f"  wrote {bvh_path} and {json_path}\n")
-        results.append(m)
-    if len(results) > 1:
-        table = summary_table(results)
-        path = os.path.join(out_dir, "summary.md")
-        with open(path + ".tmp", "w") as f:
-            f.write(f"database: {db_path}\n\n{table}\n")
-        os.replace(path + ".tmp", path)
-        echo(table)
-        echo(f"wrote {path}")
-    return results

@@ -109,19 +109,57 @@ class Clip:
 
 
 @dataclass
+class PoseInfo:
+    """What a stage reports beside its pose each tick: a typed record that the
+    viewer (HUD, ghost, debug drawing), the recorder and the metrics read.
+
+    controller: the stage's name; clip, frame: what it plays (a database clip
+    and its frame, or 'learned' and a tick count); style: the active style tag;
+    ms: the stage's own time this tick; note: one line for the HUD (e.g. a
+    database that lacks side steps); status: a state word ('waiting', 'head
+    lost', 'fallen', 'recovering'); clip_contacts: the played clip's foot
+    contacts before foot locking (bool [2]); ghost: a second pose to draw
+    translucent (the kinematic target under physics); debug_lines [(points
+    [K, 3], colour)] and debug_points [(position [3], colour, radius)] drawn in
+    debug mode; hud: further HUD lines. The physics stage fills the tracking
+    figures (cm; None elsewhere): mean global joint error against the
+    kinematic reference, the same relative to each pose's root, the root's
+    ground distance to the reference, and its falls so far.
+    """
+
+    controller: str = ""
+    clip: str | None = None
+    frame: int | None = None
+    style: str | None = None
+    ms: float = 0.0
+    note: str | None = None
+    status: str | None = None
+    clip_contacts: np.ndarray | None = None
+    ghost: "Pose | None" = None
+    debug_lines: list = field(default_factory=list)
+    debug_points: list = field(default_factory=list)
+    hud: list = field(default_factory=list)
+    tracking_error_cm: float | None = None
+    pose_error_cm: float | None = None
+    root_distance_cm: float | None = None
+    fallen: bool = False
+    falls: int = 0
+
+
+@dataclass
 class Pose:
     """One frame: what a controller emits each tick.
 
     rotations: float32 [J, 4] local rotations; positions: float32 [J, 3] local
     positions (joint 0's is the root position in world space).
     Optional extras a controller may fill: contacts (bool [2], left/right foot),
-    info (dict for the HUD: clip, frame, style, ...).
+    info (a `PoseInfo`: clip, frame, style, ghost, timings, HUD lines, ...).
     """
 
     rotations: np.ndarray
     positions: np.ndarray
     contacts: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
+    info: PoseInfo = field(default_factory=PoseInfo)
 
     @property
     def root_position(self) -> np.ndarray:

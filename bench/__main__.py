@@ -29,7 +29,10 @@ BENCHMARKS = {
     "learned": ("bench.learned", "Learned motion matching against motion matching (issue 4)"),
     "vr": ("bench.vr", "Sparse-VR full-body prediction (issue 5)"),
     "physics": ("controllers.physics.bench", "Physics tracking (issue 6)"),
-    "other_skeletons": ("bench.other_skeletons", "Any BVH skeleton through the engine: the CMU takes on a 101-joint rig (issue 22)"),
+    "live_physics": ("bench.live_physics", "The physics character driven live: motion matching tracked in MuJoCo "
+                                           "(issue 17)"),
+    "other_skeletons": ("bench.other_skeletons", "Any BVH skeleton through the engine: the CMU takes on a 101-joint "
+                                                 "rig (issue 22)"),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 def run(quick: bool = False) -> str:
-    from anim.cli import ensure_db
+    from anim_app.cli import ensure_db
     from controllers.learned import DEFAULT_WEIGHTS
     from controllers.learned.evaluate import evaluate, table
 

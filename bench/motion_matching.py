@@ -17,7 +17,7 @@ def _name(m: dict) -> str:
 
 def run(quick: bool = False) -> str:
     from anim import metrics, runner, scripts
-    from anim.cli import ensure_db
+    from anim_app.cli import ensure_db
     from anim import database
     from controllers.motion_matching import MotionMatchingController, RuntimeConfig
 

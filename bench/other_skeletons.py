@@ -26,7 +26,7 @@ NINE = ["--dataset", "bandai-namco-2", "--tag", "style=normal", "--tag", "conten
 
 
 def _build(args, out, cache) -> float:
-    from anim.cli import main
+    from anim_app.cli import main
     old = os.environ.get("ANIM_CACHE_DIR")
     os.environ["ANIM_CACHE_DIR"] = cache
     try:

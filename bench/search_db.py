@@ -85,15 +85,24 @@ def controller_queries(db, seconds: float = 90.0, seed: int = 0, style: str | No
     holder = getattr(c, "source", c)           # whoever calls index.query
     rec = _Recorder(holder.index)
     holder.index = rec
+    from anim.loop import Loop
+
     rng = np.random.default_rng(seed)
-    move, run_ = np.zeros(2), False
     every = max(1, int(round(hold * 60)))
-    for i in range(int(seconds * 60)):
-        if i % every == 0:
+    held = {}
+
+    def source(t):           # a random stick, held for `hold` seconds at a time
+        k = int(round(t * 60)) // every
+        if k not in held:
             a = rng.uniform(0.0, 2.0 * np.pi)
-            move = rng.choice([0.0, 0.5, 1.0, 1.0, 1.0]) * np.array([np.sin(a), np.cos(a)])
-            run_ = bool(rng.random() < 0.4)
-        c.step(ControlInput(move=move.astype(np.float32), run=run_, style=style), 1.0 / 60.0)
+            held.clear()
+            held[k] = ControlInput(move=(rng.choice([0.0, 0.5, 1.0, 1.0, 1.0]) * np.array([np.sin(a), np.cos(a)]))
+                                   .astype(np.float32), run=bool(rng.random() < 0.4), style=style)
+        return held[k]
+
+    loop = Loop(c, source)
+    for _ in range(int(seconds * 60)):
+        loop.tick()
     holder.index = rec.index
     if not rec.log:
         raise RuntimeError("bench: the controller made no search")

@@ -8,7 +8,7 @@ import functools
 
 import mocap_data
 from anim import database
-from anim.cli import PRESETS
+from anim.presets import PRESETS
 
 
 def corpus_available() -> bool:

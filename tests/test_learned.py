@@ -238,7 +238,7 @@ def test_shipped_controller_walks_forward_and_turns():
     # strafing sideways: the weights carry their database's coverage, so the HUD note comes too
     assert ctrl.coverage["side"] < 10 < ctrl.coverage["forward"]
     pose = ctrl.step(ControlInput(move=np.array([1.0, 0.0], np.float32), facing=np.array([0.0, 1.0])), 1 / 60)
-    assert "side steps" in pose.info["note"]
+    assert "side steps" in pose.info.note
 
 
 @needs_shipped

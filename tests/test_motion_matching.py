@@ -360,10 +360,10 @@ def test_hud_note_when_strafing_beyond_the_data(mm):
     from controllers.motion_matching.controller import coverage_note
     mm.reset()
     side = mm.step(ControlInput(move=np.array([1.0, 0.0]), facing=np.array([0.0, 1.0])), 1 / FPS)
-    assert "side steps" in side.info["note"]
+    assert "side steps" in side.info.note
     back = mm.step(ControlInput(move=np.array([0.0, -1.0]), facing=np.array([0.0, 1.0])), 1 / FPS)
-    assert "backward" in back.info["note"]
+    assert "backward" in back.info.note
     ahead = mm.step(ControlInput(move=np.array([0.0, 1.0]), facing=np.array([0.0, 1.0])), 1 / FPS)
     turning = mm.step(ControlInput(move=np.array([1.0, 0.0])), 1 / FPS)
-    assert "note" not in ahead.info and "note" not in turning.info
+    assert ahead.info.note is None and turning.info.note is None
     assert coverage_note({"forward": 100.0, "side": 50.0, "back": 50.0}, [1.0, 0.0], [0.0, 1.0]) is None

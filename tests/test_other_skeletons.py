@@ -71,7 +71,7 @@ def test_physics_runtime_feet_sides_come_from_the_roles(cmu_db):
     ctrl.reset(None)
     ctrl.step(ControlInput(), 1 / 60)
     names = cmu_db.skeleton.names
-    sides = {names[j]: s for j, s in ctrl._foot_side.items()}
+    sides = {names[ctrl.h.joints[b - 1]]: s for b, s in ctrl._foot_side.items()}    # MuJoCo body id -> side
     assert sides == {"LeftFoot": 0, "LeftToeBase": 0, "RightFoot": 1, "RightToeBase": 1}
 
 

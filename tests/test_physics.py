@@ -469,13 +469,13 @@ def test_runtime_controller_steps_without_nan(db, h, walk_clip):
     c = PhysicsController(db, walk_clip, humanoid=h)
     assert isinstance(c, Controller)
     pose = c.reset()
-    assert pose.info["tracking_error_cm"] == pytest.approx(0.0, abs=0.5)
+    assert pose.info.tracking_error_cm == pytest.approx(0.0, abs=0.5)
     errs = []
     for i in range(40):
         pose = c.step(ControlInput(actions=frozenset({"push"}) if i == 20 else frozenset()), 1 / 60)
         assert np.isfinite(pose.rotations).all() and np.isfinite(pose.positions).all()
-        errs.append(pose.info["tracking_error_cm"])
-    ghost = pose.info["ghost"]
+        errs.append(pose.info.tracking_error_cm)
+    ghost = pose.info.ghost
     assert ghost.rotations.shape == pose.rotations.shape
     assert 0 < np.mean(errs[:20]) < 20          # PD alone tracks the first third of a second
     assert c.stats["pushes"] == 1
@@ -493,9 +493,9 @@ def test_runtime_pose_error_leaves_out_the_roots_drift(db, h, walk_clip):
     mujoco.mj_forward(off.model, off.data)
     for _ in range(10):
         a, b = on.step(ControlInput(), 1 / 60), off.step(ControlInput(), 1 / 60)
-    assert b.info["tracking_error_cm"] > a.info["tracking_error_cm"] + 90
-    assert a.info["pose_error_cm"] > 0.1
-    assert b.info["pose_error_cm"] == pytest.approx(a.info["pose_error_cm"], abs=0.05)
+    assert b.info.tracking_error_cm > a.info.tracking_error_cm + 90
+    assert a.info.pose_error_cm > 0.1
+    assert b.info.pose_error_cm == pytest.approx(a.info.pose_error_cm, abs=0.05)
     assert off.mean_pose_error_cm() == pytest.approx(on.mean_pose_error_cm(), abs=0.05)
     assert off.mean_tracking_error_cm() > on.mean_tracking_error_cm() + 90
 

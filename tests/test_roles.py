@@ -17,7 +17,7 @@ import _skeletons as S
 import mocap_data
 from anim import database, quat
 from anim.bvh import read_bvh, read_bvh_header
-from anim.cli import main
+from anim_app.cli import main
 from anim.conform import ConformOptions, conform_clips
 from anim.roles import RoleError, database_names, find_roles, load_joint_map, split_name
 

@@ -9,9 +9,10 @@ import pytest
 
 import _databases
 from anim import bvh, quat, runner, scripts
-from anim.cli import main as cli_main
+from anim_app import registry
+from anim_app.cli import main as cli_main
 from anim.control import ControlInput
-from anim.skeleton import Pose, Skeleton
+from anim.skeleton import Pose, PoseInfo, Skeleton
 
 needs_corpus = pytest.mark.skipif(not _databases.corpus_available(),
                                   reason="the mocap corpus (../shared/mocap or $ANIM_MOCAP_DIR) is absent")
@@ -122,7 +123,7 @@ class Glider:
     def _pose(self):
         rot = np.stack([self.rot, quat.identity()]).astype(np.float32)
         pos = np.stack([self.pos, self.skeleton.offsets[1]]).astype(np.float32)
-        return Pose(rot, pos, np.array([False, False]), {"clip": None})
+        return Pose(rot, pos, np.array([False, False]), PoseInfo())
 
 
 def test_run_records_every_tick_with_its_input():
@@ -147,7 +148,7 @@ def tiny_db():
 
 @needs_corpus
 def test_bvh_out_reads_back_to_the_same_motion(tiny_db, tmp_path):
-    ctrl = runner.make_controller("mm", tiny_db)
+    ctrl = registry.build_stage("mm", tiny_db)
     rec = runner.run(ctrl, scripts.load("turns"), seconds=4.0)
     path = tmp_path / "m.bvh"
     runner.write_bvh(rec, str(path))
@@ -165,7 +166,7 @@ def test_bvh_out_reads_back_to_the_same_motion(tiny_db, tmp_path):
 
 @needs_corpus
 def test_evaluate_reports_every_metric(tiny_db):
-    ctrl = runner.make_controller("mm", tiny_db)
+    ctrl = registry.build_stage("mm", tiny_db)
     rec = runner.run(ctrl, scripts.load("stop_start"), seconds=5.5)
     m = runner.evaluate(rec, tiny_db, ctrl.speeds)
     json.dumps(m)                                               # JSON-able
@@ -199,7 +200,7 @@ def test_database_reference_is_the_database_played_back(tiny_db):
 
 @needs_corpus
 def test_style_changes_are_measured(tiny_db):
-    ctrl = runner.make_controller("mm", tiny_db)
+    ctrl = registry.build_stage("mm", tiny_db)
     s = scripts.parse("t=0 move=0,1 style=normal\nt=2 style=active\n")
     rec = runner.run(ctrl, s, seconds=3.0)
     m = runner.evaluate(rec, tiny_db, ctrl.speeds, series=False)

@@ -526,7 +526,7 @@ def test_trace_export_and_replay_end_to_end(small, tmp_path):
         pose = ctrl.step(ci, 1 / 60)
         _, g = quat.fk(pose.rotations, pose.positions, small.skeleton.parents)
         assert np.abs(g[head] - ci.head[0]).max() < 1e-4          # the body hangs from the tracked head
-    assert "ghost" in pose.info and len(pose.info["debug_lines"]) == 3
+    assert pose.info.ghost is not None and len(pose.info.debug_lines) == 3
     # the live window's input: the HUD names the VR source, the controls carry the tracked devices
     from viewer.input import DeviceInput
     from viewer.vr_input import VRInput
@@ -580,7 +580,7 @@ def test_controller_handles_missing_devices(small, tmp_path):
     p1 = ctrl.step(ControlInput(head=head), 1 / 60)                        # hands at rest under the head
     assert np.isfinite(p1.rotations).all() and np.isfinite(p1.positions).all()
     p2 = ctrl.step(ControlInput(head=None), 1 / 60)
-    assert p2.info["tracking"] == "head lost"
+    assert p2.info.status == "head lost"
 
 
 SHIPPED = ve.DEFAULT_WEIGHTS["diffusion"]

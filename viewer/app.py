@@ -1,24 +1,25 @@
-"""The live loop and the headless runner: input -> controller.step -> draw.
+"""The live window and the headless capture: input -> the runtime loop's tick -> draw.
 
     run_live(controller, parents)                       # a window, gamepad/keyboard, 60 Hz ticks
     run_headless(controller, parents, script, 5.0, "out/capture")   # PNGs + contact sheet, no display
 
-The controller is anything with `reset(pose)` and `step(control_input, dt) -> pose`,
-the pose having `.rotations [J, 4]`, `.positions [J, 3]` (local; joint 0's
-position is the root in world space), optional `.contacts` (bool per joint, or
-per entry of `contact_joints`) and `.info` (a dict). The viewer reads from `info`:
+The controller is any stage (`anim.control.Controller`: `reset(pose)`,
+`step(control_input, dt) -> pose`), ticked through the one runtime loop
+(`anim.loop.Loop`), the pose having `.rotations [J, 4]`, `.positions [J, 3]`
+(local; joint 0's position is the root in world space), optional `.contacts`
+(bool per joint, or per entry of `contact_joints`) and `.info`, an
+`anim.skeleton.PoseInfo`: the HUD shows its clip, frame, style, ms (the
+stage's own time per tick), note, status and hud lines; debug drawing (G)
+its debug_lines and debug_points; its ghost is drawn translucent (the
+kinematic target under physics).
 
-    'clip', 'frame', 'style', 'ms'   shown on the HUD ('ms' = the controller's own time per tick)
-    'debug_lines'   [(points [K, 3], colour)]          drawn while debug drawing is on (G)
-    'debug_points'  [(position [3], colour, radius)]   likewise
-    'ghost'         a pose (rotations, positions) drawn translucent, e.g. the kinematic target
-
-Both loops tick the controller at a fixed 60 Hz; the live one renders as fast
+Both windows tick the loop at a fixed 60 Hz; the live one renders as fast
 as vsync allows (catching up at most `MAX_TICKS_PER_FRAME` ticks per frame).
 Edge-triggered inputs (style cycle, toggles) reach the controller on the first
 tick of a frame only. The viewer handles 'help', 'debug', 'pause', 'reset',
 'quit' and 'switch_controller' (when given several controllers) itself; every
-toggle is also passed on to the controller in `DeviceInput.toggles` (e.g. 'push').
+toggle is also passed on to the controller in `DeviceInput.toggles` (e.g. 'push');
+'ghost' (K / left stick click) shows or hides the pose's ghost.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from anim.loop import Loop
 from viewer.camera import Camera, FollowSettings, update_follow
 from viewer.input import HELP_LINES, DeviceInput
+from anim.skeleton import PoseInfo
 from viewer.scene import CharacterDraw, Scene
 
 TICK_HZ = 60
@@ -76,12 +79,14 @@ class ViewerState:
     radii: np.ndarray | None = None
     bone_mask: np.ndarray | None = None
     camera: Camera = field(default_factory=Camera)
+    guard: object = None             # the loop's input guard (anim.loop.Loop)
     follow: FollowSettings = field(default_factory=FollowSettings)
     current: int = 0
     pose: object = None
     global_positions: np.ndarray | None = None
     show_help: bool = False
     show_debug: bool = False
+    show_ghost: bool = True
     paused: bool = False
     quit: bool = False
     last_input: DeviceInput = field(default_factory=DeviceInput)
@@ -90,6 +95,7 @@ class ViewerState:
     tick_ms: float = 0.0
     ticks: int = 0
     tick_ms_total: float = 0.0
+    loop: Loop | None = None
 
     @property
     def controller(self):
@@ -98,6 +104,7 @@ class ViewerState:
     def reset(self):
         for c in self.controllers:
             c.reset(self.initial_pose)
+        self.loop = Loop(self.controller, guard=self.guard)
         self.pose, self.global_positions, self.trail = self.initial_pose, None, []
         if self.pose is not None:
             self._update_globals()
@@ -114,26 +121,31 @@ class ViewerState:
             self.show_help = not self.show_help
         if "debug" in t:
             self.show_debug = not self.show_debug
+        if "ghost" in t:
+            self.show_ghost = not self.show_ghost
         if "pause" in t:
             self.paused = not self.paused
         if "reset" in t:
             self.reset()
         if "switch_controller" in t and len(self.controllers) > 1:
             self.current = (self.current + 1) % len(self.controllers)
+            self.loop.stage = self.controller
             self.controller.reset(self.pose if self.pose is not None else self.initial_pose)
 
     def tick(self, ci, dt: float):
-        """One controller tick. `ci` is a device's `DeviceInput` (converted here:
-        camera-relative stick to world, strafe facing, style cycling) or an
-        `anim.control.ControlInput` given as is (scripted input)."""
+        """One tick of the runtime loop. `ci` is a device's `DeviceInput`
+        (converted here: camera-relative stick to world, strafe facing, style
+        cycling) or an `anim.control.ControlInput` given as is (scripted input)."""
         t0 = time.perf_counter()
         if isinstance(ci, DeviceInput):
             c = self.controller
             ci = ci.to_control(getattr(c, "styles", ()), getattr(c, "style", None))
-        pose = self.controller.step(ci, dt)
+        if self.loop is None:
+            self.loop = Loop(self.controller, guard=self.guard)
+        pose = self.loop.tick(ci)
         wall_ms = (time.perf_counter() - t0) * 1e3
-        info = getattr(pose, "info", None) or {}
-        self.tick_ms = float(info.get("ms", wall_ms))
+        info = getattr(pose, "info", None)
+        self.tick_ms = float(info.ms) if info is not None and info.ms else wall_ms
         self.ticks += 1
         self.tick_ms_total += wall_ms
         self.pose = pose
@@ -150,14 +162,14 @@ class ViewerState:
         if self.global_positions is None:
             return scene
         pose = self.pose
-        info = getattr(pose, "info", None) or {}
+        info = getattr(pose, "info", None) or PoseInfo()
         j = len(self.parents)
         scene.characters.append(CharacterDraw(
             self.global_positions, self.parents, CHARACTER_COLOR,
             contacts=joint_contacts(getattr(pose, "contacts", None), j, self.contact_joints),
             radii=self.radii, bone_mask=self.bone_mask))
-        ghost = info.get("ghost")
-        if ghost is not None:
+        ghost = info.ghost
+        if ghost is not None and self.show_ghost:
             _, gpos = self.fk(np.asarray(ghost.rotations), np.asarray(ghost.positions), self.parents)
             scene.characters.append(CharacterDraw(np.asarray(gpos, np.float32), self.parents, GHOST_COLOR,
                                                   alpha=0.4, radii=self.radii, bone_mask=self.bone_mask))
@@ -169,17 +181,20 @@ class ViewerState:
             mw = self.last_input.move_world()
             if np.any(mw):
                 scene.lines.append((np.stack([root, root + mw]), (0.95, 0.2, 0.2)))
-            scene.lines.extend(info.get("debug_lines", []))
-            scene.points.extend(info.get("debug_points", []))
+            scene.lines.extend(info.debug_lines)
+            scene.points.extend(info.debug_points)
         ci = self.last_input
         hud = [f"{self.fps:5.1f} fps    controller {self.tick_ms:.2f} ms/tick",
-               f"clip {info.get('clip', '-')}    frame {info.get('frame', '-')}",
-               f"style {info.get('style', '-')}",
+               f"clip {info.clip or '-'}    frame {'-' if info.frame is None else info.frame}",
+               f"style {info.style or '-'}",
                f"input {ci.device}" + ("    run" if ci.run else "") + ("    strafe" if ci.strafe else "")]
         if len(self.controllers) > 1:
             hud.append(f"controller {self.names[self.current]} ({self.current + 1}/{len(self.controllers)}, M)")
-        if info.get("note"):
-            hud.append(str(info["note"]))
+        if info.note:
+            hud.append(str(info.note))
+        if info.status:
+            hud.append(f"status: {info.status}")
+        hud.extend(info.hud)
         if self.paused:
             hud.append("PAUSED (P)")
         hud.extend(extra_hud)

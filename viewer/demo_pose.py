@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from anim import quat
-from anim.skeleton import Pose, Skeleton
+from anim.skeleton import Pose, PoseInfo, Skeleton
 
 _JOINTS = [  # name, parent, offset (metres; Y up, the character faces +Z, its left is +X)
     ("Hips", None, (0.0, 0.95, 0.0)),
@@ -161,6 +161,6 @@ class DemoWalker:
         feet = gpos[list(self.contact_joints), 1]
         pos[0, 1] -= feet.min() - 0.07
         contacts = (feet - feet.min()) < 0.02
-        info = {"clip": "demo-walk", "frame": self.frame, "style": self.style,
-                "ms": (time.perf_counter() - t0) * 1e3}
+        info = PoseInfo(controller="demo walker", clip="demo-walk", frame=self.frame, style=self.style,
+                        ms=(time.perf_counter() - t0) * 1e3)
         return Pose(rot, pos, contacts=contacts, info=info)

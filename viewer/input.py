@@ -11,6 +11,7 @@ Mapping (also `HELP_LINES`, shown on screen with F1 / H):
     cycle style          Tab or C                          Y
     switch controller    M                                 X
     push the character   F                                 B
+    kinematic ghost      K toggles                         left stick click
     debug drawing        G                                 Back / View
     help overlay         F1 or H                           Start / Menu
     reset                R                                 right stick click
@@ -70,6 +71,7 @@ HELP_LINES = [  # tab-separated columns (the renderer aligns them)
     "cycle style\tTab or C\tY",
     "switch controller\tM\tX",
     "push\tF\tB",
+    "kinematic ghost\tK\tleft stick click",
     "debug drawing\tG\tBack",
     "help\tF1 or H\tStart",
     "reset\tR\tright stick click",
@@ -83,6 +85,7 @@ KEY_TOGGLES = {
     pygame.K_F1: "help",
     pygame.K_h: "help",
     pygame.K_f: "push",
+    pygame.K_k: "ghost",
     pygame.K_m: "switch_controller",
     pygame.K_r: "reset",
     pygame.K_p: "pause",
@@ -96,7 +99,7 @@ RUN_KEYS = (pygame.K_LSHIFT, pygame.K_RSHIFT)
 PAD_A, PAD_B, PAD_X, PAD_Y, PAD_BACK, PAD_GUIDE, PAD_START = 0, 1, 2, 3, 4, 5, 6
 PAD_LSTICK, PAD_RSTICK, PAD_LB, PAD_RB = 7, 8, 9, 10
 PAD_TOGGLES = {PAD_BACK: "debug", PAD_START: "help", PAD_B: "push", PAD_X: "switch_controller",
-               PAD_RSTICK: "reset"}
+               PAD_RSTICK: "reset", PAD_LSTICK: "ghost"}
 PAD_STYLE_BUTTON = PAD_Y
 # axes: left x, left y, right x, right y, left trigger, right trigger
 AXIS_LX, AXIS_LY, AXIS_RX, AXIS_RY, AXIS_LT, AXIS_RT = 0, 1, 2, 3, 4, 5

@@ -324,3 +324,56 @@ def load(name_or_path) -> Script:
     except UnicodeDecodeError as e:
         raise ScriptError(path, 0, f"not a UTF-8 text file ({e})") from None
     return parse(text, str(path))
+
+
+def random_script(seed: int, duration: float = 120.0, styles=(), name: str | None = None) -> Script:
+    """A random stick program, as a live player's stick might go: walks and runs
+    in random directions, stops, sharp 90-180 degree reversals, circles,
+    strafes and style changes (through every style of `styles` in turn, so a
+    2-minute program visits each), written in the stick format and parsed like
+    any script. The same seed gives the same program; the training streams of
+    the physics policy and its held-out sessions use disjoint seeds."""
+    rng = np.random.default_rng(seed)
+    styles = list(styles)
+    order = list(rng.permutation(len(styles))) if styles else []
+    lines = [f"# random stick program, seed {seed}", f"duration={duration:g}"]
+    t, heading, k = 0.0, float(rng.uniform(-np.pi, np.pi)), 0
+    lines.append(f"t=0 move=0 run=0 facing=none" + (f" style={styles[order[0]]}" if styles else ""))
+    t = float(rng.uniform(0.5, 1.5))
+    while t < duration - 1.0:
+        kind = rng.choice(["walk", "run", "stop", "reverse", "turn90", "circle", "strafe"],
+                          p=[0.24, 0.18, 0.1, 0.14, 0.14, 0.1, 0.1])
+        seg = float(rng.uniform(1.0, 4.0))
+        fields = []
+        if kind == "stop":
+            fields = ["move=0", "turn=0", "facing=none"]
+        else:
+            if kind == "reverse":
+                heading += np.pi + float(rng.uniform(-0.3, 0.3))
+            elif kind == "turn90":
+                heading += float(rng.choice([-1, 1]) * rng.uniform(0.5 * np.pi, 0.75 * np.pi))
+            elif kind in ("walk", "run"):
+                heading += float(rng.uniform(-0.8, 0.8))
+            mag = float(rng.choice([0.6, 1.0]))
+            x, z = mag * math.sin(heading), mag * math.cos(heading)
+            fields.append(f"move={x:.3f},{z:.3f}")
+            fields.append(f"run={int(kind == 'run' or (kind in ('reverse', 'turn90') and rng.random() < 0.3))}")
+            if kind == "circle":
+                deg = float(rng.choice([-1, 1]) * rng.uniform(30, 75))
+                fields.append(f"turn={deg:.1f}")
+                heading += math.radians(deg) * seg
+            else:
+                fields.append("turn=0")
+            if kind == "strafe":
+                f = heading + float(rng.choice([-1, 1]) * rng.uniform(0.4 * np.pi, 0.6 * np.pi))
+                fields.append(f"facing={math.sin(f):.3f},{math.cos(f):.3f}")
+                fields[1] = "run=0"
+            else:
+                fields.append("facing=none")
+        if styles and rng.random() < 0.25:
+            k += 1
+            fields.append(f"style={styles[order[k % len(order)]]}")
+        lines.append(f"t={t:.2f} " + " ".join(fields))
+        t += seg
+    lines.append(f"t={duration - 0.5:.2f} move=0 turn=0 facing=none run=0")
+    return parse("\n".join(lines) + "\n", name or f"random-{seed}{EXT}")

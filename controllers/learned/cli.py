@@ -1,6 +1,6 @@
 """`anim train lmm`: the command-line wiring of controllers.learned.train.
 
-anim/cli.py hooks it in with::
+anim_app/cli.py hooks it in with::
 
     from controllers.learned.cli import add_train_lmm_parser
     train = sub.add_parser("train", help="train a learned controller")

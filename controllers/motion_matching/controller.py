@@ -25,7 +25,7 @@ from anim import quat_nb as q
 from anim import search
 from anim.control import ControlInput
 from anim.database import Database
-from anim.skeleton import Pose, Skeleton
+from anim.skeleton import Pose, PoseInfo, Skeleton
 
 from .runtime import (AccelerationLimiter, FootLocks, Inertializer, RuntimeConfig, Simulation, adjusted_root,
                       desired_rotation, desired_velocity, trajectory_features, upper_body_levers)
@@ -343,19 +343,19 @@ class KinematicController:
         self.stats["max_drift_m"] = self.limiter.max_drift
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, out_pos, contacts)
-        pose.info["clip_contacts"] = np.asarray(clip_contacts, bool).tolist()
+        pose.info.clip_contacts = np.asarray(clip_contacts, bool)
         return pose
 
     def _pose(self, rot, pos, contacts) -> Pose:
-        info = {**self.source.info(), "style": self.style or "all", "ms": self.ms, "controller": self.name}
-        if self.note:
-            info["note"] = self.note
+        info = PoseInfo(controller=self.name, style=self.style or "all", ms=self.ms, note=self.note or None,
+                        **self.source.info())
         if self.debug:
-            info.update(self.debug_drawing())
+            lines, points = self.debug_drawing()
+            info.debug_lines, info.debug_points = lines, points
         self._searched = 0
         return Pose(np.array(rot, np.float32), np.array(pos, np.float32), np.array(contacts, bool), info)
 
-    def debug_drawing(self) -> dict:
+    def debug_drawing(self) -> tuple[list, list]:
         """Lines and points for the viewer's debug mode: the desired (simulated)
         trajectory in red, the matched state's trajectory in green, the feature
         foot positions in blue (yellow while locked), and a white marker on
@@ -380,7 +380,7 @@ class KinematicController:
             points.append((p.astype(np.float32), color, 0.03))
         if self._searched:
             points.append(((root_p + lift).astype(np.float32), (1.0, 1.0, 1.0), 0.04 * self._searched))
-        return {"debug_lines": lines, "debug_points": points}
+        return lines, points
 
 
 class MotionMatchingController(KinematicController):

@@ -131,15 +131,12 @@ def latency(db, policy: str | None, ticks: int = 600, clip=None) -> dict:
         obs = ctrl.observe()
         ctrl.policy = _untrained_policy(obs.shape[0], ctrl.h.nu)
         ctrl.policy.__call__  # noqa: B018
-    from anim.control import ControlInput
-    ci = ControlInput()
-    for _ in range(10):
-        ctrl.step(ci, 1 / 60)
+    from anim.loop import Loop
     ms = []
-    for _ in range(ticks):
-        t0 = time.perf_counter()
-        ctrl.step(ci, 1 / 60)
-        ms.append(1e3 * (time.perf_counter() - t0))
+    loop = Loop(ctrl, sinks=[lambda tick: ms.append(tick.ms)])
+    for _ in range(10 + ticks):
+        loop.tick()
+    del ms[:10]
     physics = []
     import mujoco
     for _ in range(200):
@@ -177,7 +174,7 @@ def quality(db, policy: str | None, seconds: float = 10.0, max_clips: int | None
         clips = clips[:max_clips]
     ok, errs, pose_errs, lengths = 0, [], [], []
     ctrl = None
-    from anim.control import ControlInput
+    from anim.loop import Loop
     for c in clips:
         if ctrl is None:
             ctrl = PhysicsController(db, c, policy, humanoid=humanoid, env_config=env_cfg,
@@ -193,8 +190,9 @@ def quality(db, policy: str | None, seconds: float = 10.0, max_clips: int | None
                 ctrl._set_state(start)
                 mujoco.mj_forward(ctrl.model, ctrl.data)
             ctrl.reset_stats()
+            loop = Loop(ctrl)                  # from the state set above: no loop reset
             for _ in range(min(int(seconds * 60), last - start)):
-                ctrl.step(ControlInput(), 1 / 60)
+                loop.tick()
                 if ctrl.fallen:
                     break
             ok += int(ctrl.stats["falls"] == 0)

@@ -1,4 +1,4 @@
-"""Command-line wiring of the physics tracker, for `anim/cli.py` to hook in.
+"""Command-line wiring of the physics tracker, for the command line (`anim_app/cli.py`) to hook in.
 
 * `add_physics_parsers(train_subparsers)` adds `policy` to the subparsers of
   `anim train` (so `anim train policy --tag content=walk ...` trains with PPO;
@@ -8,7 +8,7 @@
   `anim run --controller physics --clip NAME` does: play the clip as the
   reference through `PhysicsController`, write the simulated motion as BVH and
   a JSON report (tracking error, falls, per-tick time).
-* `make_controller(db, clip=None, policy=None)` for `anim.runner.make_controller`.
+* `make_controller(db, clip=None, policy=None)`: the clip-replay controller with the default policy.
 * `demo(db, ...)` is `anim demo --physics`: the simulated body in the viewer
   with the reference as a ghost, F / pad B pushes it; headless, a scripted
   session with two pushes written as PNG frames and a JSON report.

@@ -31,7 +31,7 @@ import numpy as np
 
 from anim import quat
 from anim.control import ControlInput
-from anim.skeleton import Pose
+from anim.skeleton import Pose, PoseInfo
 
 from . import convert, env as envmod
 from .env import EnvConfig, body_features, observation
@@ -92,24 +92,38 @@ class PhysicsRuntimeConfig:
     loop: bool = True
 
 
-class PhysicsController:
+class SimulatedBody:
+    """The humanoid in C MuJoCo with its tracking policy: what every physics
+    stage shares. Each 60 Hz tick (`_track`) evaluates the policy MLP in numpy
+    on the observation the MJX environment computes (`env.observation`: the
+    simulated body and the reference `future_frames` ahead), sets the PD
+    targets (next reference frame + action_scale * action), applies a push
+    if one is under way and runs the physics substeps; then scores the body
+    against the reference (global and root-relative joint error) and detects a
+    fall. Subclasses own the reference: `PhysicsController` a database clip,
+    `controllers.physics.tracker.PhysicsStage` a kinematic stage's output."""
+
     name = "physics"
 
-    def __init__(self, db, clip=None, policy: str | None = None, humanoid: Humanoid | None = None,
-                 env_config: EnvConfig | None = None, config: PhysicsRuntimeConfig = PhysicsRuntimeConfig()):
+    def __init__(self, skeleton, policy: str | None = None, humanoid: Humanoid | None = None,
+                 env_config: EnvConfig | None = None, config: PhysicsRuntimeConfig = PhysicsRuntimeConfig(),
+                 db=None):
         import mujoco
 
         from . import humanoid as hum
         from . import ppo
-        self.db = db
-        self.skeleton = db.skeleton
+        self.skeleton = skeleton
         self.config = config
         self.policy = None
         self.meta = {}
         if policy is not None:
-            self.policy, h, env_config, self.meta = ppo.load_policy(policy, db.skeleton)
+            self.policy, h, env_config, self.meta = ppo.load_policy(policy, skeleton)
+        elif humanoid is not None:
+            h = humanoid
+        elif db is not None:
+            h = hum.from_database(db, HumanoidConfig())
         else:
-            h = humanoid or hum.from_database(db, HumanoidConfig())
+            raise ValueError("SimulatedBody: give a policy file, a humanoid or a database to measure one from")
         self.h = h
         self.cfg = env_config or EnvConfig()
         self.model = mujoco.MjModel.from_xml_string(h.xml)
@@ -122,8 +136,129 @@ class PhysicsController:
         self.mass = m.body_mass[1:].copy()
         self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
         self.hips_body = h.body_of(h.root)
-        self.set_clip(clip)
+        feet = [j for j in h.joints if h.segments[j] in ("foot", "toes")]
+        if db is not None and hasattr(db, "roles"):      # left/right from the joint roles, not the names
+            roles = db.roles()
+        else:
+            from anim.roles import find_roles
+            roles = find_roles(skeleton)
+        legs = [skeleton.index(n) for n in roles.pair("upper_leg")]
+        self._foot_side = {h.body_of(j): i for j in feet for i, leg in enumerate(legs)
+                           if j == leg or _below(skeleton.parents, j, leg)}
+        self.push_left = 0.0
+        self.push_force = np.zeros(3)
+        self.error_cm = 0.0
+        self.pose_error_cm = 0.0
+        self.fallen_for = 0.0
+        self.ms = 0.0
+        self._last_feats = None
         self.reset_stats()
+
+    def _features(self):
+        d = self.data
+        return body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], self.mass)
+
+    def _observe(self, future: list, sim=None) -> np.ndarray:
+        sim = self._features() if sim is None else sim
+        return observation(np, sim, future, self.h.hips_forward.astype(np.float64)).astype(np.float32)
+
+    def push(self, move=None) -> None:
+        """Shove the hips: `push_impulse` N s over `push_seconds`, along `move`
+        (a world ground direction x, z) or, when it is at rest, to the body's left."""
+        move = np.zeros(2) if move is None else np.asarray(move, np.float64)
+        if np.hypot(move[0], move[1]) > 1e-3:
+            direction = np.array([move[0], 0.0, move[1]])
+        else:   # the character's left
+            g = convert.frame_from_mj(self.data.xquat[self.hips_body])
+            direction = quat.rot(convert.hips_heading(self.h, g), np.array([1.0, 0.0, 0.0]))
+        direction /= np.linalg.norm(direction)
+        self.push_force = convert.vec_to_mj(direction) * self.config.push_impulse / self.config.push_seconds
+        self.push_left = self.config.push_seconds
+        self.stats["pushes"] += 1
+
+    def _track(self, target_qpos, future: list, ref_now: dict):
+        """One tick: policy on the observation of `future` (reference feature
+        dicts), PD targets `target_qpos` + action, substeps (with any push),
+        then the errors against `ref_now` (the reference at the new time).
+        Returns the simulated features and whether the body is down."""
+        m, d = self.model, self.data
+        if self.policy is not None:
+            action = self.policy(self._observe(future, self._last_feats))
+        else:
+            action = np.zeros(self.h.nu, np.float32)
+        d.ctrl[:] = np.clip(target_qpos[7:] + self.cfg.action_scale * action, self.lo, self.hi)
+        for _ in range(self.substeps):
+            if self.push_left > 0:
+                d.xfrc_applied[self.hips_body, :3] = self.push_force
+                self.push_left -= m.opt.timestep
+            else:
+                d.xfrc_applied[self.hips_body, :3] = 0.0
+            self.mj_step(m, d)
+        sim = self._last_feats = self._features()
+        diff = sim["pos"] - ref_now["pos"]
+        self.error_cm = 100.0 * float(np.mean(np.linalg.norm(diff, axis=-1)))
+        self.pose_error_cm = 100.0 * float(np.mean(np.linalg.norm(diff - diff[:1], axis=-1)))
+        self.stats["ticks"] += 1
+        self.stats["tracking_error_cm_sum"] += self.error_cm
+        self.stats["pose_error_cm_sum"] += self.pose_error_cm
+        finite = bool(np.isfinite(d.qpos).all())
+        down = sim["pos"][0, 2] < self.cfg.fall_ratio * ref_now["pos"][0, 2] or not finite
+        if down:
+            if self.fallen_for == 0.0:
+                self.stats["falls"] += 1
+            self.fallen_for += 1.0 / envmod.FPS
+        else:
+            self.fallen_for = 0.0
+        return sim, down
+
+    def _ground_place(self):
+        """(heading quaternion, ground position) of the body's hips, kinematic
+        axes (identity at the origin if the state is not finite)."""
+        d = self.data
+        if not np.isfinite(d.qpos).all():
+            return quat.identity(()), np.zeros(3)
+        g = convert.frame_from_mj(d.xquat[self.hips_body])
+        p = convert.vec_from_mj(d.xpos[self.hips_body]) * np.array([1.0, 0.0, 1.0])
+        return convert.hips_heading(self.h, g), p
+
+    @property
+    def fallen(self) -> bool:
+        return self.fallen_for > 0.0
+
+    def reset_stats(self) -> None:
+        self.stats = {"ticks": 0, "falls": 0, "tracking_error_cm_sum": 0.0, "pose_error_cm_sum": 0.0, "pushes": 0}
+
+    def mean_tracking_error_cm(self) -> float:
+        """Mean global joint position error since the stats were reset (cm)."""
+        return self.stats["tracking_error_cm_sum"] / max(self.stats["ticks"], 1)
+
+    def mean_pose_error_cm(self) -> float:
+        """The same with both poses relative to their root position (cm)."""
+        return self.stats["pose_error_cm_sum"] / max(self.stats["ticks"], 1)
+
+    def _foot_contacts(self) -> np.ndarray:
+        """Left/right foot touching the ground (any contact of the foot or toe boxes)."""
+        d, m = self.data, self.model
+        out = np.zeros(2, bool)
+        for i in range(d.ncon):
+            for g in (d.contact[i].geom1, d.contact[i].geom2):
+                side = self._foot_side.get(int(m.geom_bodyid[g]))
+                if side is not None:
+                    out[side] = True
+        return out
+
+
+class PhysicsController(SimulatedBody):
+    """The humanoid tracking a database clip (`anim run --controller physics
+    --clip NAME`, the physics benchmark's held-out clips): the clip is placed
+    where the character stands, played from its start, and started again from
+    the body's place at its end (`loop`) or after a fall."""
+
+    def __init__(self, db, clip=None, policy: str | None = None, humanoid: Humanoid | None = None,
+                 env_config: EnvConfig | None = None, config: PhysicsRuntimeConfig = PhysicsRuntimeConfig()):
+        super().__init__(db.skeleton, policy, humanoid, env_config, config, db=db)
+        self.db = db
+        self.set_clip(clip)
         self.reset()
 
     # ------------------------------------------------------------ reference
@@ -214,133 +349,49 @@ class PhysicsController:
         mujoco.mj_forward(self.model, d)
         self._last_feats = None
 
-    def _features(self):
-        d = self.data
-        return body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], self.mass)
-
     def observe(self, sim=None) -> np.ndarray:
         """The policy's observation, as the MJX environment computes it."""
-        sim = self._features() if sim is None else sim
         stop = self.ref_qpos.shape[0]
-        fut = [self._ref(min(self.frame + k, stop - 1)) for k in self.cfg.future_frames]
-        return observation(np, sim, fut, self.h.hips_forward.astype(np.float64)).astype(np.float32)
+        return self._observe([self._ref(min(self.frame + k, stop - 1)) for k in self.cfg.future_frames], sim)
 
     def step(self, control: ControlInput | None = None, dt: float = 1.0 / 60.0) -> Pose:
+        """One 60 Hz tick (the runtime loop ticks at a fixed rate; `dt` is
+        not read)."""
         t0 = time.perf_counter()
         control = control or ControlInput()
         if "push" in control.actions:
             self.push(control.move)
-        self.clock += dt
-        ticks = 0
-        while self.clock >= 0.5 / envmod.FPS and ticks < 4:   # fixed 60 Hz ticks
-            self.tick()
-            self.clock -= 1.0 / envmod.FPS
-            ticks += 1
+        self.tick()
         self.ms = 1e3 * (time.perf_counter() - t0)
         return self._pose()
 
-    def push(self, move=None) -> None:
-        move = np.zeros(2) if move is None else np.asarray(move, np.float64)
-        if np.hypot(move[0], move[1]) > 1e-3:
-            direction = np.array([move[0], 0.0, move[1]])
-        else:   # the character's left
-            g = convert.frame_from_mj(self.data.xquat[self.hips_body])
-            direction = quat.rot(convert.hips_heading(self.h, g), np.array([1.0, 0.0, 0.0]))
-        direction /= np.linalg.norm(direction)
-        self.push_force = convert.vec_to_mj(direction) * self.config.push_impulse / self.config.push_seconds
-        self.push_left = self.config.push_seconds
-        self.stats["pushes"] += 1
-
     def tick(self) -> None:
         """One 60 Hz tick: policy, PD targets, physics substeps."""
-        import mujoco
-        m, d = self.model, self.data
         stop = self.ref_qpos.shape[0]
         if self.frame + 1 >= stop:
             if self.config.loop:
-                g = convert.frame_from_mj(d.xquat[self.hips_body])
-                p = convert.vec_from_mj(d.xpos[self.hips_body]) * np.array([1.0, 0.0, 1.0])
-                self._anchor(convert.hips_heading(self.h, g), p)
+                self._anchor(*self._ground_place())
             else:
                 self.frame = stop - 2
-        if self.policy is not None:
-            action = self.policy(self.observe(self._last_feats))
-        else:
-            action = np.zeros(self.h.nu, np.float32)
         f1 = self.frame + 1
-        d.ctrl[:] = np.clip(self.ref_qpos[f1, 7:] + self.cfg.action_scale * action, self.lo, self.hi)
-        for _ in range(self.substeps):
-            if self.push_left > 0:
-                d.xfrc_applied[self.hips_body, :3] = self.push_force
-                self.push_left -= m.opt.timestep
-            else:
-                d.xfrc_applied[self.hips_body, :3] = 0.0
-            self.mj_step(m, d)
+        stop = self.ref_qpos.shape[0]
+        future = [self._ref(min(self.frame + k, stop - 1)) for k in self.cfg.future_frames]
+        _, down = self._track(self.ref_qpos[f1], future, self._ref(f1))
         self.frame = f1
-        sim = self._last_feats = self._features()
-        ref = self._ref(f1)
-        diff = sim["pos"] - ref["pos"]
-        self.error_cm = 100.0 * float(np.mean(np.linalg.norm(diff, axis=-1)))
-        self.pose_error_cm = 100.0 * float(np.mean(np.linalg.norm(diff - diff[:1], axis=-1)))
-        self.stats["ticks"] += 1
-        self.stats["tracking_error_cm_sum"] += self.error_cm
-        self.stats["pose_error_cm_sum"] += self.pose_error_cm
-        fallen = sim["pos"][0, 2] < self.cfg.fall_ratio * ref["pos"][0, 2] or not np.isfinite(d.qpos).all()
-        if fallen:
-            if self.fallen_for == 0.0:
-                self.stats["falls"] += 1
-            self.fallen_for += 1.0 / envmod.FPS
-            if self.fallen_for >= self.config.fall_reset_seconds or not np.isfinite(d.qpos).all():
-                g = convert.frame_from_mj(d.xquat[self.hips_body]) if np.isfinite(d.qpos).all() else quat.identity(())
-                p = (convert.vec_from_mj(d.xpos[self.hips_body]) * np.array([1.0, 0.0, 1.0])
-                     if np.isfinite(d.qpos).all() else np.zeros(3))
-                self._anchor(convert.hips_heading(self.h, g), p)
-                self._set_state(0)
-                self.fallen_for = 0.0
-        else:
+        if down and (self.fallen_for >= self.config.fall_reset_seconds or not np.isfinite(self.data.qpos).all()):
+            self._anchor(*self._ground_place())
+            self._set_state(0)
             self.fallen_for = 0.0
-
-    @property
-    def fallen(self) -> bool:
-        return self.fallen_for > 0.0
-
-    def reset_stats(self) -> None:
-        self.stats = {"ticks": 0, "falls": 0, "tracking_error_cm_sum": 0.0, "pose_error_cm_sum": 0.0, "pushes": 0}
-
-    def mean_tracking_error_cm(self) -> float:
-        """Mean global joint position error since the stats were reset (cm)."""
-        return self.stats["tracking_error_cm_sum"] / max(self.stats["ticks"], 1)
-
-    def mean_pose_error_cm(self) -> float:
-        """The same with both poses relative to their root position (cm)."""
-        return self.stats["pose_error_cm_sum"] / max(self.stats["ticks"], 1)
 
     def _pose(self) -> Pose:
         rot, pos = convert.qpos_to_pose(self.h, self.data.qpos)
         f = min(self.frame, self.ref_rot.shape[0] - 1)
         ghost = Pose(self.ref_rot[f].copy(), self.ref_pos[f].copy())
-        info = {"controller": self.name, "clip": self.db.clip_names[self.clip], "frame": int(f),
-                "ghost": ghost, "tracking_error_cm": self.error_cm,
-                "pose_error_cm": self.pose_error_cm, "fallen": self.fallen, "ms": self.ms,
-                "policy": bool(self.policy is not None)}
-        contacts = self._foot_contacts()
-        return Pose(rot, pos, contacts, info)
-
-    def _foot_contacts(self) -> np.ndarray:
-        """Left/right foot touching the ground (any contact of the foot or toe boxes)."""
-        d, m = self.data, self.model
-        if not hasattr(self, "_foot_side"):       # body joint -> 0 left / 1 right, from the roles
-            r = self.db.roles()
-            legs = [self.skeleton.index(n) for n in r.pair("upper_leg")]
-            self._foot_side = {j: i for j in self.h.joints if self.h.segments[j] in ("foot", "toes")
-                               for i, leg in enumerate(legs) if j == leg or _below(self.skeleton.parents, j, leg)}
-        out = np.zeros(2, bool)
-        for i in range(d.ncon):
-            for g in (d.contact[i].geom1, d.contact[i].geom2):
-                b = m.geom_bodyid[g]
-                if b > 0 and self.h.joints[b - 1] in self._foot_side:
-                    out[self._foot_side[self.h.joints[b - 1]]] = True
-        return out
+        info = PoseInfo(controller=self.name, clip=self.db.clip_names[self.clip], frame=int(f), ghost=ghost,
+                        ms=self.ms, tracking_error_cm=self.error_cm, pose_error_cm=self.pose_error_cm,
+                        fallen=self.fallen, falls=self.stats["falls"],
+                        status=None if self.policy is not None else "PD tracking, no policy")
+        return Pose(rot, pos, self._foot_contacts(), info)
 
 
 def _below(parents, j, ancestor) -> bool:

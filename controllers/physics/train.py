@@ -332,7 +332,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_tags(items) -> dict:
     """--tag KEY=V[,V] values to a tag filter (the same parsing as `anim build-db --tag`)."""
-    from anim.cli import parse_tags as _parse
+    from anim.presets import parse_tags as _parse
 
     return _parse(items, prog="train")
 

@@ -24,20 +24,22 @@ pose (or, before any, a rest position relative to the head); a missing head
 holds the last pose. The model assumes 60 Hz ticks (velocities are per-tick
 differences x 60), whatever `dt` says.
 
-Pose.info: 'controller', 'ms' (time of this step), 'debug_lines' (the three
-devices' forward axes) and, when `ghost` is set (e.g. by a trace replay that
-knows the ground truth), 'ghost'.
+Pose.info (a PoseInfo): controller, ms (time of this step), debug_lines (the
+three devices' forward axes), ghost when `ghost` is set (e.g. by a trace
+replay that knows the ground truth), and status 'waiting' before the first
+head pose, 'head lost' while the head is missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from anim import quat
 from anim.control import ControlInput
-from anim.skeleton import Pose
+from anim.skeleton import Pose, PoseInfo
 
 from . import data as vd
 from .blas import single_thread
@@ -92,7 +94,7 @@ class VRController:
         if control_input.head is None:
             pose = self._last_pose if self._last_pose is not None else self.reset()
             return Pose(pose.rotations, pose.positions, pose.contacts,
-                        {**pose.info, "tracking": "head lost"})
+                        dataclasses.replace(pose.info, status="head lost"))
         q, p = self._joints(control_input)
         if self._n == 0:
             self._q[:] = q
@@ -107,10 +109,8 @@ class VRController:
         y = self.predictor.predict(x, theta)
         rot, pos = vd.poses_from_features(y[0], theta[0], self._p[-1, 0], self.skeleton)
         ms = (time.perf_counter() - t0) * 1000
-        info = {"controller": f"vr-{getattr(self.predictor, 'kind', '?')}", "ms": ms,
-                "debug_lines": self._device_lines()}
-        if self.ghost is not None:
-            info["ghost"] = self.ghost
+        info = PoseInfo(controller=f"vr-{getattr(self.predictor, 'kind', '?')}", ms=ms,
+                        debug_lines=self._device_lines(), ghost=self.ghost)
         pose = Pose(rot, pos, None, info)
         self._last_pose = pose
         self.stats["ticks"] += 1
@@ -151,9 +151,9 @@ class VRController:
         rest = meta.get("rest_pose")
         if rest is not None:
             return Pose(np.asarray(rest["rotations"], np.float32), np.asarray(rest["positions"], np.float32),
-                        None, {"controller": "vr", "tracking": "waiting"})
+                        None, PoseInfo(controller="vr", status="waiting"))
         j = self.skeleton.num_joints
         rot = quat.identity(j)
         pos = self.skeleton.offsets.copy()
         pos[0] = 0
-        return Pose(rot, pos, None, {"controller": "vr", "tracking": "waiting"})
+        return Pose(rot, pos, None, PoseInfo(controller="vr", status="waiting"))

@@ -173,25 +173,31 @@ def _predict_lockstep(pred, data, clips, hf):
 
 
 def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60) -> dict:
-    """Per-frame VRController.step time over test clips' device poses."""
+    """Per-frame VRController.step time over test clips' device poses, ticked
+    in the runtime loop (`anim.loop.Loop`) with each clip's devices as the source."""
     from anim.control import ControlInput
+    from anim.loop import Loop
 
     from .controller import VRController
     ctrl = VRController(pred)
     dev_q = vd.joints_to_devices(data.dev_q, data.calibration)
     times, cpu = [], []
+
+    def keep(tick):
+        times.append(tick.ms / 1000)
+        cpu.append(tick.cpu_ms / 1000)
+
     for c in clips:
-        ctrl.reset()
-        for f in range(data.starts[c], data.stops[c]):
-            ci = ControlInput(**{k: (data.dev_p[f, i], dev_q[f, i]) for i, k in enumerate(vd.DEVICE_KEYS)})
-            t0, c0 = time.perf_counter(), time.thread_time()
-            ctrl.step(ci, 1 / vd.FPS)
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.thread_time() - c0)
-            if len(times) >= frames + warmup:
-                break
-        if len(times) >= frames + warmup:
+        a, b = int(data.starts[c]), int(data.stops[c])
+
+        def source(t, a=a, b=b):
+            f = min(a + int(round(t * vd.FPS)), b - 1)
+            return ControlInput(**{k: (data.dev_p[f, i], dev_q[f, i]) for i, k in enumerate(vd.DEVICE_KEYS)})
+
+        n = min(b - a, frames + warmup - len(times))
+        if n < 1:
             break
+        Loop(ctrl, source, [keep], fps=vd.FPS).run(ticks=n)
     ms = np.array(times[warmup:]) * 1000
     t = am.tick_times(ms)
     c = am.tick_times(np.array(cpu[warmup:]) * 1000)

@@ -98,3 +98,80 @@ def run_demo(db, db_path: str, headless: bool | None = None, out_dir: str = os.p
          f"({stats['render_fps']:.0f} fps offscreen, software OpenGL here); wrote {len(stats['saved'])} PNGs "
          f"and {stats['contact_sheet']}")
     return {"metrics": metrics, "render": stats}
+
+
+PHYSICS_SCRIPT = "demo"    # the same stick session, played by the physics character
+PUSH_TIMES = (6.0, 12.5, 19.0)   # headless session: pushes (s), from the left, the front and the right
+
+
+def physics_source(script, pushes=PUSH_TIMES, fps: float = 60.0):
+    """The script's input with a 'push' action at each of `pushes` (seconds),
+    each from another direction (the character's left, then along the stick
+    turned 90 degrees, then the right), for the headless physics session."""
+    from anim.control import ControlInput
+
+    ticks = {int(round(t * fps)): k for k, t in enumerate(pushes)}
+
+    def source(t):
+        ci = script(t)
+        k = ticks.get(int(round(t * fps)))
+        if k is None:
+            return ci
+        angle = (0.0, 0.5 * np.pi, -0.5 * np.pi)[k % 3]
+        c, s_ = np.cos(angle), np.sin(angle)
+        m = ci.move
+        move = np.array([c * m[0] + s_ * m[1], -s_ * m[0] + c * m[1]], np.float32) if np.any(m) else m
+        return ControlInput(move=move, facing=ci.facing, run=ci.run, style=ci.style,
+                            actions=frozenset({"push"}))
+    source.duration = getattr(script, "duration", None)
+    source.path = getattr(script, "path", "")
+    return source
+
+
+def run_physics_demo(db, db_path: str, headless: bool | None = None,
+                     out_dir: str = os.path.join("out", "demo", "physics"), script: str = PHYSICS_SCRIPT,
+                     seconds: float | None = None, width: int = 1280, height: int = 720, policy: str | None = None,
+                     kinematic: str = "mm", echo=print) -> dict:
+    """The physics character driven live: the MuJoCo humanoid tracks motion
+    matching (or `kinematic`), which the gamepad or keyboard drives; the
+    kinematic target is the ghost (K hides it), F / pad B pushes. Headless:
+    the demo's stick session with three pushes, its metrics (falls, tracking
+    error, responsiveness, skating, tick time), PNG frames and a contact sheet."""
+    from anim import runner, scripts
+
+    from . import registry
+
+    style = start_style(db.tag_values("style"))
+    stage = registry.build_stage("physics", db, kinematic=kinematic, policy=policy, style=style)
+    parents = db.skeleton.parents
+    headless = (not has_display()) if headless is None else headless
+    what = f"policy {stage.meta.get('path', policy) if policy else 'shipped'}" if stage.policy is not None \
+        else "PD tracking without a policy"
+    if not headless:
+        from viewer.app import run_live
+
+        echo(f"live physics demo on {db_path}: the MuJoCo humanoid tracks {kinematic} ({what}).\n"
+             "  WASD / left stick move, Shift / RT run, Q / LT strafe, Tab / Y style, F / B push, K ghost, "
+             "G debug, F1 help, R reset, Esc quit")
+        return run_live(stage, parents, width=width, height=height, bone_mask=bone_mask(db.skeleton),
+                        title="anim demo: physics")
+    from viewer.app import run_headless
+
+    s = scripts.load(script)
+    s.check_styles(db.tag_values("style"), db_path)
+    seconds = seconds or s.duration
+    src = physics_source(s)
+    os.makedirs(out_dir, exist_ok=True)
+    echo(f"physics session '{s.name}' ({seconds:.0f} s, pushes at "
+         f"{', '.join(f'{t:g}' for t in PUSH_TIMES if t < seconds)} s) headless on {db_path}")
+    rec = runner.run(stage, src, seconds)
+    metrics = runner.evaluate(rec, db, stage.speeds, series=False)
+    runner.write_bvh(rec, os.path.join(out_dir, f"{s.name}-physics.bvh"))
+    runner.write_json(metrics, os.path.join(out_dir, f"{s.name}-physics.json"))
+    echo(runner.report_text(metrics))
+    times = [t for t in (1.0, PUSH_TIMES[0] + 0.3, 9.0, PUSH_TIMES[1] + 0.3, 16.0, PUSH_TIMES[2] + 0.3,
+                         seconds - 0.5) if t < seconds]
+    stats = run_headless(stage, parents, src, seconds, out_dir, frames_to_save=times, width=width,
+                         height=height, render_every=4, bone_mask=bone_mask(db.skeleton), prefix="physics")
+    echo(f"rendered {stats['frames']} frames; wrote {len(stats['saved'])} PNGs and {stats['contact_sheet']}")
+    return {"metrics": metrics, "render": stats}

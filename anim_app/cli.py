@@ -1,4 +1,8 @@
-"""The `anim` command line. Run `anim --help` or `anim COMMAND --help`."""
+"""The `anim` command line. Run `anim --help` or `anim COMMAND --help`.
+
+It belongs to the application layer: it builds stages from the registry
+(`anim_app.registry`) and runs them in the one loop (`anim.loop`); nothing
+below it (anim/, controllers/, viewer/) imports it."""
 
 from __future__ import annotations
 
@@ -7,33 +11,7 @@ import os
 import sys
 import time
 
-LOCOMOTION = ["walk", "walk-turn-left", "walk-turn-right", "run", "dash", "walk-back", "walk-left", "walk-right"]
-
-# Named clip selections for `anim build-db --preset`.
-PRESETS = {
-    "locomotion-normal": {"content": LOCOMOTION, "style": "normal"},
-    "locomotion": {"content": LOCOMOTION},
-    "all": {},
-}
-
-DEFAULT_DB_DIR = os.path.join("out", "databases")
-
-
-def default_db_path(preset: str = "locomotion-normal") -> str:
-    return os.path.join(DEFAULT_DB_DIR, f"{preset}.animdb")
-
-
-def parse_tags(items: list[str] | None, prog: str = "anim") -> dict:
-    """--tag values to a tag filter:
-    ['style=normal', 'content=walk,run'] -> {'style': 'normal', 'content': ['walk', 'run']}"""
-    tags = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SystemExit(f"{prog}: --tag expects KEY=VALUE[,VALUE...], got {item!r}")
-        key, value = item.split("=", 1)
-        values = [v for v in value.split(",") if v]
-        tags[key] = values if len(values) > 1 else values[0]
-    return tags
+from anim.presets import DEFAULT_DB_DIR, LOCOMOTION, PRESETS, default_db_path, parse_tags  # noqa: F401
 
 
 def _select_datasets(args):
@@ -73,7 +51,7 @@ def cmd_data_list(args) -> int:
 
 def cmd_build_db(args) -> int:
     import mocap_data
-    from . import database
+    from anim import database
 
     preset = args.preset or (None if args.data else "locomotion-normal")   # a --data folder: no preset
     tags = dict(PRESETS[preset]) if preset else {}
@@ -88,7 +66,7 @@ def cmd_build_db(args) -> int:
     cfg = database.DatabaseConfig(mirror=not args.no_mirror)
     meta = {}
     if args.data:                                   # anyone's skeleton: conform, roles, contact height
-        from . import importing
+        from anim import importing
         clips, cfg, meta = importing.prepare(clips, cfg, importing.options_from_args(args))
     db = database.build_database(clips, cfg, progress=not args.quiet)
     db.meta = meta
@@ -107,7 +85,7 @@ def cmd_search(args) -> int:
     """Scripted walk-through: query the database with trajectories a stick would ask for."""
     import numpy as np
 
-    from . import database, search
+    from anim import database, search
 
     path = ensure_db(args.db, "locomotion-normal")
     t0 = time.perf_counter()
@@ -171,7 +149,9 @@ def walkthrough_queries(db) -> list[tuple[str, "np.ndarray"]]:
 
 def cmd_run(args) -> int:
     """Drive a controller headless with stick scripts; write BVH and metrics."""
-    from . import database, runner
+    from anim import database
+
+    from . import session
 
     limit = getattr(args, "accel_limit", None)
     if limit is not None and not (limit >= 0 and limit != float("inf")):
@@ -179,14 +159,16 @@ def cmd_run(args) -> int:
                          f"(0 turns it off)")
     path = ensure_db(args.db, "locomotion-normal")
     db = database.load(path)
-    if args.controller == "physics":
+    if args.controller == "physics" and args.clip and not args.input:
         from controllers.physics.cli import run_clip
 
         run_clip(db, args.clip, args.policy, args.seconds, args.out)
         return 0
-    runner.run_command(db, path, controller=args.controller, inputs=args.input or ["walk"],
-                       seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index,
-                       weights=args.weights, accel_limit=args.accel_limit)
+    session.run_command(db, path, controller=args.controller, inputs=args.input or ["walk"],
+                        seconds=args.seconds, out_dir=args.out, style=args.style, index=args.index,
+                        weights=args.weights, accel_limit=args.accel_limit,
+                        **({"kinematic": args.kinematic, "policy": args.policy}
+                           if args.controller == "physics" else {}))
     return 0
 
 
@@ -209,8 +191,8 @@ def ensure_db(path: str | None, preset: str) -> str:
 def demo_vr(args) -> int:
     """`anim demo --vr SOURCE`: the sparse-VR avatar driven by a recorded trace
     (exported from the test split when none is given), a WebXR headset or OpenXR."""
+    from anim_app.demo import has_display
     from viewer import vr_input
-    from viewer.demo import has_display
 
     if args.vr == "replay":
         trace = args.trace
@@ -226,34 +208,45 @@ def demo_vr(args) -> int:
 
 
 def demo_physics(args) -> int:
-    """`anim demo --physics`: the MuJoCo humanoid tracking a clip with the shipped policy."""
-    from controllers.physics.cli import demo
-    from viewer.demo import has_display
+    """`anim demo --physics`: the MuJoCo humanoid tracking motion matching,
+    driven by the gamepad or keyboard (headless: the scripted session with
+    pushes); with --clip, tracking that database clip instead."""
+    from anim import database
+    from anim_app.demo import has_display, run_physics_demo
 
-    from . import database
-
-    db = database.load(ensure_db(args.db, "locomotion-normal"))
     headless = bool(args.headless or (not args.live and not has_display()))
-    demo(db, clip=args.clip, policy=args.policy, headless=headless,
-         out_dir=os.path.join(args.out, "physics"), seconds=args.seconds, width=args.width, height=args.height)
+    out_dir = os.path.join(args.out, "physics")
+    if args.clip:
+        from controllers.physics.cli import demo
+
+        db = database.load(ensure_db(args.db, "locomotion-normal"))
+        demo(db, clip=args.clip, policy=args.policy, headless=headless, out_dir=out_dir, seconds=args.seconds,
+             width=args.width, height=args.height)
+        return 0
+    path = ensure_db(args.db, args.preset)
+    run_physics_demo(database.load(path), path, headless=headless, out_dir=out_dir, seconds=args.seconds,
+                     width=args.width, height=args.height, policy=args.policy)
     return 0
 
 
 def cmd_demo(args) -> int:
-    """The gamepad demo: a live window with a display, a scripted headless session without."""
+    """The gamepad demo: a live window with a display, a scripted headless
+    session without (motion matching, then the physics character)."""
     if args.vr:
         return demo_vr(args)
     if args.physics:
         return demo_physics(args)
-    from viewer.demo import run_demo
-
-    from . import database
+    from anim import database
+    from anim_app.demo import run_demo, run_physics_demo
 
     path = ensure_db(args.db, args.preset)
     db = database.load(path)
     headless = True if args.headless else (False if args.live else None)
-    run_demo(db, path, headless=headless, out_dir=args.out, seconds=args.seconds, width=args.width,
-             height=args.height)
+    out = run_demo(db, path, headless=headless, out_dir=args.out, seconds=args.seconds, width=args.width,
+                   height=args.height)
+    if "render" in out and not args.no_physics:       # headless: the physics segment too
+        run_physics_demo(db, path, headless=True, out_dir=os.path.join(args.out, "physics"),
+                         seconds=args.seconds, width=args.width, height=args.height, policy=args.policy)
     return 0
 
 
@@ -269,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  anim build-db --preset locomotion    all locomotion styles, mirrored, 60 Hz\n"
                "  anim search                          scripted search walk-through\n"
                "  anim run --input turns               headless controller run: BVH + metrics\n"
-               "  anim demo                            the demo (builds what it needs)\n")
+               "  anim demo                            the demo (builds what it needs)\n"
+               "  anim export gltf --run turns         a controller run as glTF (also --clip, --bvh; onnx)\n")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def data_args(sp):
@@ -304,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-mirror", action="store_true", help="do not add mirrored copies")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     data_args(b)
-    from .importing import add_arguments as add_import_arguments
+    from anim.importing import add_arguments as add_import_arguments
 
     add_import_arguments(b)
     b.set_defaults(func=cmd_build_db)
@@ -331,9 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "out/databases/locomotion.animdb).\n"
                               "  anim run --input turns\n"
                               "  anim run --input all --out out/runs/mm\n")
-    r.add_argument("--controller", choices=["mm", "lmm", "physics"], default="mm",
-                   help="controller (default mm: motion matching; lmm: learned motion matching with the "
-                        "shipped weights, or --weights; physics: play --clip on the MuJoCo humanoid)")
+    from . import registry
+
+    r.add_argument("--controller", choices=registry.stage_names(), default="mm",
+                   help="stage (default mm): " + "; ".join(f"{e.name}: {e.help}" for e in registry.STAGES.values())
+                        + ". physics with --clip and no --input plays that clip on the MuJoCo humanoid")
+    r.add_argument("--kinematic", choices=registry.stage_names("kinematic"),
+                   help="with --controller physics: the kinematic stage the humanoid tracks (default mm)")
     r.add_argument("--weights", metavar="FILE", help="weights file of a learned controller")
     r.add_argument("--input", action="append", metavar="SCRIPT",
                    help="a shipped script name, a .stick file, or 'all' (repeatable; default walk)")
@@ -394,14 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
                          "test-split clip), serve the WebXR page to a headset, or read an OpenXR runtime")
     dm.add_argument("--trace", metavar="FILE", help="with --vr replay: the trace file")
     dm.add_argument("--physics", action="store_true",
-                    help="the physics character instead: the MuJoCo humanoid tracks a clip with the shipped "
-                         "policy, the reference drawn as a ghost; F / pad B pushes it (database: "
-                         "locomotion-normal)")
-    dm.add_argument("--clip", help="with --physics: the clip to track (default: the longest held-out one)")
+                    help="the physics character: the MuJoCo humanoid tracks motion matching live (gamepad or "
+                         "keyboard), the kinematic target drawn as a ghost (K hides it); F / pad B pushes it")
+    dm.add_argument("--no-physics", action="store_true",
+                    help="headless: leave out the physics segment that follows the motion-matching session")
+    dm.add_argument("--clip", help="with --physics: track this database clip instead of motion matching "
+                                   "(database: locomotion-normal)")
     dm.add_argument("--policy", metavar="FILE", help="with --physics: a policy from `anim train policy`")
     dm.add_argument("--width", type=int, default=1280, help="window / image width (default 1280)")
     dm.add_argument("--height", type=int, default=720, help="window / image height (default 720)")
     dm.set_defaults(func=cmd_demo)
+    from export.cli import add_parser as add_export_parser
+
+    add_export_parser(sub)             # `export gltf`, `export onnx`
     return p
 
 
