@@ -56,6 +56,12 @@ class DatabaseConfig:
     trajectory_frames: future frames of the trajectory features.
     weights:           per feature group weight (after normalization).
     contact_height, contact_speed: thresholds of foot contact detection (m, m/s).
+
+    The joint names default to the Bandai Namco rig's. For any other skeleton
+    they come from its joint roles (anim.roles) with a contact height measured
+    from its planted toes: anim.importing.database_config, which
+    `anim build-db --data DIR` uses after bringing the clips to metres, Y up
+    (anim.conform: the simulation bone turns about +Y).
     """
 
     fps: float = FPS
