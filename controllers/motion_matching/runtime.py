@@ -349,10 +349,10 @@ class AccelerationLimiter:
     catches up), but never carries a joint further than `max_drift` (default
     MAX_DRIFT, m) from where the candidate puts it, or than it was on the last
     frame; past that the limit gives way (kernels.bound_drift). Without the
-    bound, where the clips change faster than the limit allows (a small
-    database; the CMU takes on the CC rig, whose punches and swordplay
-    accelerate the hands far past its locomotion's p99.9) the pose keeps
-    extrapolating away from the animation frame after frame: on that rig the
+    bound, where the matched clips change faster than the limit allows (a
+    small database, or the CMU takes on the CC rig: walks beside punches and
+    swordplay) the pose keeps extrapolating away from the animation frame
+    after frame: on that rig the
     circles script sent a toe 2.0 m up and the head down to 0.62 m, 0.40 m and
     1.21 m with the bound (BENCHMARKS.md, other_skeletons)."""
 
