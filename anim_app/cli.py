@@ -46,6 +46,8 @@ def cmd_data_list(args) -> int:
                 print(f"  {key}: {items}")
         if row.get("license"):
             print(f"  license: {row['license']}")
+        if row.get("import"):
+            print("  as built (anim build-db --data): " + ", ".join(f"{k} {v}" for k, v in row["import"].items()))
     return 0
 
 
@@ -68,6 +70,7 @@ def cmd_build_db(args) -> int:
     if args.data:                                   # anyone's skeleton: conform, roles, contact height
         from anim import importing
         clips, cfg, meta = importing.prepare(clips, cfg, importing.options_from_args(args))
+        mocap_data.record_import(sets[0], meta["import"])
     db = database.build_database(clips, cfg, progress=not args.quiet)
     db.meta = meta
     t2 = time.perf_counter()

@@ -38,7 +38,8 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["Dataset", "mocap_root", "cache_root", "datasets", "find_dataset", "generic_dataset",
-           "select_files", "load_clips", "summary", "KNOWN_DATASETS", "CACHE_VERSION"]
+           "select_files", "load_clips", "summary", "record_import", "import_record", "KNOWN_DATASETS",
+           "CACHE_VERSION"]
 
 CACHE_VERSION = 1          # bump when the parser or the cache layout changes
 _HERE = Path(__file__).resolve().parent
@@ -475,6 +476,33 @@ def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = T
     return clips
 
 
+# ----------------------------------------------------------------- import records
+
+def _import_record_path(ds: Dataset) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ds.name)[:40]
+    return cache_root() / "imports" / f"{safe}-{hashlib.sha1(str(ds.path.resolve()).encode()).hexdigest()[:12]}.json"
+
+
+def record_import(ds: Dataset, report: dict) -> None:
+    """Remember what `anim build-db --data` decided about a folder (anim.conform's
+    report: units, up axis, root channels, re-rooting, per file), for `anim data
+    list`. Written atomically beside the clip cache; a failure to write is a warning."""
+    try:
+        _atomic_write(_import_record_path(ds), lambda f: f.write(json.dumps(
+            {"path": str(ds.path.resolve()), "written": time.time(), **report}).encode()))
+    except OSError as err:
+        import warnings
+        warnings.warn(f"mocap_data: could not record the import of {ds.path}: {err}")
+
+
+def import_record(ds: Dataset) -> dict | None:
+    """The last recorded import of a folder (record_import), or None."""
+    try:
+        return json.loads(_import_record_path(ds).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
 # ----------------------------------------------------------------- summary
 
 def summary(dataset_or_datasets=None) -> list[dict]:
@@ -512,5 +540,5 @@ def summary(dataset_or_datasets=None) -> list[dict]:
                      "minutes": minutes,
                      "joints": min(joints) if len(joints) == 1 else f"{min(joints)}-{max(joints)}",
                      "contents": dict(contents), "styles": dict(styles), "license": ds.license,
-                     "attribution": ds.attribution})
+                     "attribution": ds.attribution, "import": (import_record(ds) or {}).get("summary")})
     return rows

@@ -145,6 +145,8 @@ def test_build_db_data_folder_of_a_cmu_rig_with_no_flags(tmp_path, capsys, monke
     assert db.contacts.any(axis=0).all()
     assert list(db.body_joints()) == [j for j, n in enumerate(db.skeleton.names) if "Index" not in n
                                       and "Thumb" not in n]
+    assert main(["data", "list", "--data", str(tmp_path / "cmu")]) == 0      # the catalog remembers the import
+    assert "as built (anim build-db --data): units in, up z, root_offset absolute" in capsys.readouterr().out
 
 
 def test_tags_from_a_pattern_and_sidecars(tmp_path):
