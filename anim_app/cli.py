@@ -375,12 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
                         description="The motion-matching demo. With a display it opens a window: a gamepad "
                                     "(plugged in any time) or the keyboard drives the character. Without a "
                                     "display it runs a scripted session headless and writes PNG frames, a "
-                                    "contact sheet, the motion as BVH and the metrics under --out. Builds "
-                                    "the database on first use.",
+                                    "contact sheet, the motion as BVH and the metrics under --out, then the "
+                                    "same session played by the physics character (--no-physics leaves it "
+                                    "out). Builds the database on first use.",
                         epilog="Keys: WASD move, Shift run, Q strafe, Tab cycle style, G debug drawing, "
-                               "F1/H help, arrows/mouse orbit, wheel zoom, R reset, Esc quit.\n"
+                               "F1/H help, arrows/mouse orbit, wheel zoom, R reset, Esc quit; physics: F push, "
+                               "K ghost.\n"
                                "Gamepad: left stick move, RT run, LT strafe, Y style, right stick camera, "
-                               "Back debug, Start help.")
+                               "Back debug, Start help; physics: B push, left stick click ghost.")
     dm.add_argument("--db", metavar="FILE", help="database file (default: the preset's, built on first use)")
     dm.add_argument("--preset", choices=sorted(PRESETS), default="locomotion",
                     help="database preset when --db is not given (default locomotion: every style)")

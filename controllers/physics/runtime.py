@@ -145,14 +145,18 @@ class SimulatedBody:
         legs = [skeleton.index(n) for n in roles.pair("upper_leg")]
         self._foot_side = {h.body_of(j): i for j in feet for i, leg in enumerate(legs)
                            if j == leg or _below(skeleton.parents, j, leg)}
+        self._clear()
+        self._last_feats = None
+        self.reset_stats()
+
+    def _clear(self) -> None:
+        """No push under way, no fall, no error: a body just placed."""
         self.push_left = 0.0
         self.push_force = np.zeros(3)
         self.error_cm = 0.0
         self.pose_error_cm = 0.0
         self.fallen_for = 0.0
         self.ms = 0.0
-        self._last_feats = None
-        self.reset_stats()
 
     def _features(self):
         d = self.data
@@ -328,13 +332,7 @@ class PhysicsController(SimulatedBody):
             root_pos = np.asarray(pose.positions[0], np.float64) * np.array([1.0, 0.0, 1.0])
         self._anchor(root_rot, root_pos)
         self._set_state(0)
-        self.fallen_for = 0.0
-        self.push_left = 0.0
-        self.push_force = np.zeros(3)
-        self.clock = 0.0
-        self.ms = 0.0
-        self.error_cm = 0.0
-        self.pose_error_cm = 0.0
+        self._clear()
         mujoco.mj_forward(self.model, self.data)
         return self._pose()
 
