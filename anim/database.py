@@ -58,6 +58,12 @@ class DatabaseConfig:
     trajectory_frames: future frames of the trajectory features.
     weights:           per feature group weight (after normalization).
     contact_height, contact_speed: thresholds of foot contact detection (m, m/s).
+
+    The joint names default to the Bandai Namco rig's. For any other skeleton
+    they come from its joint roles (anim.roles) with a contact height measured
+    from its planted toes: anim.importing.database_config, which
+    `anim build-db --data DIR` uses after bringing the clips to metres, Y up
+    (anim.conform: the simulation bone turns about +Y).
     """
 
     fps: float = FPS
@@ -100,6 +106,7 @@ class Database:
     clip_tags: list = field(default_factory=list)    # [C] dict of tags (incl. 'mirrored')
     mirror_joints: np.ndarray = None                 # [J] index of each joint's mirror
     source_fps: list = field(default_factory=list)   # [C]
+    meta: dict = field(default_factory=dict)         # how a --data folder was read (anim.importing)
 
     # ------------------------------------------------------------------ access
     @property
@@ -133,6 +140,20 @@ class Database:
             if _tags_match(tags, filters):
                 mask[self.range_starts[c]:self.range_stops[c]] = True
         return mask
+
+    def roles(self):
+        """The skeleton's joint roles (anim.roles): as recorded when a --data folder
+        was built, else found from the names."""
+        from .roles import Roles, find_roles
+        if self.meta.get("roles"):
+            return Roles.from_json(self.meta["roles"])
+        return find_roles(self.skeleton)
+
+    def body_joints(self) -> np.ndarray:
+        """Indices of the joints that are not helpers (twist, finger, face bones...):
+        the ones metrics and physics look at. All joints when none are recorded."""
+        helpers = set(self.meta.get("roles", {}).get("helpers", ()))
+        return np.array([j for j, n in enumerate(self.skeleton.names) if n not in helpers], np.int64)
 
     def root_velocity_character(self) -> np.ndarray:
         """[N, 3] root (simulation bone) velocity in character space."""
@@ -370,7 +391,10 @@ def build_database(clips: list[Clip], config: DatabaseConfig = DatabaseConfig(),
         if c.skeleton.signature() != skel0.signature():
             raise ValueError(f"build_database: {c.source} has a different skeleton than {clips[0].source}")
     for name in (config.hips, *config.feet, *config.toes):
-        skel0.index(name)
+        if name not in skel0.names:
+            raise KeyError(f"joint {name!r} not in the skeleton of {clips[0].source} (its hips, feet and toes "
+                           f"come from DatabaseConfig; for a skeleton other than Bandai Namco's use "
+                           f"anim.importing.database_config, or `anim build-db --data DIR`)")
 
     from tqdm import tqdm
 
@@ -546,6 +570,8 @@ def save(db: Database, path: str) -> None:
         "clip_names": db.clip_names, "clip_tags": db.clip_tags, "source_fps": db.source_fps,
         "feature_groups": FEATURE_GROUPS, "arrays": {},
     }
+    if db.meta:
+        header["meta"] = db.meta
     offset = 0
     for k, a in arrays.items():
         offset = (offset + 63) // 64 * 64
@@ -644,7 +670,8 @@ def load(path: str, skeleton: Skeleton | None = None, mmap: bool = True, verify:
         raise DatabaseError(f"{path}: built for skeleton {skel.names} which differs from the expected one "
                             f"{skeleton.names}")
     return Database(skeleton=skel, config=config, clip_names=list(header["clip_names"]),
-                    clip_tags=list(header["clip_tags"]), source_fps=list(header["source_fps"]), **arrays)
+                    clip_tags=list(header["clip_tags"]), source_fps=list(header["source_fps"]),
+                    meta=header.get("meta", {}) if isinstance(header.get("meta", {}), dict) else {}, **arrays)
 
 
 def _check_header(header: dict, data_start: int, file_size: int) -> dict:

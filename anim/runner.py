@@ -193,7 +193,7 @@ def database_reference(db, max_frames: int = 200_000) -> dict:
     for c in range(0, len(starts), step):
         a, b = int(starts[c]), int(stops[c])
         g = db.global_positions(slice(a, b))
-        acc.append(metrics.joint_accelerations(g, fps).ravel())
+        acc.append(metrics.joint_accelerations(g[:, db.body_joints()], fps).ravel())   # helpers left out
         clip_max.append(float(acc[-1].max()) if acc[-1].size else 0.0)
         content.append(str(db.clip_tags[c].get("content", "-")) if c < len(db.clip_tags) else "-")
         s = metrics.foot_skating(g[:, toes], np.asarray(db.contacts[a:b]), fps)
@@ -242,7 +242,12 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
              "count": int((lifted[1:] & ~lifted[:-1]).sum()),
              "skating_on_clip_contacts_cm_s": skating_clip["mean_cm_s"]}
     planted = g[:, toes, 1][rec.contacts]          # heights of the toes the pose shows in contact
-    smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names, rec.transitions)
+    body = db.body_joints()                        # helper joints (fingers, twists) left out
+    smooth = metrics.smoothness(g[:, body], fps, ref["accel_p999_m_s2"], [rec.skeleton.names[j] for j in body],
+                                rec.transitions)
+    roles = db.roles()
+    pose_range = {"toe_max_m": float(g[:, toes, 1].max()),
+                  "head_min_m": float(g[:, rec.skeleton.index(roles["head"]), 1].min())}
     tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}
     played = [tag_of.get(c) for c in rec.clips]
     stats = dict(rec.stats)
@@ -278,7 +283,7 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
                    "planted_above_contact_height": float((planted > db.config.contact_height).mean())
                    if planted.size else 0.0,
                    "contact_height_m": float(db.config.contact_height),
-                   "hips_height_m": [float(g[:, hips, 1].min()), float(g[:, hips, 1].max())]},
+                   "hips_height_m": [float(g[:, hips, 1].min()), float(g[:, hips, 1].max())], **pose_range},
         "finite": bool(np.isfinite(rec.rotations).all() and np.isfinite(rec.positions).all()),
         "database": ref,
         "targets": targets(worst, skating["mean_cm_s"], smooth["ratio"], bool(key)),
@@ -372,6 +377,8 @@ def report_text(m: dict) -> str:
         lines.append(f"  planted toes: highest {100 * gr['planted_toe_height_max_m']:.1f} cm "
                      f"({100 * gr['planted_above_contact_height']:.2f}% of contact foot-frames above the "
                      f"database's contact height, {100 * gr['contact_height_m']:.0f} cm)")
+    if "toe_max_m" in gr:
+        lines.append(f"  pose range: toes up to {gr['toe_max_m']:.2f} m, head down to {gr['head_min_m']:.2f} m")
     a = m["smoothness"]
     lines.append(f"  largest joint acceleration: {a['max_m_s2']:.1f} m/s^2 ({a.get('joint')} at "
                  f"t={a.get('time_s', 0):.2f} s) = {a['ratio']:.2f} x database p99.9 "
@@ -382,7 +389,9 @@ def report_text(m: dict) -> str:
                      f"elsewhere {a['max_elsewhere_m_s2']:.1f}")
     st = m["search"]
     if st and "limited" in st:
-        lines.append(f"    held to the acceleration limit (RuntimeConfig.accel_limit) on {st['limited']} frames")
+        lines.append(f"    held to the acceleration limit (RuntimeConfig.accel_limit) on {st['limited']} frames"
+                     + (f", of which {st['drift_bound']} let past it to stay within "
+                        f"{100 * st.get('max_drift_m', 0):.0f} cm of the animation" if st.get("drift_bound") else ""))
     if st:
         lines.append(f"  search: {st.get('searches', 0)} searches, {st.get('transitions', 0)} transitions, "
                      f"average cost {st.get('average_transition_cost', 0):.3f}, "

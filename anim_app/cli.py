@@ -18,7 +18,9 @@ def _select_datasets(args):
     import mocap_data
 
     if getattr(args, "data", None):
-        return [mocap_data.generic_dataset(args.data, scale=args.scale)]
+        if getattr(args, "up", None) is not None:       # build-db: read raw, anim.importing conforms
+            return [mocap_data.generic_dataset(args.data, scale=1.0, tag_pattern=args.tag_pattern)]
+        return [mocap_data.generic_dataset(args.data, scale=args.scale or 0.01)]
     found = mocap_data.datasets()
     if not found:
         raise SystemExit(f"anim: no mocap datasets found under {mocap_data.mocap_root()} "
@@ -46,6 +48,8 @@ def cmd_data_list(args) -> int:
             print(f"  license: {row['license']}")
         for _, problem in row.get("bad_files", []):
             print(f"  left out (unreadable): {problem}")
+        if row.get("import"):
+            print("  as built (anim build-db --data): " + ", ".join(f"{k} {v}" for k, v in row["import"].items()))
     return 0
 
 
@@ -53,8 +57,7 @@ def cmd_build_db(args) -> int:
     import mocap_data
     from anim import database
 
-    # a --data folder has no catalog tags: no preset unless one is asked for
-    preset = args.preset if args.preset or getattr(args, "data", None) else "locomotion-normal"
+    preset = args.preset or (None if args.data else "locomotion-normal")   # a --data folder: no preset
     tags = dict(PRESETS[preset]) if preset else {}
     tags.update(parse_tags(args.tag))
     out = args.out or default_db_path(preset or "custom")
@@ -70,11 +73,19 @@ def cmd_build_db(args) -> int:
         raise SystemExit(f"anim build-db: no clip matches the tags {tags}")
     t1 = time.perf_counter()
     cfg = database.DatabaseConfig(mirror=not args.no_mirror)
+    meta = {}
+    if args.data:                                   # anyone's skeleton: conform, roles, contact height
+        from anim import importing
+        clips, cfg, meta = importing.prepare(clips, cfg, importing.options_from_args(args))
+        mocap_data.record_import(sets[0], meta["import"])
     db = database.build_database(clips, cfg, progress=not args.quiet)
+    db.meta = meta
     t2 = time.perf_counter()
     database.save(db, out)
     t3 = time.perf_counter()
     print(f"built {out}: {db.describe()}")
+    if meta:
+        print(importing.describe(meta))
     print(f"  load clips {t1 - t0:.1f} s, build {t2 - t1:.1f} s, save {t3 - t2:.1f} s, "
           f"{os.path.getsize(out) / 1e6:.0f} MB")
     return 0
@@ -279,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_args(sp):
         sp.add_argument("--data", metavar="DIR", help="use any folder of BVH files instead of the catalog")
-        sp.add_argument("--scale", type=float, default=0.01,
-                        help="with --data: file units to metres (default 0.01, centimetres)")
+        sp.add_argument("--scale", type=float,
+                        help="with --data: file units to metres (default 0.01, centimetres; build-db: "
+                             "detected, see --units)")
         sp.add_argument("--dataset", action="append", metavar="NAME",
                         help="restrict to a catalog dataset (repeatable), e.g. bandai-namco-2")
 
@@ -300,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "to 60 Hz, mirrored, with a simulation bone, contacts and matching "
                                    "features; saved as one versioned file that loads in under a second.")
     b.add_argument("--preset", choices=sorted(PRESETS),
-                   help="named clip selection (default locomotion-normal, or every file with --data; "
-                        "'all' is the whole corpus)")
+                   help="named clip selection (default locomotion-normal, none with --data; 'all' is the "
+                        "whole corpus)")
     b.add_argument("--skip-bad", action="store_true",
                    help="skip files that cannot be read, naming each and why (default: stop at the first)")
     b.add_argument("--tag", action="append", metavar="KEY=V[,V]",
@@ -310,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-mirror", action="store_true", help="do not add mirrored copies")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     data_args(b)
+    from anim.importing import add_arguments as add_import_arguments
+
+    add_import_arguments(b)
     b.set_defaults(func=cmd_build_db)
 
     s = sub.add_parser("search", help="scripted search walk-through on a database",

@@ -31,6 +31,8 @@ BENCHMARKS = {
     "physics": ("controllers.physics.bench", "Physics tracking (issue 6)"),
     "live_physics": ("bench.live_physics", "The physics character driven live: motion matching tracked in MuJoCo "
                                            "(issue 17)"),
+    "other_skeletons": ("bench.other_skeletons", "Any BVH skeleton through the engine: the CMU takes on a 101-joint "
+                                                 "rig (issue 22)"),
 }
 
 

@@ -38,7 +38,8 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["Dataset", "mocap_root", "cache_root", "datasets", "find_dataset", "generic_dataset",
-           "select_files", "load_clips", "summary", "KNOWN_DATASETS", "CACHE_VERSION"]
+           "select_files", "load_clips", "summary", "record_import", "import_record", "KNOWN_DATASETS",
+           "CACHE_VERSION"]
 
 CACHE_VERSION = 1          # bump when the parser or the cache layout changes
 _HERE = Path(__file__).resolve().parent
@@ -119,7 +120,20 @@ class Dataset:
         return found
 
     def tags_for(self, path) -> dict:
-        return dict(self.parse_tags(Path(path).stem))
+        """Tags parsed from the file name, updated by a sidecar STEM.tags.json
+        (a JSON object of string tags) when one sits beside the file."""
+        path = Path(path)
+        tags = dict(self.parse_tags(path.stem))
+        side = path.with_name(path.stem + ".tags.json")
+        if side.is_file():
+            try:
+                extra = json.loads(side.read_text())
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{side}: not a readable JSON object of tags ({e})") from None
+            if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+                raise ValueError(f"{side}: tags must be a JSON object of strings, e.g. {{\"content\": \"walk\"}}")
+            tags.update(extra)
+        return tags
 
 
 _BANDAI_LICENSE = "CC BY-NC 4.0 (attribution required, non-commercial use only)"
@@ -150,14 +164,33 @@ def datasets(root=None) -> list[Dataset]:
     return [_known(name, root / name) for name in KNOWN_DATASETS if (root / name).is_dir()]
 
 
-def generic_dataset(folder, scale: float = 1.0, fps: float | None = None) -> Dataset:
-    """Any folder of BVH files: tags {'dataset': folder name, 'name': file stem}."""
+def _pattern_tags(dataset: str, pattern: re.Pattern, stem: str) -> dict:
+    tags = _name_tags(dataset, stem)
+    m = pattern.search(stem)
+    if m:
+        tags.update({k: v for k, v in m.groupdict().items() if v is not None})
+    return tags
+
+
+def generic_dataset(folder, scale: float = 1.0, fps: float | None = None,
+                    tag_pattern: str | None = None) -> Dataset:
+    """Any folder of BVH files: tags {'dataset': folder name, 'name': file stem},
+    plus the named groups of `tag_pattern` (a regex searched in each stem), plus
+    a sidecar STEM.tags.json beside a file (see Dataset.tags_for)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"mocap folder {folder} does not exist")
     name = folder.resolve().name or str(folder)
-    return Dataset(name=name, path=folder, fps=fps, scale=scale,
-                   parse_tags=functools.partial(_name_tags, name))
+    parse = functools.partial(_name_tags, name)
+    if tag_pattern:
+        try:
+            rx = re.compile(tag_pattern)
+        except re.error as e:
+            raise ValueError(f"tag pattern {tag_pattern!r} is not a regular expression ({e})") from None
+        if not rx.groupindex:
+            raise ValueError(f"tag pattern {tag_pattern!r} has no named group (?P<key>...) to make a tag of")
+        parse = functools.partial(_pattern_tags, name, rx)
+    return Dataset(name=name, path=folder, fps=fps, scale=scale, parse_tags=parse)
 
 
 def find_dataset(name_or_folder, root=None) -> Dataset:
@@ -488,6 +521,33 @@ def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = T
     return clips
 
 
+# ----------------------------------------------------------------- import records
+
+def _import_record_path(ds: Dataset) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ds.name)[:40]
+    return cache_root() / "imports" / f"{safe}-{hashlib.sha1(str(ds.path.resolve()).encode()).hexdigest()[:12]}.json"
+
+
+def record_import(ds: Dataset, report: dict) -> None:
+    """Remember what `anim build-db --data` decided about a folder (anim.conform's
+    report: units, up axis, root channels, re-rooting, per file), for `anim data
+    list`. Written atomically beside the clip cache; a failure to write is a warning."""
+    try:
+        _atomic_write(_import_record_path(ds), lambda f: f.write(json.dumps(
+            {"path": str(ds.path.resolve()), "written": time.time(), **report}).encode()))
+    except OSError as err:
+        import warnings
+        warnings.warn(f"mocap_data: could not record the import of {ds.path}: {err}")
+
+
+def import_record(ds: Dataset) -> dict | None:
+    """The last recorded import of a folder (record_import), or None."""
+    try:
+        return json.loads(_import_record_path(ds).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
 # ----------------------------------------------------------------- summary
 
 def summary(dataset_or_datasets=None) -> list[dict]:
@@ -533,5 +593,6 @@ def summary(dataset_or_datasets=None) -> list[dict]:
                      "joints": (min(joints) if len(joints) == 1 else f"{min(joints)}-{max(joints)}") if joints
                      else 0,
                      "contents": dict(contents), "styles": dict(styles), "license": ds.license,
-                     "attribution": ds.attribution, "bad_files": bad})
+                     "attribution": ds.attribution, "bad_files": bad,
+                     "import": (import_record(ds) or {}).get("summary")})
     return rows

@@ -184,7 +184,8 @@ class LearnedController(KinematicController):
                          trajectory_frames=meta["trajectory_frames"],
                          traj_slice=trajectory_slice(meta["feature_groups"]), speeds=meta["speeds"],
                          config=config, fps=meta["fps"], style=style,
-                         accel_limit=meta.get("accel_limit"))   # files before it: no limit
+                         accel_limit=meta.get("accel_limit"),   # files before it: no limit
+                         body_joints=[j for j, n in enumerate(skeleton.names) if n not in set(meta.get("helpers", ()))])
         self.coverage = meta.get("coverage")   # of the training database (files before it: none)
 
     @classmethod

@@ -413,6 +413,7 @@ def train(db: Database, out_dir: str, weights_path: str | None = None, config: T
         "num_features": int(X.shape[1]), "feature_groups": [list(g) for g in FEATURE_GROUPS],
         "trajectory_frames": list(db.config.trajectory_frames), "feet": list(db.config.feet),
         "toes": list(db.config.toes),
+        "helpers": list(db.meta.get("roles", {}).get("helpers", ())),   # joints the accel limit leaves out
         "fps": float(db.config.fps), "latent": config.latent,
         "layout": {"moving": list(data.layout.moving), "num_contacts": data.layout.num_contacts,
                    "groups": [list(g) for g in data.layout.groups]},

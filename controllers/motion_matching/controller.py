@@ -206,9 +206,12 @@ class KinematicController:
 
     def __init__(self, source: MotionSource, skeleton: Skeleton, feet, toes, trajectory_frames, traj_slice: slice,
                  speeds: dict, config: RuntimeConfig = RuntimeConfig(), fps: float = 60.0,
-                 style: str | None = None, accel_limit: float | None = None):
+                 style: str | None = None, accel_limit: float | None = None, body_joints=None):
         """accel_limit: the data's joint-acceleration p99.9 (m/s^2), the
-        default of config.accel_limit (None: no limit unless configured)."""
+        default of config.accel_limit (None: no limit unless configured).
+        body_joints: the joints the limit holds (default all; helper joints
+        such as fingers are left out, as the data's p99.9 leaves them out)."""
+        self.body_joints = body_joints
         self.source = source
         self.skeleton = skeleton
         self.config = config
@@ -260,7 +263,7 @@ class KinematicController:
         self.locks = FootLocks(self.skeleton.parents, self.feet, self.toes, self.config.foot_halflife,
                                self.config.unlock_radius)
         self.locks.reset(self.inert.out_rot, self.inert.out_pos, contacts)
-        self.limiter = AccelerationLimiter(self.skeleton.parents, self.accel_limit)
+        self.limiter = AccelerationLimiter(self.skeleton.parents, self.accel_limit, body=self.body_joints)
         self.limiter.reset(self.inert.out_rot, self.inert.out_pos)
         self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0, "recovered": 0}
         self.last_query = None
@@ -359,6 +362,8 @@ class KinematicController:
         # 6. no joint accelerates harder than the data's p99.9
         out_rot, out_pos = self.limiter.apply(out_rot, out_pos, dt)
         self.stats["limited"] = self.limiter.limited
+        self.stats["drift_bound"] = self.limiter.drift_bound
+        self.stats["max_drift_m"] = self.limiter.max_drift
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, out_pos, contacts)
         pose.info.clip_contacts = np.asarray(clip_contacts, bool)
@@ -416,7 +421,8 @@ class MotionMatchingController(KinematicController):
         traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
         super().__init__(source, db.skeleton, [db.skeleton.index(f) for f in db.config.feet],
                          [db.skeleton.index(t) for t in db.config.toes], db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style,
-                         measured_accel_limit(db) if config.accel_limit is None else None)
+                         measured_accel_limit(db) if config.accel_limit is None else None,
+                         body_joints=db.body_joints())
         self.coverage = measured_coverage(db)
 
     @property

@@ -45,7 +45,13 @@ def add_run_arguments(run_parser) -> None:
 def make_controller(db, clip=None, policy: str | None = None):
     from .runtime import PhysicsController
     if policy is None and os.path.exists(DEFAULT_POLICY):
-        policy = DEFAULT_POLICY
+        try:
+            return PhysicsController(db, clip, DEFAULT_POLICY)
+        except ValueError as e:          # the shipped policy is for the Bandai Namco skeleton
+            if "skeleton" not in str(e):
+                raise
+            print(f"the shipped policy does not fit this database's skeleton ({len(db.skeleton.names)} joints): "
+                  f"PD tracking only (train one with `anim train policy`)")
     return PhysicsController(db, clip, policy)
 
 

@@ -141,8 +141,14 @@ class SimulatedBody:
         self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
         self.hips_body = h.body_of(h.root)
         feet = [j for j in h.joints if h.segments[j] in ("foot", "toes")]
-        self._foot_side = {h.body_of(j): (0 if skeleton.names[j].endswith(("_L", "_l"))
-                                          or skeleton.names[j].startswith("Left") else 1) for j in feet}
+        if db is not None and hasattr(db, "roles"):      # left/right from the joint roles, not the names
+            roles = db.roles()
+        else:
+            from anim.roles import find_roles
+            roles = find_roles(skeleton)
+        legs = [skeleton.index(n) for n in roles.pair("upper_leg")]
+        self._foot_side = {h.body_of(j): i for j in feet for i, leg in enumerate(legs)
+                           if j == leg or _below(skeleton.parents, j, leg)}
         self._clear()
         self._last_feats = None
         self.guard = InputGuard()
@@ -389,3 +395,12 @@ class PhysicsController(SimulatedBody):
                         fallen=self.fallen, falls=self.stats["falls"],
                         status=None if self.policy is not None else "PD tracking, no policy")
         return Pose(rot, pos, self._foot_contacts(), info)
+
+
+def _below(parents, j, ancestor) -> bool:
+    p = int(parents[j])
+    while p >= 0:
+        if p == ancestor:
+            return True
+        p = int(parents[p])
+    return False

@@ -60,7 +60,7 @@ class VRController:
         self.skeleton = predictor.skeleton
         self.window = int(predictor.window)
         self.head_forward = np.asarray(predictor.head_forward, np.float32)
-        off = np.stack([np.asarray(predictor.calibration[d], np.float32) for d in vd.DEVICES])
+        off = vd.calibration_offsets(predictor.calibration)
         self._offset = off
         self._q = np.zeros((self.window + 1, 3, 4), np.float32)
         self._p = np.zeros((self.window + 1, 3, 3), np.float32)

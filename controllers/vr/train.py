@@ -195,7 +195,7 @@ def export(path: str, kind: str, model_cfg, state: dict, norm, data, seed: int, 
     meta = {"kind": kind, "config": asdict(model_cfg), "window": model_cfg.window,
             "skeleton": infer.skeleton_meta(data.skeleton), "calibration": data.calibration,
             "head_forward": vd.head_forward_axis(data.calibration).tolist(),
-            "devices": list(vd.DEVICES), "fps": vd.FPS, "seed": seed, "training": record,
+            "devices": list(vd.joint_groups(data.skeleton)["devices"]), "fps": vd.FPS, "seed": seed, "training": record,
             "rest_pose": rest_pose(data)}
     _set_online(meta, online_steps, online_noise, online_inpaint_weight)
     infer.save_artefact(path, meta, arrays)
@@ -236,6 +236,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     if data is None:
         data = vd.build(data_cfg, progress=progress)
     data.config = replace(data.config, window=window)
+    model_cfg = replace(model_cfg, target_dim=6 * (1 + len(data.joint_names_below_hips())))   # any skeleton
     hf = vd.head_forward_axis(data.calibration)
     train_ends = data.frames("train")
     val_ends = data.frames("val")
@@ -259,7 +260,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         feature_weight = None
         if model_cfg.lower_body_weight != 1.0:
             target_joints = (data.skeleton.names[1],) + tuple(data.joint_names_below_hips())
-            w = np.repeat([model_cfg.lower_body_weight if n in vd.LOWER_BODY else 1.0 for n in target_joints], 6)
+            lower = vd.joint_groups(data.skeleton)["lower_body"]
+            w = np.repeat([model_cfg.lower_body_weight if n in lower else 1.0 for n in target_joints], 6)
             feature_weight = torch.tensor(w / w.mean(), dtype=torch.float32).to(device)
         diffusion.alpha_bar = diffusion.alpha_bar.to(device)
     elif cfg.model == "mlp":
