@@ -39,7 +39,8 @@ class Tick:
     """One tick as the sinks see it: `index` counts steps since the reset (1
     for the first), `time` is the time at its end (index * dt); `control` is
     the input the step used, `ms` the wall time of the stage's step and
-    `cpu_ms` this thread's processor time in it."""
+    `cpu_ms` this thread's processor time in it (with `Loop(cpu_time=True)`;
+    else 0)."""
 
     index: int
     time: float
@@ -60,10 +61,13 @@ class Loop:
     (control, dt)` applied to every input before the stage sees it; by
     default an `anim.control.InputGuard` (non-finite or mistyped fields
     replaced, dt bounded: no stage sees a NaN or a bad dt). `guard=False`
-    passes inputs as they are."""
+    passes inputs as they are. cpu_time: also measure each step's thread
+    processor time (`Tick.cpu_ms`); off by default, as reading the thread
+    clock can cost more than a tick on some machines (a system call: 2 ms
+    here)."""
 
     def __init__(self, stage, source: Callable | None = None, sinks=(), fps: float = FPS,
-                 guard: Callable | None | bool = None):
+                 guard: Callable | None | bool = None, cpu_time: bool = False):
         if not fps > 0:
             raise ValueError(f"Loop: fps must be > 0, got {fps}")
         self.stage = stage
@@ -72,6 +76,7 @@ class Loop:
         self.fps = float(fps)
         self.dt = 1.0 / self.fps
         self.guard = InputGuard() if guard is None else (guard or None)
+        self.cpu_time = bool(cpu_time)
         self.index = 0
         self.time = 0.0
         self.pose: Pose | None = None
@@ -98,10 +103,11 @@ class Loop:
         dt = self.dt
         if self.guard is not None:
             ci, dt = self.guard(ci, dt)
-        t0, c0 = time.perf_counter(), time.thread_time()
+        c0 = time.thread_time() if self.cpu_time else 0.0
+        t0 = time.perf_counter()
         pose = self.stage.step(ci, dt)
         ms = 1e3 * (time.perf_counter() - t0)
-        cpu_ms = 1e3 * (time.thread_time() - c0)
+        cpu_ms = 1e3 * (time.thread_time() - c0) if self.cpu_time else 0.0
         self.index += 1
         self.time = self.index * self.dt
         self.pose = pose

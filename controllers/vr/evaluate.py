@@ -197,7 +197,7 @@ def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60) -> d
         n = min(b - a, frames + warmup - len(times))
         if n < 1:
             break
-        Loop(ctrl, source, [keep], fps=vd.FPS).run(ticks=n)
+        Loop(ctrl, source, [keep], fps=vd.FPS, cpu_time=True).run(ticks=n)
     ms = np.array(times[warmup:]) * 1000
     t = am.tick_times(ms)
     c = am.tick_times(np.array(cpu[warmup:]) * 1000)
