@@ -313,6 +313,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-limit", type=float, default=0.0, metavar="S",
                    help="stop once the run has taken S seconds, compile included, with a checkpoint "
                         "(default: no limit)")
+    p.add_argument("--max-root-distance", type=float, default=0.0, metavar="M",
+                   help="keep each reference's hips within M metres of the body's, moving the reference on the "
+                        "ground as the live loop does (0: off; the live loop uses 0.15; --engine mujoco)")
     p.add_argument("--lr", type=float, default=d.ppo.learning_rate, help="Adam learning rate")
     p.add_argument("--hidden", default="256,256", help="policy/value hidden widths (default 256,256)")
     p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
@@ -344,7 +347,7 @@ def config_from_args(a) -> TrainConfig:
     return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
                        checkpoint_every=a.checkpoint_every, time_limit=a.time_limit, humanoid_file=a.humanoid,
                        engine=a.engine,
-                       env=EnvConfig(tags=tags_from_dict(tags)),
+                       env=EnvConfig(tags=tags_from_dict(tags), max_root_distance=a.max_root_distance),
                        ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
                                      num_minibatches=a.minibatches, update_epochs=a.epochs),
                        humanoid=HumanoidConfig(self_collision=a.self_collision, ground_contacts=a.ground_contacts,
