@@ -702,3 +702,25 @@ def test_runtime_reference_placement_matches_a_recompute(db, h, walk_clip):
         assert np.abs(a - b).max() < 1e-3, k
     _, g = quat.fk(c.ref_rot[0], c.ref_pos[0], db.skeleton.parents)
     assert np.allclose(g[0], root[1], atol=1e-5)
+
+
+def test_compiled_conversions_equal_the_numpy_ones(db, h, walk_clip):
+    """The runtime's compiled pose_to_qpos and observation give what the
+    numpy functions (the ones training uses) give."""
+    from controllers.physics import kernels
+    rng = np.random.default_rng(4)
+    idx = rng.integers(0, db.num_frames, 200)
+    rot, pos = np.asarray(db.rotations[idx]), np.asarray(db.positions[idx])
+    want = convert.pose_to_qpos(h, rot, pos)
+    got = np.array([convert.pose_to_qpos_fast(h, rot[i], pos[i]) for i in range(len(idx))])
+    assert np.abs(got[:, :7] - want[:, :7]).max() < 1e-9
+    assert np.abs(convert._wrap(got[:, 7:] - want[:, 7:])).max() < 1e-9
+    q = want[:6]
+    qv = convert.clip_qvel(h, q, 1 / 60)
+    f = envmod.compute_features(h, q, qv)
+    fr = lambda k: {key: v[k] for key, v in f.items()}  # noqa: E731
+    obs = envmod.observation(np, fr(0), [fr(1), fr(4)], h.hips_forward.astype(np.float64)).astype(np.float32)
+    out = np.empty_like(obs)
+    kernels.observation(f["pos"][0], f["quat"][0], f["vel"][0], f["avel"][0], np.stack([f["pos"][1], f["pos"][4]]),
+                        np.stack([f["quat"][1], f["quat"][4]]), h.hips_forward.astype(np.float64), out)
+    assert np.abs(out - obs).max() < 1e-5

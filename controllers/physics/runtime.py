@@ -38,7 +38,7 @@ from anim.control import ControlInput, InputGuard, usable_pose
 from anim.skeleton import Pose, PoseInfo
 
 from . import convert, env as envmod
-from .env import EnvConfig, body_features, observation
+from .env import EnvConfig, body_features
 from .humanoid import Humanoid, HumanoidConfig
 
 
@@ -140,6 +140,8 @@ class SimulatedBody:
         self.mass = m.body_mass[1:].copy()
         self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
         self.hips_body = h.body_of(h.root)
+        self._hips_forward = np.asarray(h.hips_forward, np.float64)
+        self._obs_size = 1 + (m.nbody - 1) * (15 + 9 * len(self.cfg.future_frames))
         feet = [j for j in h.joints if h.segments[j] in ("foot", "toes")]
         if db is not None and hasattr(db, "roles"):      # left/right from the joint roles, not the names
             roles = db.roles()
@@ -168,8 +170,14 @@ class SimulatedBody:
         return body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], self.mass)
 
     def _observe(self, future: list, sim=None) -> np.ndarray:
+        """`env.observation` (what training saw), by the compiled kernel."""
+        from . import kernels
         sim = self._features() if sim is None else sim
-        return observation(np, sim, future, self.h.hips_forward.astype(np.float64)).astype(np.float32)
+        out = np.empty(self._obs_size, np.float32)
+        kernels.observation(sim["pos"], sim["quat"], sim["vel"], sim["avel"],
+                            np.stack([f["pos"] for f in future]), np.stack([f["quat"] for f in future]),
+                            self._hips_forward, out)
+        return out
 
     def push(self, move=None) -> None:
         """Shove the hips: `push_impulse` N s over `push_seconds`, along `move`

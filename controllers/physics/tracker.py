@@ -109,7 +109,7 @@ class PhysicsStage(SimulatedBody):
         rot = np.asarray(pose.rotations, np.float32)
         pos = np.array(pose.positions, np.float32)
         pos[0] += self.offset.astype(np.float32)
-        qpos = convert.pose_to_qpos(self.h, rot, pos)
+        qpos = convert.pose_to_qpos_fast(self.h, rot, pos)
         d = self._ref_data
         d.qpos[:] = qpos
         mujoco.mj_kinematics(self.model, d)
