@@ -13,6 +13,13 @@ block, then a vectorized check of values per line); only a file that fails
 those checks is scanned line by line, to name the exact bad line in the
 `BVHError`. Euler angles are converted with `anim.quat.from_euler`, one call
 per group of joints that share a rotation order.
+
+What a file may hold is bounded so that a damaged one is a BVHError naming the
+line, never a wrong clip: the hierarchy is read with an explicit stack (any
+depth), joint names are unique, every value fits float32 (checked after the
+cast and the scale as well), the frame time lies in [MIN_FRAME_TIME,
+MAX_FRAME_TIME], old Mac line ends (CR) read as LF. BVHError pickles with its
+fields, so an error raised in a worker process reaches the caller intact.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import warnings
 import numpy as np
 
 from . import quat
-from .fileio import atomic_write
+from .fileio import write_bytes
 from .skeleton import Clip, Skeleton
 
 __all__ = ["BVHError", "read_bvh", "parse_bvh", "read_bvh_header", "write_bvh", "DEFAULT_ROOT_CHANNELS",
@@ -36,6 +43,12 @@ DEFAULT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")
 # lower-cased channel name -> (kind, axis): kind 'p' position, 'r' rotation
 _CHANNELS = {f"{a}{k}": (k[0], i) for i, a in enumerate("xyz") for k in ("position", "rotation")}
 _AXES = "xyz"
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Frame time bounds: 10 kHz to 1 fps. Motion capture runs at 24-1000 Hz; a
+# single-pose file often says 1 s. Outside these the file is damaged.
+MIN_FRAME_TIME = 1e-4
+MAX_FRAME_TIME = 1.0
 
 _MOTION_RE = re.compile(rb"^[ \t]*MOTION[ \t]*\r?$", re.MULTILINE | re.IGNORECASE)
 _FRAMES_RE = re.compile(r"^\s*Frames\s*:\s*(\S*)\s*$", re.IGNORECASE)
@@ -49,6 +62,11 @@ class BVHError(ValueError):
         self.path, self.line, self.problem = str(path), line, problem
         where = f"{self.path}, line {line}" if line else self.path
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):
+        # picklable with its fields, so an error raised in a parsing worker
+        # process reaches the caller as itself (naming the file)
+        return type(self), (self.path, self.line, self.problem)
 
 
 # --------------------------------------------------------------------------- reading
@@ -101,8 +119,10 @@ def _parse_hierarchy(text: str, path, last_line: int, h: _Header, motion_follows
             v = float(t[0])
         except ValueError:
             raise BVHError(path, t[1], f"non-numeric value {t[0]!r} in {what}") from None
-        if not np.isfinite(v):
-            raise BVHError(path, t[1], f"non-finite value {t[0]!r} in {what}")
+        if not abs(v) <= _FLOAT32_MAX:
+            raise BVHError(path, t[1], f"non-finite value {t[0]!r} in {what}" if not np.isfinite(v) else
+                           f"value {t[0]!r} in {what} is out of range (beyond the float32 limit "
+                           f"{_FLOAT32_MAX:.3g})")
         return v
 
     def offset(what):
@@ -115,7 +135,10 @@ def _parse_hierarchy(text: str, path, last_line: int, h: _Header, motion_follows
         if t[0] != "{":
             raise BVHError(path, t[1], f"expected '{{' after {after}, found {t[0]!r}")
 
-    def joint(kw, parent):
+    first_line = {}                 # joint name -> line of its declaration
+
+    def open_joint(kw, parent):
+        """Read a ROOT/JOINT keyword's name and '{'; returns the new joint's index."""
         nonlocal pos
         _, line, i, linetoks = kw
         name_toks = []
@@ -127,78 +150,93 @@ def _parse_hierarchy(text: str, path, last_line: int, h: _Header, motion_follows
             raise BVHError(path, line, f"{kw[0]} has no name")
         pos += len(name_toks)
         name = " ".join(name_toks)
+        if name in first_line:
+            raise BVHError(path, line, f"duplicate joint name {name!r} (first declared at line "
+                                       f"{first_line[name]}); joint names must be unique")
+        first_line[name] = line
         j = len(h.names)
         h.names.append(name)
         h.parents.append(parent)
         h.offsets.append([0.0, 0.0, 0.0])
         h.channels.append(())
         expect_open(f"{kw[0]} {name}")
+        return j, name, line
+
+    def expect_site():
+        t = take()
+        if t is None:
+            eof("file ends inside the HIERARCHY (End Site)")
+        if t[0].upper() != "SITE":
+            raise BVHError(path, t[1], f"expected 'End Site', found 'End {t[0]}'")
+
+    def site_body(j, name):
+        expect_open("End Site")
+        site = [0.0, 0.0, 0.0]
         while True:
-            t = take()
-            if t is None:
-                eof(f"file ends inside the HIERARCHY: joint {name!r} (line {line}) is not closed")
-            key = t[0].upper()
-            if key == "}":
-                return
-            if key == "OFFSET":
-                h.offsets[j] = offset(f"OFFSET of {name!r}")
-            elif key == "CHANNELS":
-                c = take()
-                if c is None:
-                    eof(f"file ends inside the HIERARCHY (CHANNELS of {name!r})")
-                try:
-                    n = int(c[0])
-                    if n < 0:
-                        raise ValueError
-                except ValueError:
-                    raise BVHError(path, c[1], f"bad channel count {c[0]!r} for joint {name!r}") from None
-                chans = []
-                for _ in range(n):
-                    c2 = take()
-                    if c2 is None:
-                        eof(f"file ends inside the HIERARCHY (CHANNELS of {name!r})")
-                    if c2[0].lower() not in _CHANNELS:
-                        raise BVHError(path, c2[1], f"unknown channel name {c2[0]!r} for joint {name!r} "
-                                                    f"(expected X/Y/Z position/rotation)")
-                    chans.append(c2[0])
-                h.channels[j] = tuple(chans)
-            elif key in ("JOINT", "ROOT"):
-                joint(t, j)
-            elif key in ("END", "ENDSITE"):
-                if key == "END":
-                    s = take()
-                    if s is None:
-                        eof("file ends inside the HIERARCHY (End Site)")
-                    if s[0].upper() != "SITE":
-                        raise BVHError(path, s[1], f"expected 'End Site', found 'End {s[0]}'")
-                expect_open("End Site")
-                site = [0.0, 0.0, 0.0]
-                while True:
-                    u = take()
-                    if u is None:
-                        eof(f"file ends inside the End Site of joint {name!r}")
-                    if u[0] == "}":
-                        break
-                    if u[0].upper() == "OFFSET":
-                        site = offset(f"End Site OFFSET of {name!r}")
-                    else:
-                        raise BVHError(path, u[1], f"unexpected {u[0]!r} in End Site of {name!r}")
-                h.end_sites[j] = site
+            u = take()
+            if u is None:
+                eof(f"file ends inside the End Site of joint {name!r}")
+            if u[0] == "}":
+                break
+            if u[0].upper() == "OFFSET":
+                site = offset(f"End Site OFFSET of {name!r}")
             else:
-                raise BVHError(path, t[1], f"unexpected {t[0]!r} in joint {name!r}")
+                raise BVHError(path, u[1], f"unexpected {u[0]!r} in End Site of {name!r}")
+        h.end_sites[j] = site
 
     t = take()
     if t is None:
         eof("empty file (no HIERARCHY)")
     if t[0].upper() != "HIERARCHY":
         raise BVHError(path, t[1], f"expected 'HIERARCHY', found {t[0]!r}")
+    # An explicit stack of open joints (index, name, line) instead of recursion:
+    # any depth parses (a 1,000-joint chain is as good as a 1,000-joint fan).
+    stack = []
     while True:
         t = take()
+        if not stack:
+            if t is None:
+                break
+            if t[0].upper() not in ("ROOT", "JOINT"):
+                raise BVHError(path, t[1], f"expected 'ROOT' or 'MOTION', found {t[0]!r}")
+            stack.append(open_joint(t, -1))
+            continue
+        j, name, line = stack[-1]
         if t is None:
-            break
-        if t[0].upper() not in ("ROOT", "JOINT"):
-            raise BVHError(path, t[1], f"expected 'ROOT' or 'MOTION', found {t[0]!r}")
-        joint(t, -1)
+            eof(f"file ends inside the HIERARCHY: joint {name!r} (line {line}) is not closed")
+        key = t[0].upper()
+        if key == "}":
+            stack.pop()
+        elif key == "OFFSET":
+            h.offsets[j] = offset(f"OFFSET of {name!r}")
+        elif key == "CHANNELS":
+            c = take()
+            if c is None:
+                eof(f"file ends inside the HIERARCHY (CHANNELS of {name!r})")
+            try:
+                n = int(c[0])
+                if n < 0:
+                    raise ValueError
+            except ValueError:
+                raise BVHError(path, c[1], f"bad channel count {c[0]!r} for joint {name!r}") from None
+            chans = []
+            for _ in range(n):
+                c2 = take()
+                if c2 is None:
+                    eof(f"file ends inside the HIERARCHY (CHANNELS of {name!r})")
+                if c2[0].lower() not in _CHANNELS:
+                    raise BVHError(path, c2[1], f"unknown channel name {c2[0]!r} for joint {name!r} "
+                                                f"(expected X/Y/Z position/rotation)")
+                chans.append(c2[0])
+            h.channels[j] = tuple(chans)
+        elif key in ("JOINT", "ROOT"):
+            stack.append(open_joint(t, j))
+        elif key in ("END", "ENDSITE"):
+            if key == "END":
+                expect_site()
+            site_body(j, name)
+        else:
+            raise BVHError(path, t[1], f"unexpected {t[0]!r} in joint {name!r}")
     if not h.names:
         eof("the HIERARCHY has no ROOT joint")
 
@@ -262,6 +300,10 @@ def _parse_header(data: bytes, path) -> _Header:
         raise BVHError(path, line, f"bad frame time {mt.group(1)!r}") from None
     if not (np.isfinite(h.frame_time) and h.frame_time > 0):
         raise BVHError(path, line, f"frame time must be positive, found {mt.group(1)!r}")
+    if not MIN_FRAME_TIME <= h.frame_time <= MAX_FRAME_TIME:
+        raise BVHError(path, line, f"frame time {mt.group(1)} s is out of range: expected "
+                                   f"{MIN_FRAME_TIME:g} to {MAX_FRAME_TIME:g} s ({1 / MAX_FRAME_TIME:g} to "
+                                   f"{1 / MIN_FRAME_TIME:g} frames per second)")
     h.data_offset = min(pos, len(data))
     h.data_line = line + 1
     return h
@@ -396,7 +438,8 @@ def _to_clip(h: _Header, values: np.ndarray, path, scale: float):
     pos[:] = np.asarray(h.offsets, np.float64) * scale
     if pj.size:
         pos[:, pj, pa] = vals[:, pc] * scale
-    clip = Clip(skel, rot.astype(np.float32), pos.astype(np.float32), _fps(h.frame_time), str(path))
+    with np.errstate(over="ignore"):          # checked by the caller (naming the frame)
+        clip = Clip(skel, rot.astype(np.float32), pos.astype(np.float32), _fps(h.frame_time), str(path))
     return skel, clip
 
 
@@ -404,6 +447,8 @@ def _read_head_bytes(path) -> bytes:
     """The start of a file, long enough to hold its header (up to the data)."""
     with open(path, "rb") as f:
         data = f.read(1 << 16)
+        mac = b"\n" not in data and b"\r" in data
+        data = _unix_line_ends(data)
         while True:
             m = _MOTION_RE.search(data)
             if m and re.search(rb"Frame\s*Time\s*:[^\n]*\n", data[m.end():], re.IGNORECASE):
@@ -411,13 +456,27 @@ def _read_head_bytes(path) -> bytes:
             more = f.read(len(data))
             if not more:
                 return data
-            data += more
+            data += more.replace(b"\r", b"\n") if mac else more
 
 
-def read_bvh_header(path, scale: float = 1.0):
-    """(Skeleton, frame count, frame time) from the header only: cheap, the
-    motion data is not read. The frame count is what 'Frames:' declares."""
-    h = _parse_header(_read_head_bytes(path), path)
+def read_bvh_header(path, scale: float = 1.0, count_frames: bool = False):
+    """(Skeleton, frame count, frame time) from the header: cheap, the motion
+    data is not parsed. The frame count is what 'Frames:' declares; with
+    count_frames the data lines are counted too (the file is read, not
+    parsed) and a count that differs from the declared one is a BVHError."""
+    if count_frames:
+        with open(path, "rb") as f:
+            data = _unix_line_ends(f.read())
+        h = _parse_header(data, path)
+        nchan = sum(len(c) for c in h.channels)
+        if nchan:
+            lines = [i for i, ln in enumerate(data[h.data_offset:].split(b"\n")) if ln.strip()]
+            if len(lines) != h.frames:
+                end = h.data_line + (lines[-1] if lines else 0)
+                raise BVHError(path, end, f"'Frames:' at line {h.frames_line} says {h.frames} frames, but "
+                                          f"the file holds {len(lines)} lines of frame data")
+    else:
+        h = _parse_header(_read_head_bytes(path), path)
     skel = Skeleton(h.names, h.parents, np.asarray(h.offsets, np.float64) * scale, tuple(h.channels),
                     {j: np.asarray(o, np.float32) * np.float32(scale) for j, o in h.end_sites.items()})
     return skel, h.frames, h.frame_time
@@ -433,30 +492,60 @@ def read_bvh(path, scale: float = 1.0):
     return parse_bvh(data, path, scale)
 
 
+def _unix_line_ends(data: bytes) -> bytes:
+    """Old Mac files end lines with a bare CR: make them LF (CRLF is handled as is)."""
+    if b"\n" not in data[:1 << 16] and b"\r" in data:
+        data = data.replace(b"\r", b"\n")
+    return data
+
+
+def _frame_line(block: bytes, h: _Header, frame: int) -> int:
+    """The file line holding frame `frame` (0-based) of the data block."""
+    k = -1
+    for i, ln in enumerate(block.split(b"\n")):
+        if ln.strip():
+            k += 1
+            if k == frame:
+                return h.data_line + i
+    return h.data_line
+
+
 def parse_bvh(data: bytes | str, path="<string>", scale: float = 1.0):
     """read_bvh on the file's contents; `path` names it in errors and Clip.source."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if b"\n" not in data[:1 << 16] and b"\r" in data:      # old Mac line ends
-        data = data.replace(b"\r", b"\n")
+    data = _unix_line_ends(data)
     h = _parse_header(data, path)
     nchan = sum(len(c) for c in h.channels)
     block = data[h.data_offset:]
     if nchan == 0:         # nothing to read: every frame is the rest pose
+        lines = block.count(b"\n") + 1
+        if h.frames > lines:
+            raise BVHError(path, h.frames_line, f"'Frames:' says {h.frames} frames but the hierarchy has "
+                                                f"no channels and only {lines} lines follow")
         values = np.zeros((h.frames, 0))
     else:
         values = _bulk_values(block, h.frames, nchan)
     if values is None:
         values = _scan_values(block, h, nchan, path)
-    return _to_clip(h, values, path, scale)
+    big = ~(np.abs(values) <= _FLOAT32_MAX).all(axis=1)
+    if big.any():
+        k = int(np.argmax(big))
+        v = float(values[k][~(np.abs(values[k]) <= _FLOAT32_MAX)][0])
+        raise BVHError(path, _frame_line(block, h, k), f"value {v!r} in frame {k + 1} is out of range (beyond "
+                                                       f"the float32 limit {_FLOAT32_MAX:.3g})")
+    skel, clip = _to_clip(h, values, path, scale)
+    bad = ~(np.isfinite(clip.positions).all(axis=(1, 2)) & np.isfinite(clip.rotations).all(axis=(1, 2)))
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise BVHError(path, _frame_line(block, h, k), f"frame {k + 1} gives non-finite positions or rotations "
+                                                       f"in float32 (values too large at scale {scale:g})")
+    if not np.isfinite(skel.offsets).all():
+        raise BVHError(path, 0, f"joint offsets overflow float32 at scale {scale:g}")
+    return skel, clip
 
 
 # --------------------------------------------------------------------------- writing
-
-def _atomic_write_bytes(path, payload: bytes):
-    with atomic_write(path) as f:
-        f.write(payload)
-
 
 def _g(x) -> str:
     s = "%.9g" % x
@@ -511,22 +600,25 @@ def write_bvh(path, skeleton: Skeleton, clip: Clip, scale: float = 1.0, order: s
         (roots if p < 0 else children[p]).append(j)
     out = ["HIERARCHY"]
 
-    def emit(j, depth):
+    # depth-first, with an explicit stack (no recursion: any depth writes)
+    stack = [("open", r, 0) for r in reversed(roots)]
+    while stack:
+        what, j, depth = stack.pop()
         ind = "\t" * depth
+        if what == "close":
+            if j in skeleton.end_sites:
+                site = np.asarray(skeleton.end_sites[j], np.float64) * inv
+                out.extend([f"{ind}\tEnd Site", f"{ind}\t{{",
+                            f"{ind}\t\tOFFSET {' '.join(_g(x) for x in site)}", f"{ind}\t}}"])
+            out.append(f"{ind}}}")
+            continue
         out.append(f"{ind}{'ROOT' if skeleton.parents[j] < 0 else 'JOINT'} {skeleton.names[j]}")
         out.append(f"{ind}{{")
         out.append(f"{ind}\tOFFSET {' '.join(_g(x) for x in offsets[j])}")
         out.append(f"{ind}\tCHANNELS {len(channels[j])}" + "".join(" " + c for c in channels[j]))
-        for c in children[j]:
-            emit(c, depth + 1)
-        if j in skeleton.end_sites:
-            site = np.asarray(skeleton.end_sites[j], np.float64) * inv
-            out.extend([f"{ind}\tEnd Site", f"{ind}\t{{", f"{ind}\t\tOFFSET {' '.join(_g(x) for x in site)}",
-                    f"{ind}\t}}"])
-        out.append(f"{ind}}}")
+        stack.append(("close", j, depth))
+        stack.extend(("open", c, depth + 1) for c in reversed(children[j]))
 
-    for r in roots:
-        emit(r, 0)
     t = clip.num_frames
     out += ["MOTION", f"Frames: {t}", f"Frame Time: {_g(1.0 / clip.fps)}"]
 
@@ -558,4 +650,4 @@ def write_bvh(path, skeleton: Skeleton, clip: Clip, scale: float = 1.0, order: s
     else:
         lines = [""] * t
     payload = ("\n".join(out) + "\n" + "\n".join(lines) + "\n").encode("utf-8")
-    _atomic_write_bytes(path, payload)
+    write_bytes(path, payload)

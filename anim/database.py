@@ -14,7 +14,9 @@ source skeleton's local rotation and position. Forward is +Z, left is +X.
 from __future__ import annotations
 
 import json
+import math
 import os
+import zlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -25,7 +27,7 @@ from .kinematics import detect_contacts
 from .skeleton import Clip, Skeleton
 
 FORMAT = "anim-database"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2       # 2: CRC-32 of the header and of every array
 FPS = 60.0
 
 # Feature groups, in the order they sit in the feature vector: name -> width.
@@ -56,6 +58,12 @@ class DatabaseConfig:
     trajectory_frames: future frames of the trajectory features.
     weights:           per feature group weight (after normalization).
     contact_height, contact_speed: thresholds of foot contact detection (m, m/s).
+
+    The joint names default to the Bandai Namco rig's. For any other skeleton
+    they come from its joint roles (anim.roles) with a contact height measured
+    from its planted toes: anim.importing.database_config, which
+    `anim build-db --data DIR` uses after bringing the clips to metres, Y up
+    (anim.conform: the simulation bone turns about +Y).
     """
 
     fps: float = FPS
@@ -98,6 +106,7 @@ class Database:
     clip_tags: list = field(default_factory=list)    # [C] dict of tags (incl. 'mirrored')
     mirror_joints: np.ndarray = None                 # [J] index of each joint's mirror
     source_fps: list = field(default_factory=list)   # [C]
+    meta: dict = field(default_factory=dict)         # how a --data folder was read (anim.importing)
 
     # ------------------------------------------------------------------ access
     @property
@@ -131,6 +140,20 @@ class Database:
             if _tags_match(tags, filters):
                 mask[self.range_starts[c]:self.range_stops[c]] = True
         return mask
+
+    def roles(self):
+        """The skeleton's joint roles (anim.roles): as recorded when a --data folder
+        was built, else found from the names."""
+        from .roles import Roles, find_roles
+        if self.meta.get("roles"):
+            return Roles.from_json(self.meta["roles"])
+        return find_roles(self.skeleton)
+
+    def body_joints(self) -> np.ndarray:
+        """Indices of the joints that are not helpers (twist, finger, face bones...):
+        the ones metrics and physics look at. All joints when none are recorded."""
+        helpers = set(self.meta.get("roles", {}).get("helpers", ()))
+        return np.array([j for j, n in enumerate(self.skeleton.names) if n not in helpers], np.int64)
 
     def root_velocity_character(self) -> np.ndarray:
         """[N, 3] root (simulation bone) velocity in character space."""
@@ -368,7 +391,10 @@ def build_database(clips: list[Clip], config: DatabaseConfig = DatabaseConfig(),
         if c.skeleton.signature() != skel0.signature():
             raise ValueError(f"build_database: {c.source} has a different skeleton than {clips[0].source}")
     for name in (config.hips, *config.feet, *config.toes):
-        skel0.index(name)
+        if name not in skel0.names:
+            raise KeyError(f"joint {name!r} not in the skeleton of {clips[0].source} (its hips, feet and toes "
+                           f"come from DatabaseConfig; for a skeleton other than Bandai Namco's use "
+                           f"anim.importing.database_config, or `anim build-db --data DIR`)")
 
     from tqdm import tqdm
 
@@ -507,15 +533,34 @@ def compute_features(db: Database) -> None:
 
 
 # ============================================================== save and load
-_MAGIC = b"ANIMDB\x00\x01"
+_MAGIC = b"ANIMDB\x00\x02"
+_MAGIC_V1 = b"ANIMDB\x00\x01"
+_PREAMBLE = len(_MAGIC) + 8 + 8           # magic, header length, header CRC-32
 _ARRAYS = ("rotations", "positions", "velocities", "angular_velocities", "contacts", "features",
            "features_offset", "features_scale", "valid", "range_starts", "range_stops", "mirror_joints")
+# what each array holds: dtype kinds allowed and its shape in terms of N (frames),
+# J (joints), F (features), C (clips)
+_LAYOUT = {"rotations": ("f", ("N", "J", 4)), "positions": ("f", ("N", "J", 3)),
+           "velocities": ("f", ("N", "J", 3)), "angular_velocities": ("f", ("N", "J", 3)),
+           "contacts": ("b", ("N", 2)), "features": ("f", ("N", "F")), "features_offset": ("f", ("F",)),
+           "features_scale": ("f", ("F",)), "valid": ("b", ("N",)), "range_starts": ("iu", ("C",)),
+           "range_stops": ("iu", ("C",)), "mirror_joints": ("iu", ("J",))}
+_CRC_CHUNK = 1 << 26
+
+
+def _crc(a: np.ndarray) -> int:
+    """CRC-32 of an array's bytes, read in chunks (a memory map is paged in once)."""
+    flat = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    crc = 0
+    for i in range(0, flat.size, _CRC_CHUNK):
+        crc = zlib.crc32(flat[i:i + _CRC_CHUNK], crc)
+    return crc
 
 
 def save(db: Database, path: str) -> None:
-    """One versioned file: magic, JSON header, 64-byte aligned raw arrays.
-    Written to a temporary file and renamed, so an interrupted save never
-    leaves a half file behind."""
+    """One versioned file: magic, header length and CRC-32, JSON header (with a
+    CRC-32 of every array), 64-byte aligned raw arrays. Written to a temporary
+    file and renamed, so an interrupted save never leaves a half file behind."""
     arrays = {k: np.ascontiguousarray(getattr(db, k)) for k in _ARRAYS}
     header = {
         "format": FORMAT, "version": FORMAT_VERSION,
@@ -525,61 +570,179 @@ def save(db: Database, path: str) -> None:
         "clip_names": db.clip_names, "clip_tags": db.clip_tags, "source_fps": db.source_fps,
         "feature_groups": FEATURE_GROUPS, "arrays": {},
     }
+    if db.meta:
+        header["meta"] = db.meta
     offset = 0
     for k, a in arrays.items():
         offset = (offset + 63) // 64 * 64
-        header["arrays"][k] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset}
+        header["arrays"][k] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "crc32": _crc(a)}
         offset += a.nbytes
     blob = json.dumps(header).encode()
-    data_start = (len(_MAGIC) + 8 + len(blob) + 63) // 64 * 64
+    data_start = (_PREAMBLE + len(blob) + 63) // 64 * 64
     with atomic_write(path) as f:
         f.write(_MAGIC)
         f.write(len(blob).to_bytes(8, "little"))
+        f.write(zlib.crc32(blob).to_bytes(8, "little"))
         f.write(blob)
         for k, a in arrays.items():
             f.seek(data_start + header["arrays"][k]["offset"])
             f.write(a.tobytes())
 
 
-def load(path: str, skeleton: Skeleton | None = None, mmap: bool = True) -> Database:
+def is_current(path: str) -> bool:
+    """Whether `path` starts like a database of this format version (a cheap
+    check of the magic bytes; `load` checks the rest)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_MAGIC)) == _MAGIC
+    except OSError:
+        return False
+
+
+class DatabaseError(ValueError):
+    """A database file that cannot be used: '<file>: <problem>'."""
+
+
+def load(path: str, skeleton: Skeleton | None = None, mmap: bool = True, verify: bool = True) -> Database:
     """Load a database saved by `save`. Arrays are memory-mapped (read-only) by
-    default. With `skeleton`, a database built for another hierarchy is an error."""
+    default. With `skeleton`, a database built for another hierarchy is an error.
+
+    Every size, offset and shape in the header is checked against the file and
+    against each other, and (verify=True) every array against its CRC-32 (the
+    whole file is read once: ~0.2 s for 700 MB): a damaged file is a
+    DatabaseError naming it, never garbage."""
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such database file (build one with `anim build-db`)")
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "Is a directory (expected a database file)", path)
+
+    def bad(problem):
+        return DatabaseError(f"{path}: {problem}; rebuild it with `anim build-db`")
+
+    file_size = os.path.getsize(path)
     with open(path, "rb") as f:
         magic = f.read(len(_MAGIC))
+        if magic == _MAGIC_V1:
+            raise bad(f"database format v1 (without checksums), this code reads {FORMAT} v{FORMAT_VERSION}")
         if magic != _MAGIC:
-            raise ValueError(f"{path}: not an anim database file (bad magic bytes)")
+            raise DatabaseError(f"{path}: not an anim database file (bad magic bytes)")
         size = int.from_bytes(f.read(8), "little")
-        try:
-            header = json.loads(f.read(size))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: corrupted database header ({e})") from None
-    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: database format {header.get('format')} v{header.get('version')}, "
-                         f"this code reads {FORMAT} v{FORMAT_VERSION}; rebuild it with `anim build-db`")
-    data_start = (len(_MAGIC) + 8 + size + 63) // 64 * 64
-    file_size = os.path.getsize(path)
+        crc = int.from_bytes(f.read(8), "little")
+        if not 0 < size <= file_size - _PREAMBLE:
+            raise bad(f"corrupted header (header length {size} does not fit a file of {file_size} bytes)")
+        blob = f.read(size)
+    if zlib.crc32(blob) != crc:
+        raise bad("corrupted header (checksum mismatch)")
+    try:
+        header = json.loads(blob)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise bad(f"corrupted header ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+        h = header if isinstance(header, dict) else {}
+        raise bad(f"database format {h.get('format')} v{h.get('version')}, this code reads {FORMAT} "
+                  f"v{FORMAT_VERSION}")
+    data_start = (_PREAMBLE + size + 63) // 64 * 64
+    try:
+        specs = _check_header(header, data_start, file_size)
+        sk = header["skeleton"]
+        skel = Skeleton(tuple(str(n) for n in sk["names"]), np.array(sk["parents"], np.int64),
+                        np.array(sk["offsets"], np.float32))
+        config = _config_from_json(header["config"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise bad(f"corrupted header ({type(e).__name__}: {e})") from None
     arrays = {}
-    for k, spec in header["arrays"].items():
-        dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
-        start = data_start + spec["offset"]
-        if start + dtype.itemsize * int(np.prod(shape)) > file_size:
-            raise ValueError(f"{path}: truncated (array {k!r} runs past the end of the file)")
-        if mmap and int(np.prod(shape)) > 0:
+    for k, (dtype, shape, start, want_crc) in specs.items():
+        n = int(np.prod(shape))
+        if mmap and n > 0:
             arrays[k] = np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape)
         else:
             with open(path, "rb") as f:
                 f.seek(start)
-                arrays[k] = np.fromfile(f, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
-    sk = header["skeleton"]
-    skel = Skeleton(tuple(sk["names"]), np.array(sk["parents"]), np.array(sk["offsets"], np.float32))
+                arrays[k] = np.fromfile(f, dtype=dtype, count=n).reshape(shape)
+        if verify and _crc(arrays[k]) != want_crc:
+            raise bad(f"damaged data (checksum mismatch in array {k!r})")
+    try:
+        _check_contents(header, skel, config, arrays)
+    except ValueError as e:
+        raise bad(str(e)) from None
     if skeleton is not None and skeleton.signature() != skel.signature():
-        raise ValueError(f"{path}: built for skeleton {skel.names} which differs from the expected one "
-                         f"{skeleton.names}")
-    return Database(skeleton=skel, config=_config_from_json(header["config"]),
-                    clip_names=header["clip_names"], clip_tags=header["clip_tags"],
-                    source_fps=header["source_fps"], **arrays)
+        raise DatabaseError(f"{path}: built for skeleton {skel.names} which differs from the expected one "
+                            f"{skeleton.names}")
+    return Database(skeleton=skel, config=config, clip_names=list(header["clip_names"]),
+                    clip_tags=list(header["clip_tags"]), source_fps=list(header["source_fps"]),
+                    meta=header.get("meta", {}) if isinstance(header.get("meta", {}), dict) else {}, **arrays)
+
+
+def _check_header(header: dict, data_start: int, file_size: int) -> dict:
+    """{array: (dtype, shape, file offset, crc)} after checking every spec:
+    known dtype kind, sizes that fit the file, shapes that agree."""
+    specs = header["arrays"]
+    if set(specs) != set(_ARRAYS):
+        raise ValueError(f"arrays {sorted(specs)} instead of {sorted(_ARRAYS)}")
+    dims = {"J": len(header["skeleton"]["names"])}
+    out = {}
+    for k in _ARRAYS:
+        spec = specs[k]
+        kinds, layout = _LAYOUT[k]
+        dtype = np.dtype(str(spec["dtype"]))
+        if dtype.kind not in kinds or dtype.hasobject or dtype.itemsize > 8:
+            raise ValueError(f"array {k!r} has dtype {dtype}")
+        shape = spec["shape"]
+        if not isinstance(shape, list) or len(shape) != len(layout) or \
+                not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in shape):
+            raise ValueError(f"array {k!r} has shape {shape!r}")
+        for d, want in zip(shape, layout):
+            if isinstance(want, int):
+                if d != want:
+                    raise ValueError(f"array {k!r} has shape {shape}")
+            elif dims.setdefault(want, d) != d:
+                raise ValueError(f"array {k!r} has shape {shape}, which disagrees with the others "
+                                 f"({want} = {dims[want]})")
+        off = spec["offset"]
+        if not isinstance(off, int) or isinstance(off, bool) or off < 0:
+            raise ValueError(f"array {k!r} has offset {off!r}")
+        start = data_start + off
+        nbytes = dtype.itemsize * int(np.prod(shape, dtype=object))
+        if start + nbytes > file_size:
+            raise ValueError(f"truncated (array {k!r} runs past the end of the file)")
+        crc = spec["crc32"]
+        if not isinstance(crc, int):
+            raise ValueError(f"array {k!r} has no checksum")
+        out[k] = (dtype, tuple(shape), start, crc)
+    return out
+
+
+def _check_contents(header: dict, skel: Skeleton, config: DatabaseConfig, arrays: dict) -> None:
+    """What the arrays and the header must agree on for the engine to index safely."""
+    n, j = arrays["rotations"].shape[:2]
+    c = arrays["range_starts"].shape[0]
+    if j != skel.num_joints:
+        raise ValueError(f"arrays hold {j} joints, the skeleton {skel.num_joints}")
+    for key in ("clip_names", "clip_tags", "source_fps"):
+        if not isinstance(header[key], list) or len(header[key]) != c:
+            raise ValueError(f"corrupted header ({key} does not list the {c} clips)")
+    if not all(isinstance(t, dict) for t in header["clip_tags"]):
+        raise ValueError("corrupted header (clip_tags)")
+    starts, stops = np.asarray(arrays["range_starts"]), np.asarray(arrays["range_stops"])
+    if c == 0 or starts[0] != 0 or stops[-1] != n or (starts[1:] != stops[:-1]).any() or (stops <= starts).any():
+        raise ValueError("corrupted clip ranges (they must tile the frames in order)")
+    mirror = np.asarray(arrays["mirror_joints"])
+    if ((mirror < 0) | (mirror >= j)).any():
+        raise ValueError("corrupted mirror table (joint index out of range)")
+    scale = np.asarray(arrays["features_scale"])
+    if not np.isfinite(arrays["features_offset"]).all() or np.isnan(scale).any() or (scale <= 0).any():
+        raise ValueError("corrupted feature normalization (NaN or infinite offset, NaN or non-positive scale)")
+    if not (isinstance(config.fps, (int, float)) and math.isfinite(config.fps) and 1 <= config.fps <= 1000):
+        raise ValueError(f"corrupted config (fps {config.fps!r})")
+    tf = config.trajectory_frames
+    if not tf or not all(isinstance(k, int) and 0 < k < 100_000 for k in tf):
+        raise ValueError(f"corrupted config (trajectory_frames {tf!r})")
+    for name in (config.hips, *config.feet, *config.toes):
+        if name not in skel.names:
+            raise ValueError(f"corrupted config (joint {name!r} not in the skeleton)")
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in header["source_fps"]):
+        raise ValueError("corrupted header (source_fps)")
 
 
 def _config_to_json(cfg: DatabaseConfig) -> dict:

@@ -18,12 +18,14 @@ search statistics are read from `controller.stats` when a controller keeps them.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import metrics, quat
+from .fileio import write_text
 from .skeleton import Clip, Skeleton
 
 FPS = 60.0
@@ -146,13 +148,18 @@ class Recorder:
 def run(controller, script, seconds: float | None = None, fps: float = FPS, reset_pose=None) -> Recording:
     """Reset the controller, then step it round(seconds * fps) times with the
     script's input (`script(t) -> anim.control.ControlInput`, e.g. an `anim.scripts.Script`)
-    in the runtime loop (`anim.loop.Loop`), recording every frame."""
+    in the runtime loop (`anim.loop.Loop`), recording every frame. The run
+    length is bounded (anim.scripts.check_seconds: at most an hour)."""
     from .loop import Loop
+    from .scripts import check_seconds
 
     if seconds is None:
         seconds = getattr(script, "duration", None)
         if seconds is None:
             raise ValueError("run: give seconds (the script has no duration)")
+    seconds = check_seconds(seconds, "run: seconds")
+    if not (math.isfinite(fps) and 1 <= fps <= 1000):
+        raise ValueError(f"run: fps {fps!r} out of range (1 to 1000)")
     n = int(round(seconds * fps))
     if n < 1:
         raise ValueError(f"run: {seconds} s is less than one tick")
@@ -186,7 +193,7 @@ def database_reference(db, max_frames: int = 200_000) -> dict:
     for c in range(0, len(starts), step):
         a, b = int(starts[c]), int(stops[c])
         g = db.global_positions(slice(a, b))
-        acc.append(metrics.joint_accelerations(g, fps).ravel())
+        acc.append(metrics.joint_accelerations(g[:, db.body_joints()], fps).ravel())   # helpers left out
         clip_max.append(float(acc[-1].max()) if acc[-1].size else 0.0)
         content.append(str(db.clip_tags[c].get("content", "-")) if c < len(db.clip_tags) else "-")
         s = metrics.foot_skating(g[:, toes], np.asarray(db.contacts[a:b]), fps)
@@ -235,7 +242,12 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
              "count": int((lifted[1:] & ~lifted[:-1]).sum()),
              "skating_on_clip_contacts_cm_s": skating_clip["mean_cm_s"]}
     planted = g[:, toes, 1][rec.contacts]          # heights of the toes the pose shows in contact
-    smooth = metrics.smoothness(g, fps, ref["accel_p999_m_s2"], rec.skeleton.names, rec.transitions)
+    body = db.body_joints()                        # helper joints (fingers, twists) left out
+    smooth = metrics.smoothness(g[:, body], fps, ref["accel_p999_m_s2"], [rec.skeleton.names[j] for j in body],
+                                rec.transitions)
+    roles = db.roles()
+    pose_range = {"toe_max_m": float(g[:, toes, 1].max()),
+                  "head_min_m": float(g[:, rec.skeleton.index(roles["head"]), 1].min())}
     tag_of = {name: tags.get("style") for name, tags in zip(db.clip_names, db.clip_tags)}
     played = [tag_of.get(c) for c in rec.clips]
     stats = dict(rec.stats)
@@ -271,7 +283,7 @@ def evaluate(rec: Recording, db, speeds: dict, series: bool = True) -> dict:
                    "planted_above_contact_height": float((planted > db.config.contact_height).mean())
                    if planted.size else 0.0,
                    "contact_height_m": float(db.config.contact_height),
-                   "hips_height_m": [float(g[:, hips, 1].min()), float(g[:, hips, 1].max())]},
+                   "hips_height_m": [float(g[:, hips, 1].min()), float(g[:, hips, 1].max())], **pose_range},
         "finite": bool(np.isfinite(rec.rotations).all() and np.isfinite(rec.positions).all()),
         "database": ref,
         "targets": targets(worst, skating["mean_cm_s"], smooth["ratio"], bool(key)),
@@ -365,6 +377,8 @@ def report_text(m: dict) -> str:
         lines.append(f"  planted toes: highest {100 * gr['planted_toe_height_max_m']:.1f} cm "
                      f"({100 * gr['planted_above_contact_height']:.2f}% of contact foot-frames above the "
                      f"database's contact height, {100 * gr['contact_height_m']:.0f} cm)")
+    if "toe_max_m" in gr:
+        lines.append(f"  pose range: toes up to {gr['toe_max_m']:.2f} m, head down to {gr['head_min_m']:.2f} m")
     a = m["smoothness"]
     lines.append(f"  largest joint acceleration: {a['max_m_s2']:.1f} m/s^2 ({a.get('joint')} at "
                  f"t={a.get('time_s', 0):.2f} s) = {a['ratio']:.2f} x database p99.9 "
@@ -375,7 +389,9 @@ def report_text(m: dict) -> str:
                      f"elsewhere {a['max_elsewhere_m_s2']:.1f}")
     st = m["search"]
     if st and "limited" in st:
-        lines.append(f"    held to the acceleration limit (RuntimeConfig.accel_limit) on {st['limited']} frames")
+        lines.append(f"    held to the acceleration limit (RuntimeConfig.accel_limit) on {st['limited']} frames"
+                     + (f", of which {st['drift_bound']} let past it to stay within "
+                        f"{100 * st.get('max_drift_m', 0):.0f} cm of the animation" if st.get("drift_bound") else ""))
     if st:
         lines.append(f"  search: {st.get('searches', 0)} searches, {st.get('transitions', 0)} transitions, "
                      f"average cost {st.get('average_transition_cost', 0):.3f}, "
@@ -446,9 +462,4 @@ def write_bvh(rec: Recording, path: str, scale: float = 0.01) -> None:
 
 def write_json(m: dict, path: str) -> None:
     """Write metrics as JSON (atomically: temporary file, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(m, f, indent=1)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(m, indent=1))

@@ -18,7 +18,9 @@ def _select_datasets(args):
     import mocap_data
 
     if getattr(args, "data", None):
-        return [mocap_data.generic_dataset(args.data, scale=args.scale)]
+        if getattr(args, "up", None) is not None:       # build-db: read raw, anim.importing conforms
+            return [mocap_data.generic_dataset(args.data, scale=1.0, tag_pattern=args.tag_pattern)]
+        return [mocap_data.generic_dataset(args.data, scale=args.scale or 0.01)]
     found = mocap_data.datasets()
     if not found:
         raise SystemExit(f"anim: no mocap datasets found under {mocap_data.mocap_root()} "
@@ -44,6 +46,10 @@ def cmd_data_list(args) -> int:
                 print(f"  {key}: {items}")
         if row.get("license"):
             print(f"  license: {row['license']}")
+        for _, problem in row.get("bad_files", []):
+            print(f"  left out (unreadable): {problem}")
+        if row.get("import"):
+            print("  as built (anim build-db --data): " + ", ".join(f"{k} {v}" for k, v in row["import"].items()))
     return 0
 
 
@@ -51,21 +57,35 @@ def cmd_build_db(args) -> int:
     import mocap_data
     from anim import database
 
-    tags = dict(PRESETS[args.preset]) if args.preset else {}
+    preset = args.preset or (None if args.data else "locomotion-normal")   # a --data folder: no preset
+    tags = dict(PRESETS[preset]) if preset else {}
     tags.update(parse_tags(args.tag))
-    out = args.out or default_db_path(args.preset or "custom")
+    out = args.out or default_db_path(preset or "custom")
     sets = _select_datasets(args)
     t0 = time.perf_counter()
-    clips = mocap_data.load_clips(sets, tags=tags, progress=not args.quiet)
+    bad = [] if getattr(args, "skip_bad", False) else None
+    clips = mocap_data.load_clips(sets, tags=tags, progress=not args.quiet, errors=bad)
+    for _, problem in bad or []:
+        print(f"skipped {problem}", file=sys.stderr)
+    if bad:
+        print(f"anim build-db: skipped {len(bad)} unreadable file(s)", file=sys.stderr)
     if not clips:
         raise SystemExit(f"anim build-db: no clip matches the tags {tags}")
     t1 = time.perf_counter()
     cfg = database.DatabaseConfig(mirror=not args.no_mirror)
+    meta = {}
+    if args.data:                                   # anyone's skeleton: conform, roles, contact height
+        from anim import importing
+        clips, cfg, meta = importing.prepare(clips, cfg, importing.options_from_args(args))
+        mocap_data.record_import(sets[0], meta["import"])
     db = database.build_database(clips, cfg, progress=not args.quiet)
+    db.meta = meta
     t2 = time.perf_counter()
     database.save(db, out)
     t3 = time.perf_counter()
     print(f"built {out}: {db.describe()}")
+    if meta:
+        print(importing.describe(meta))
     print(f"  load clips {t1 - t0:.1f} s, build {t2 - t1:.1f} s, save {t3 - t2:.1f} s, "
           f"{os.path.getsize(out) / 1e6:.0f} MB")
     return 0
@@ -170,8 +190,11 @@ def ensure_db(path: str | None, preset: str) -> str:
             raise FileNotFoundError(f"{path}: no such database file (build one with `anim build-db`)")
         return path
     path = default_db_path(preset)
-    if not os.path.exists(path):
-        print(f"{path} not found: building it (preset {preset}; once, ~1 min)...")
+    from anim.database import is_current
+
+    if not is_current(path):
+        print(f"{path} {'is of an older format' if os.path.exists(path) else 'not found'}: building it "
+              f"(preset {preset}; once, ~1 min)...")
         ns = argparse.Namespace(preset=preset, tag=None, out=path, no_mirror=False, quiet=False, data=None,
                                 dataset=None, scale=1.0)
         cmd_build_db(ns)
@@ -193,6 +216,13 @@ def demo_vr(args) -> int:
         argv = ["replay", trace]
         if args.headless or (not args.live and not has_display()):
             argv += ["--headless", os.path.join(args.out, "vr")]
+        return vr_input.main(argv)
+    if args.vr == "webxr":
+        argv = ["webxr", "--host", args.vr_host, "--port", str(args.vr_port)]
+        argv += [a for o in args.vr_allow_origin for a in ("--allow-origin", o)]
+        if args.headless or (not args.live and not has_display()):   # serve for --seconds, PNGs + stats
+            argv += ["--headless", os.path.join(args.out, "vr")] + (["--seconds", str(args.seconds)]
+                                                                     if args.seconds is not None else [])
         return vr_input.main(argv)
     return vr_input.main([args.vr])
 
@@ -242,6 +272,8 @@ def cmd_demo(args) -> int:
 
 # ---------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
+    from anim.scripts import seconds_arg
+
     p = argparse.ArgumentParser(
         prog="anim",
         description="Real-time character animation engine: mocap data, motion databases, "
@@ -258,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_args(sp):
         sp.add_argument("--data", metavar="DIR", help="use any folder of BVH files instead of the catalog")
-        sp.add_argument("--scale", type=float, default=0.01,
-                        help="with --data: file units to metres (default 0.01, centimetres)")
+        sp.add_argument("--scale", type=float,
+                        help="with --data: file units to metres (default 0.01, centimetres; build-db: "
+                             "detected, see --units)")
         sp.add_argument("--dataset", action="append", metavar="NAME",
                         help="restrict to a catalog dataset (repeatable), e.g. bandai-namco-2")
 
@@ -278,14 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build a motion-matching database: clips chosen by tags, resampled "
                                    "to 60 Hz, mirrored, with a simulation bone, contacts and matching "
                                    "features; saved as one versioned file that loads in under a second.")
-    b.add_argument("--preset", choices=sorted(PRESETS), default="locomotion-normal",
-                   help="named clip selection (default locomotion-normal; 'all' is the whole corpus)")
+    b.add_argument("--preset", choices=sorted(PRESETS),
+                   help="named clip selection (default locomotion-normal, none with --data; 'all' is the "
+                        "whole corpus)")
+    b.add_argument("--skip-bad", action="store_true",
+                   help="skip files that cannot be read, naming each and why (default: stop at the first)")
     b.add_argument("--tag", action="append", metavar="KEY=V[,V]",
                    help="extra tag filter, e.g. --tag style=normal,active --tag content=walk")
     b.add_argument("--out", metavar="FILE", help=f"output file (default {DEFAULT_DB_DIR}/PRESET.animdb)")
     b.add_argument("--no-mirror", action="store_true", help="do not add mirrored copies")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     data_args(b)
+    from anim.importing import add_arguments as add_import_arguments
+
+    add_import_arguments(b)
     b.set_defaults(func=cmd_build_db)
 
     s = sub.add_parser("search", help="scripted search walk-through on a database",
@@ -320,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", metavar="FILE", help="weights file of a learned controller")
     r.add_argument("--input", action="append", metavar="SCRIPT",
                    help="a shipped script name, a .stick file, or 'all' (repeatable; default walk)")
-    r.add_argument("--seconds", type=float, help="run length (default: the script's duration)")
+    r.add_argument("--seconds", type=seconds_arg, help="run length, at most an hour (default: the script's "
+                                                        "duration)")
     r.add_argument("--db", metavar="FILE", help="database file (default: the normal-style locomotion "
                                                 "database, built on first use)")
     r.add_argument("--out", metavar="DIR", help="output folder (default out/runs/CONTROLLER): SCRIPT.bvh, "
@@ -357,12 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
                         description="The motion-matching demo. With a display it opens a window: a gamepad "
                                     "(plugged in any time) or the keyboard drives the character. Without a "
                                     "display it runs a scripted session headless and writes PNG frames, a "
-                                    "contact sheet, the motion as BVH and the metrics under --out. Builds "
-                                    "the database on first use.",
+                                    "contact sheet, the motion as BVH and the metrics under --out, then the "
+                                    "same session played by the physics character (--no-physics leaves it "
+                                    "out). Builds the database on first use.",
                         epilog="Keys: WASD move, Shift run, Q strafe, Tab cycle style, G debug drawing, "
-                               "F1/H help, arrows/mouse orbit, wheel zoom, R reset, Esc quit.\n"
+                               "F1/H help, arrows/mouse orbit, wheel zoom, R reset, Esc quit; physics: F push, "
+                               "K ghost.\n"
                                "Gamepad: left stick move, RT run, LT strafe, Y style, right stick camera, "
-                               "Back debug, Start help.")
+                               "Back debug, Start help; physics: B push, left stick click ghost.")
     dm.add_argument("--db", metavar="FILE", help="database file (default: the preset's, built on first use)")
     dm.add_argument("--preset", choices=sorted(PRESETS), default="locomotion",
                     help="database preset when --db is not given (default locomotion: every style)")
@@ -371,11 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--live", action="store_true", help="force the live window")
     dm.add_argument("--out", default=os.path.join("out", "demo"), metavar="DIR",
                     help="headless output folder (default out/demo)")
-    dm.add_argument("--seconds", type=float, help="headless session length (default: the script's)")
+    dm.add_argument("--seconds", type=seconds_arg, help="headless session length (default: the script's)")
     dm.add_argument("--vr", choices=["replay", "webxr", "openxr"],
                     help="the sparse-VR avatar instead: replay a head-and-hands trace (--trace, default a "
                          "test-split clip), serve the WebXR page to a headset, or read an OpenXR runtime")
     dm.add_argument("--trace", metavar="FILE", help="with --vr replay: the trace file")
+    dm.add_argument("--vr-host", default="127.0.0.1", metavar="HOST",
+                    help="with --vr webxr: interface to serve on (beyond loopback the page needs the printed token)")
+    dm.add_argument("--vr-port", type=int, default=8765, metavar="PORT", help="with --vr webxr: port (default 8765)")
+    dm.add_argument("--vr-allow-origin", action="append", default=[], metavar="ORIGIN",
+                    help="with --vr webxr: also accept pages from this origin (e.g. an HTTPS proxy); repeatable")
     dm.add_argument("--physics", action="store_true",
                     help="the physics character: the MuJoCo humanoid tracks motion matching live (gamepad or "
                          "keyboard), the kinematic target drawn as a ghost (K hides it); F / pad B pushes it")
@@ -394,18 +441,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from anim.fileio import describe_os_error, interrupt_on_sigterm
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with interrupt_on_sigterm():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (ValueError, KeyError) as e:
         print(f"anim: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:        # missing, read-only, full, a file for a folder or the reverse
+        print(f"anim: error: {describe_os_error(e)}", file=sys.stderr)
         return 2
 
 

@@ -74,6 +74,9 @@ def run_demo(db, db_path: str, headless: bool | None = None, out_dir: str = os.p
     from viewer.app import run_headless
 
     s = scripts.load(script)
+    if not db.tag_values("style"):     # a --data folder without style tags: the script's style keys are skipped
+        import dataclasses
+        s = dataclasses.replace(s, keys=[dataclasses.replace(k, style=None) for k in s.keys])
     s.check_styles(db.tag_values("style"), db_path)
     seconds = seconds or s.duration
     os.makedirs(out_dir, exist_ok=True)

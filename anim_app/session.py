@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from anim import runner
+from anim.fileio import write_text
 
 from . import registry
 
@@ -67,9 +68,7 @@ def run_command(db, db_path: str, controller: str = "mm", inputs=("walk",), seco
     if len(results) > 1:
         table = runner.summary_table(results)
         path = os.path.join(out_dir, "summary.md")
-        with open(path + ".tmp", "w") as f:
-            f.write(f"database: {db_path}\n\n{table}\n")
-        os.replace(path + ".tmp", path)
+        write_text(path, f"database: {db_path}\n\n{table}\n")
         echo(table)
         echo(f"wrote {path}")
     return results

@@ -31,6 +31,8 @@ BENCHMARKS = {
     "physics": ("controllers.physics.bench", "Physics tracking (issue 6)"),
     "live_physics": ("bench.live_physics", "The physics character driven live: motion matching tracked in MuJoCo "
                                            "(issue 17)"),
+    "other_skeletons": ("bench.other_skeletons", "Any BVH skeleton through the engine: the CMU takes on a 101-joint "
+                                                 "rig (issue 22)"),
     "native": ("bench.native", "The native runtime core against Python (issue 21)"),
 }
 
@@ -80,10 +82,8 @@ def write_section(key: str, title: str, body: str) -> None:
         "date it was measured on; compare ratios within a section.\n")
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    tmp = OUT + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, OUT)
+    from anim.fileio import write_text
+    write_text(OUT, text)
 
 
 def main(argv=None) -> int:

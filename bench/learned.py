@@ -8,6 +8,7 @@ from __future__ import annotations
 def run(quick: bool = False) -> str:
     from anim_app.cli import ensure_db
     from controllers.learned import DEFAULT_WEIGHTS
+    from controllers.learned.controller import SHIPPED_WEIGHTS_NAME
     from controllers.learned.evaluate import evaluate, table
 
     path = ensure_db(None, "locomotion-normal")
@@ -16,8 +17,8 @@ def run(quick: bool = False) -> str:
                  drift_starts=20 if quick else 200, projector_queries=200 if quick else 2000, progress=True)
     return "\n".join([
         "Command: `python -m bench learned`" + (" --quick (NOT for the record)" if quick else "") + ". "
-        f"Weights: `{DEFAULT_WEIGHTS}` (reproduce with `anim train lmm --db {path} "
-        f"--weights {DEFAULT_WEIGHTS}`); database `{path}`; full locomotion database `{full}`.",
+        f"Weights: `{SHIPPED_WEIGHTS_NAME}` (reproduce with `anim train lmm --db {path} "
+        f"--weights {SHIPPED_WEIGHTS_NAME}`); database `{path}`; full locomotion database `{full}`.",
         "",
         table(r),
     ])

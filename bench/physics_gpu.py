@@ -67,9 +67,8 @@ def main(argv=None) -> int:
     path = os.path.join(a.out, "gpu_bench.json")
 
     def dump():
-        with open(path + ".tmp", "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(path + ".tmp", path)
+        from anim.fileio import write_text
+        write_text(path, json.dumps(report, indent=1))
 
     last = tr.train(cfg, resume=targs.resume)
     rows = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from anim import quat
-from anim.control import ControlInput
+from anim.control import ControlInput, usable_pose
 from anim.skeleton import Pose, PoseInfo
 
 
@@ -56,7 +56,7 @@ class ClipPlayer:
         self.target = np.asarray(root_pos, np.float64) * np.array([1.0, 0.0, 1.0])
 
     def reset(self, pose: Pose | None = None) -> Pose:
-        if pose is None:
+        if pose is None or not usable_pose(pose):      # none, or not finite: at the origin
             self._place(quat.identity((), np.float64), np.zeros(3))
         else:
             self._place(pose.rotations[0], pose.positions[0])

@@ -76,7 +76,7 @@ def load(path: Path | str | None = None) -> ctypes.CDLL:
         "anim_last_error": (ctypes.c_char_p, []), "anim_version": (ctypes.c_char_p, []),
         "anim_create_mm": (I, [ctypes.c_char_p, ctypes.POINTER(P)]),
         "anim_create_lmm": (I, [ctypes.c_char_p, ctypes.POINTER(P)]),
-        "anim_destroy": (None, [P]), "anim_reset": (I, [P]),
+        "anim_destroy": (None, [P]), "anim_reset": (I, [P]), "anim_reset_at": (I, [P, F, F]),
         "anim_step": (I, [P, ctypes.POINTER(AnimInput), D]), "anim_set_style": (I, [P, ctypes.c_int32]),
         "anim_num_joints": (I, [P]), "anim_joint_name": (ctypes.c_char_p, [P, I]), "anim_joint_parent": (I, [P, I]),
         "anim_num_styles": (I, [P]), "anim_style_name": (ctypes.c_char_p, [P, I]),

@@ -92,6 +92,7 @@ def runtime_arrays(db, config=None, style_key: str = "style") -> dict:
         "skeleton.names": ("\n".join(sk.names), True),
         "skeleton.parents": (np.asarray(sk.parents, np.int32), False),
         "skeleton.offsets": (np.asarray(sk.offsets, np.float32), False),
+        "skeleton.body": (_mask(sk.num_joints, db.body_joints()), False),
         "feet": (np.array([sk.index(f) for f in db.config.feet], np.int32), False),
         "toes": (np.array([sk.index(t) for t in db.config.toes], np.int32), False),
         "fps": (np.array([float(db.config.fps)]), False),
@@ -119,6 +120,13 @@ def runtime_arrays(db, config=None, style_key: str = "style") -> dict:
         "contacts": (np.asarray(db.contacts, np.uint8), False),
     }
     return out
+
+
+def _mask(n: int, joints) -> np.ndarray:
+    """u8 [n]: 1 for the listed joints (the body joints whose acceleration the limiter holds)."""
+    m = np.zeros(n, np.uint8)
+    m[np.asarray(list(joints), np.int64)] = 1
+    return m
 
 
 def _config_lists(config) -> tuple[list, list]:
@@ -164,6 +172,8 @@ def lmm_arrays(weights_path: str, config=None) -> dict:
         "skeleton.names": ("\n".join(names), True),
         "skeleton.parents": (np.asarray(sk["parents"], np.int32), False),
         "skeleton.offsets": (np.asarray(sk["offsets"], np.float32), False),
+        "skeleton.body": (_mask(len(names), [j for j, n in enumerate(names)
+                                             if n not in set(meta.get("helpers", ()))]), False),
         "feet": (np.array([names.index(f) for f in meta["feet"]], np.int32), False),
         "toes": (np.array([names.index(t) for t in meta["toes"]], np.int32), False),
         "fps": (np.array([float(meta["fps"])]), False),

@@ -38,7 +38,8 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["Dataset", "mocap_root", "cache_root", "datasets", "find_dataset", "generic_dataset",
-           "select_files", "load_clips", "summary", "KNOWN_DATASETS", "CACHE_VERSION"]
+           "select_files", "load_clips", "summary", "record_import", "import_record", "KNOWN_DATASETS",
+           "CACHE_VERSION"]
 
 CACHE_VERSION = 1          # bump when the parser or the cache layout changes
 _HERE = Path(__file__).resolve().parent
@@ -119,7 +120,20 @@ class Dataset:
         return found
 
     def tags_for(self, path) -> dict:
-        return dict(self.parse_tags(Path(path).stem))
+        """Tags parsed from the file name, updated by a sidecar STEM.tags.json
+        (a JSON object of string tags) when one sits beside the file."""
+        path = Path(path)
+        tags = dict(self.parse_tags(path.stem))
+        side = path.with_name(path.stem + ".tags.json")
+        if side.is_file():
+            try:
+                extra = json.loads(side.read_text())
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{side}: not a readable JSON object of tags ({e})") from None
+            if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+                raise ValueError(f"{side}: tags must be a JSON object of strings, e.g. {{\"content\": \"walk\"}}")
+            tags.update(extra)
+        return tags
 
 
 _BANDAI_LICENSE = "CC BY-NC 4.0 (attribution required, non-commercial use only)"
@@ -150,14 +164,33 @@ def datasets(root=None) -> list[Dataset]:
     return [_known(name, root / name) for name in KNOWN_DATASETS if (root / name).is_dir()]
 
 
-def generic_dataset(folder, scale: float = 1.0, fps: float | None = None) -> Dataset:
-    """Any folder of BVH files: tags {'dataset': folder name, 'name': file stem}."""
+def _pattern_tags(dataset: str, pattern: re.Pattern, stem: str) -> dict:
+    tags = _name_tags(dataset, stem)
+    m = pattern.search(stem)
+    if m:
+        tags.update({k: v for k, v in m.groupdict().items() if v is not None})
+    return tags
+
+
+def generic_dataset(folder, scale: float = 1.0, fps: float | None = None,
+                    tag_pattern: str | None = None) -> Dataset:
+    """Any folder of BVH files: tags {'dataset': folder name, 'name': file stem},
+    plus the named groups of `tag_pattern` (a regex searched in each stem), plus
+    a sidecar STEM.tags.json beside a file (see Dataset.tags_for)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"mocap folder {folder} does not exist")
     name = folder.resolve().name or str(folder)
-    return Dataset(name=name, path=folder, fps=fps, scale=scale,
-                   parse_tags=functools.partial(_name_tags, name))
+    parse = functools.partial(_name_tags, name)
+    if tag_pattern:
+        try:
+            rx = re.compile(tag_pattern)
+        except re.error as e:
+            raise ValueError(f"tag pattern {tag_pattern!r} is not a regular expression ({e})") from None
+        if not rx.groupindex:
+            raise ValueError(f"tag pattern {tag_pattern!r} has no named group (?P<key>...) to make a tag of")
+        parse = functools.partial(_pattern_tags, name, rx)
+    return Dataset(name=name, path=folder, fps=fps, scale=scale, parse_tags=parse)
 
 
 def find_dataset(name_or_folder, root=None) -> Dataset:
@@ -349,13 +382,41 @@ def _write_cache(ds: Dataset, old: _Cache, keep: dict, new: dict):
 # ----------------------------------------------------------------- loading
 
 def _parse(args):
+    """One file -> (Clip, None), or (None, the error) for a file that cannot
+    be read: a BVHError (picklable, naming the file and line) or an OSError."""
     path, scale = args
     from anim.bvh import read_bvh
-    _, clip = read_bvh(path, scale=scale)
-    return clip
+    try:
+        _, clip = read_bvh(path, scale=scale)
+    except (ValueError, OSError) as e:
+        return None, e
+    return clip, None
+
+
+def _worker_init(parent: int) -> None:
+    """In each parsing process: leave Ctrl-C to the parent (it stops the pool),
+    and exit as soon as the parent is gone (killed: nothing else would stop us)."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ppid = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.2)
+            try:
+                os.kill(parent, 0)
+            except OSError:
+                os._exit(1)
+            if os.getppid() != ppid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _parse_all(paths: list, scale: float, workers: int, bar) -> list:
+    """[(Clip or None, error or None)] per path, parsed in `workers` processes."""
     if workers <= 1 or len(paths) < 2:
         out = []
         for p in paths:
@@ -364,10 +425,16 @@ def _parse_all(paths: list, scale: float, workers: int, bar) -> list:
         return out
     from concurrent.futures import ProcessPoolExecutor
     out = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for clip in pool.map(_parse, [(p, scale) for p in paths], chunksize=4):
-            out.append(clip)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        for res in pool.map(_parse, [(p, scale) for p in paths], chunksize=4):
+            out.append(res)
             bar.update(1)
+    except BaseException:
+        # Ctrl-C or an error: start nothing new, let the workers finish their chunk and exit
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return out
 
 
@@ -377,12 +444,14 @@ def _auto_workers(n_files: int) -> int:
 
 
 def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = True, cache: bool = True,
-               workers: int | None = None) -> list:
+               workers: int | None = None, errors: list | None = None) -> list:
     """Parse (or load from cache) the clips of one or several datasets whose
     file-name tags match `tags` ({key: value or [accepted values]}), scaled to
     metres. Returns Clips in dataset then file order, each with .tags and
     .source (the file path). workers: parsing processes (None: 2 for large
-    uncached loads on a multi-core machine, else 1)."""
+    uncached loads on a multi-core machine, else 1). A file that cannot be
+    read raises its error (a BVHError naming the file and line); with
+    `errors` (a list) it is skipped instead and (path, message) appended."""
     from tqdm import tqdm
     from anim.skeleton import Clip
 
@@ -408,10 +477,19 @@ def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = T
                   leave=False) as bar:
             bar.update(len(hits))
             n = workers if workers is not None else _auto_workers(len(misses))
-            parsed = dict(zip((p.relative_to(ds.path).as_posix() for p in misses),
-                              _parse_all(misses, ds.scale, n, bar)))
+            results = _parse_all(misses, ds.scale, n, bar)
+        parsed = {}
+        for p, (clip, err) in zip(misses, results):
+            if err is None:
+                parsed[p.relative_to(ds.path).as_posix()] = clip
+            elif errors is None:
+                raise err
+            else:
+                errors.append((str(p), str(err)))
         for p, t in chosen:
             rel = p.relative_to(ds.path).as_posix()
+            if rel not in hits and rel not in parsed:
+                continue                    # skipped: unreadable
             if rel in hits:
                 e = hits[rel]
                 rot, pos = old.arrays(e)
@@ -443,13 +521,42 @@ def load_clips(dataset_or_datasets, tags: dict | None = None, progress: bool = T
     return clips
 
 
+# ----------------------------------------------------------------- import records
+
+def _import_record_path(ds: Dataset) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ds.name)[:40]
+    return cache_root() / "imports" / f"{safe}-{hashlib.sha1(str(ds.path.resolve()).encode()).hexdigest()[:12]}.json"
+
+
+def record_import(ds: Dataset, report: dict) -> None:
+    """Remember what `anim build-db --data` decided about a folder (anim.conform's
+    report: units, up axis, root channels, re-rooting, per file), for `anim data
+    list`. Written atomically beside the clip cache; a failure to write is a warning."""
+    try:
+        _atomic_write(_import_record_path(ds), lambda f: f.write(json.dumps(
+            {"path": str(ds.path.resolve()), "written": time.time(), **report}).encode()))
+    except OSError as err:
+        import warnings
+        warnings.warn(f"mocap_data: could not record the import of {ds.path}: {err}")
+
+
+def import_record(ds: Dataset) -> dict | None:
+    """The last recorded import of a folder (record_import), or None."""
+    try:
+        return json.loads(_import_record_path(ds).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
 # ----------------------------------------------------------------- summary
 
 def summary(dataset_or_datasets=None) -> list[dict]:
     """One row per dataset: name, path, clips, frames, minutes, joints (an int,
-    or 'a-b' when files differ), contents and styles {tag: clip count}, license.
-    Motion data is not parsed: frame counts come from the cache manifest, else
-    from each file's header."""
+    or 'a-b' when files differ), contents and styles {tag: clip count}, license,
+    bad_files [(path, problem)] (files that cannot be read, left out of the
+    counts). Motion data is not parsed: frame counts come from the cache
+    manifest, else from each file's header, checked against its count of data
+    lines (a header that disagrees makes the file a bad one)."""
     from anim.bvh import _fps, read_bvh_header
 
     sets = datasets() if dataset_or_datasets is None else _as_list(dataset_or_datasets)
@@ -459,6 +566,7 @@ def summary(dataset_or_datasets=None) -> list[dict]:
         old = _Cache.open(ds)
         frames, minutes, joints = 0, 0.0, set()
         contents, styles = Counter(), Counter()
+        bad = []
         for p in files:
             rel = p.relative_to(ds.path).as_posix()
             e = old.lookup(rel, p.stat())
@@ -466,7 +574,11 @@ def summary(dataset_or_datasets=None) -> list[dict]:
                 t, fps = e["stop"] - e["start"], e["fps"]
                 nj = len(old.manifest["skeletons"][e["skeleton"]]["names"])
             else:
-                skel, t, ft = read_bvh_header(p)
+                try:
+                    skel, t, ft = read_bvh_header(p, count_frames=True)
+                except (ValueError, OSError) as err:
+                    bad.append((str(p), str(err)))
+                    continue
                 fps, nj = _fps(ft), skel.num_joints
             frames += t
             minutes += t / fps / 60.0
@@ -476,9 +588,11 @@ def summary(dataset_or_datasets=None) -> list[dict]:
                 contents[tags["content"]] += 1
             if "style" in tags:
                 styles[tags["style"]] += 1
-        rows.append({"name": ds.name, "path": str(ds.path), "clips": len(files), "frames": frames,
+        rows.append({"name": ds.name, "path": str(ds.path), "clips": len(files) - len(bad), "frames": frames,
                      "minutes": minutes,
-                     "joints": min(joints) if len(joints) == 1 else f"{min(joints)}-{max(joints)}",
+                     "joints": (min(joints) if len(joints) == 1 else f"{min(joints)}-{max(joints)}") if joints
+                     else 0,
                      "contents": dict(contents), "styles": dict(styles), "license": ds.license,
-                     "attribution": ds.attribution})
+                     "attribution": ds.attribution, "bad_files": bad,
+                     "import": (import_record(ds) or {}).get("summary")})
     return rows

@@ -84,7 +84,7 @@ def test_interrupted_training_resumes_to_the_same_weights(db, trained, tmp_path,
 
     def flaky(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 25:                 # after the checkpoint at iteration 20
+        if calls["n"] == 35:                 # after the checkpoint at 20 and the log line at 30
             raise KeyboardInterrupt
         return real(*a, **k)
 
@@ -94,6 +94,9 @@ def test_interrupted_training_resumes_to_the_same_weights(db, trained, tmp_path,
     assert not os.path.exists(tmp_path / "lmm.npz")
     monkeypatch.setattr(losses, "stepper", real)
     path = train.train(db, str(tmp_path), None, TINY, progress=False)
+    # the log does not repeat the iterations between the checkpoint and the interruption
+    logged = [(r["stage"], r["iteration"]) for r in map(json.loads, open(tmp_path / train.LOG))]
+    assert len(logged) == len(set(logged)) and ("stepper", 30) in logged
     a, b = W.load(reference, training=True).arrays, W.load(path, training=True).arrays
     assert a.keys() == b.keys()
     for k in a:

@@ -212,3 +212,18 @@ def test_physics_over_motion_matching_from_the_command_line(db, tmp_path):
     assert set(ph) >= {"falls", "pose_error_cm", "tracking_error_cm", "root_distance_cm", "recoveries"}
     assert ph["root_distance_cm"]["p95"] < 30 and m["finite"]
     assert m["tick"]["p50_ms"] > 0 and (out / "walk.bvh").exists()
+
+
+def test_the_loop_validates_input_once_at_the_boundary_by_default():
+    """With no guard given, the loop's InputGuard replaces a NaN stick (the
+    stage stands) and counts it; guard=False passes the input as it is."""
+    stage = Counter()
+    bad = ControlInput(move=np.array([np.nan, 1.0], np.float32), run="yes")
+    loop = Loop(stage, lambda t: bad)
+    loop.run(ticks=3)
+    assert all(np.isfinite(ci.move).all() and ci.move.tolist() == [0.0, 0.0] and ci.run is False
+               for ci, _ in stage.seen)
+    assert loop.guard.rejected["move"] == 3 and np.isfinite(loop.pose.positions).all()
+    raw = Counter()
+    Loop(raw, lambda t: bad, guard=False).run(ticks=1)
+    assert np.isnan(raw.seen[0][0].move[0])

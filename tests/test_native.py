@@ -52,6 +52,7 @@ def run_both(which: str, script, seconds: float | None = None) -> dict:
     out = {k: [] for k in ("py_frame", "nc_frame", "py_searched", "nc_searched", "py_moved", "nc_moved",
                            "py_contacts", "nc_contacts")}
     py_rot, py_pos, nc_rot, nc_pos = [], [], [], []
+    py.set_style(None)                 # the shared controller may hold another test's style
     p = py.reset()
     r, q, c = nc.reset()
     py_rot.append(p.rotations); py_pos.append(p.positions); nc_rot.append(r); nc_pos.append(q)
@@ -245,20 +246,46 @@ def test_bad_runtime_db_is_a_clear_error_naming_the_file(case, tmp_path):
             rdb.read_runtime_db(bad)
 
 
-def test_missing_file_and_bad_input_are_errors():
+def test_missing_file_and_bad_style_are_errors():
     lib = _native.lib()
     with pytest.raises(na.NativeError, match="nowhere.animrt: cannot open"):
         na.NativeController.motion_matching("/nonexistent/nowhere.animrt", lib)
     _, path = _native.runtime_db("two_style")
     c = na.NativeController.motion_matching(path, lib)
-    x = na.AnimInput(0.0, 1.0, 0.0, 0.0, 0, 0, -1)
-    assert lib.anim_step(c.h, ctypes.byref(x), 0.0) == -1 and "dt" in lib.anim_last_error().decode()
-    x.move_x = float("nan")
-    assert lib.anim_step(c.h, ctypes.byref(x), 1 / 60) == -1 and "non-finite" in lib.anim_last_error().decode()
-    x.move_x, x.style = 0.0, 7
+    x = na.AnimInput(0.0, 1.0, 0.0, 0.0, 0, 0, 7)
     assert lib.anim_step(c.h, ctypes.byref(x), 1 / 60) == -1 and "style 7" in lib.anim_last_error().decode()
     x.style = -1
     assert lib.anim_step(c.h, ctypes.byref(x), 1 / 60) == 0
+
+
+def test_bad_input_is_sanitized_as_python_does():
+    """NaN and huge sticks, a NaN facing, 0 s, negative, NaN and 1 s ticks: the native guard
+    plays what anim.control.InputGuard makes of them, tick for tick."""
+    from anim.control import ControlInput
+
+    db, path = _native.runtime_db("two_style")
+    py = _python_controller("two_style")
+    nc = na.NativeController.motion_matching(path, _native.lib())
+    nan = float("nan")
+    seq = ([(ControlInput(move=np.array([0.0, 1.0], np.float32)), 1 / 60)] * 40
+           + [(ControlInput(move=np.array([nan, 1.0], np.float32)), 1 / 60)] * 5
+           + [(ControlInput(move=np.array([1e30, 0.0], np.float32)), 1 / 60)] * 30
+           + [(ControlInput(move=np.array([0.0, 1.0], np.float32), facing=np.array([1.0, 0.0], np.float32)), 1 / 60)] * 20
+           + [(ControlInput(move=np.array([0.0, 1.0], np.float32), facing=np.array([nan, 0.0], np.float32)), 1 / 60)] * 20
+           + [(ControlInput(move=np.array([0.0, -1.0], np.float32)), dt) for dt in (0.0, -1.0, nan, 1.0, 1 / 60)] * 6)
+    py.set_style(None)                 # the shared controller may hold another test's style
+    p, (r, q, _) = py.reset(), nc.reset()
+    worst = 0.0
+    for i, (ci, dt) in enumerate(seq):
+        p = py.step(ci, dt)
+        r, q, _ = nc.step(ci, dt)
+        assert same_frame(db, py.frame, int(nc.info().frame)), f"tick {i}: another frame"
+        g0 = quat.fk(p.rotations, p.positions, db.skeleton.parents)[1]
+        g1 = quat.fk(r, q, db.skeleton.parents)[1]
+        assert np.isfinite(g1).all()
+        worst = max(worst, float(np.abs(g0 - g1).max()))
+    assert worst < MM, f"a joint {worst * 1e3:.3f} mm from Python's"
+    assert np.abs(q[0] - py.reset().positions[0]).max() > 0.5          # it went somewhere meanwhile
 
 
 # ------------------------------------------------------------------ engine axes

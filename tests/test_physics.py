@@ -540,6 +540,29 @@ def test_batch_env_steps_as_the_runtime_and_scores_the_reference(db, h, ref, wal
     assert np.allclose(e.qpos[1], ref.qpos[e.frame[1]]) and e.steps[1] == 0
 
 
+def test_batch_env_reanchors_the_reference_as_the_live_loop(db, h, ref):
+    """max_root_distance: a body 1 m off its reference is not ended for the
+    deviation; the reference is moved to within the bound, as the live
+    loop's physics stage moves it. Without it the same body ends the episode."""
+    import mujoco
+    from controllers.physics.cpu_env import BatchTrackingEnv
+    out = {}
+    for bound in (0.0, 0.15):
+        cfg = dataclasses.replace(envmod.EnvConfig(), max_root_distance=bound)
+        e = BatchTrackingEnv(h, ref, cfg, num_envs=2, nthread=1, seed=3)
+        e.qpos[0, 0] += 1.0                     # MuJoCo x: 1 m to the side
+        out[bound] = e.step(np.zeros((2, e.action_size), np.float32))
+        if bound:
+            gap = e.xpos[0, 1, :2] - (e.feats["pos"][e.frame[0], 0, :2] + e.offset[0, :2])
+            assert np.linalg.norm(gap) == pytest.approx(0.15, abs=0.02)
+            assert e.offset[1, :2] == pytest.approx(0.0, abs=0.2)        # the body on its reference moves little
+    assert out[0.0]["termination"][0] == 1 and out[0.0]["m_tracking_error"][0] > 0.9
+    assert out[0.15]["termination"][0] == 0 and out[0.15]["m_tracking_error"][0] < 0.3
+    assert out[0.15]["reward"][0] > out[0.0]["reward"][0]
+    with pytest.raises(ValueError, match="engine mujoco"):
+        envmod.TrackingEnv(h, ref, dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15))
+
+
 def test_train_on_c_mujoco_engine(db, side_pack, tmp_path):
     """`anim train policy --engine mujoco`: rollouts on C MuJoCo threads, the
     JAX PPO update; log, checkpoint and a policy the runtime loads."""
@@ -679,3 +702,25 @@ def test_runtime_reference_placement_matches_a_recompute(db, h, walk_clip):
         assert np.abs(a - b).max() < 1e-3, k
     _, g = quat.fk(c.ref_rot[0], c.ref_pos[0], db.skeleton.parents)
     assert np.allclose(g[0], root[1], atol=1e-5)
+
+
+def test_compiled_conversions_equal_the_numpy_ones(db, h, walk_clip):
+    """The runtime's compiled pose_to_qpos and observation give what the
+    numpy functions (the ones training uses) give."""
+    from controllers.physics import kernels
+    rng = np.random.default_rng(4)
+    idx = rng.integers(0, db.num_frames, 200)
+    rot, pos = np.asarray(db.rotations[idx]), np.asarray(db.positions[idx])
+    want = convert.pose_to_qpos(h, rot, pos)
+    got = np.array([convert.pose_to_qpos_fast(h, rot[i], pos[i]) for i in range(len(idx))])
+    assert np.abs(got[:, :7] - want[:, :7]).max() < 1e-9
+    assert np.abs(convert._wrap(got[:, 7:] - want[:, 7:])).max() < 1e-9
+    q = want[:6]
+    qv = convert.clip_qvel(h, q, 1 / 60)
+    f = envmod.compute_features(h, q, qv)
+    fr = lambda k: {key: v[k] for key, v in f.items()}  # noqa: E731
+    obs = envmod.observation(np, fr(0), [fr(1), fr(4)], h.hips_forward.astype(np.float64)).astype(np.float32)
+    out = np.empty_like(obs)
+    kernels.observation(f["pos"][0], f["quat"][0], f["vel"][0], f["avel"][0], np.stack([f["pos"][1], f["pos"][4]]),
+                        np.stack([f["quat"][1], f["quat"][4]]), h.hips_forward.astype(np.float64), out)
+    assert np.abs(out - obs).max() < 1e-5

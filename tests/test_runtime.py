@@ -612,7 +612,9 @@ def test_acceleration_limit_tames_a_snap():
     off at 2 m/s. The shown pose swings over within a fraction of a second
     near the limit (where even the kept velocities' centripetal pull is
     past it, the share with the least acceleration) and settles on the asked
-    pose."""
+    pose. Where the swing would overshoot, carrying the tip further from the
+    asked pose than MAX_DRIFT, the drift bound lets it past the limit (a
+    frame at 3.6x) instead: without the bound it strays 0.57 m."""
     parents, rot, pos = _chain()
     bent = rot.copy()
     bent[1] = quat.from_angle_axis(1.0, np.array([0.0, 0, 1]))
@@ -626,7 +628,9 @@ def test_acceleration_limit_tames_a_snap():
     frames = _drive(lim, poses)
     acc = _accelerations(frames, parents)
     free = _accelerations([(rot, pos)] * 2 + poses, parents)
-    assert free.max() > 2000 and acc.max() < 2.0 * 100.0
+    assert free.max() > 2000 and acc.max() < 4.0 * 100.0 and lim.drift_bound > 0
+    drift = [np.abs(quat.fk(*f, parents)[1] - quat.fk(*p, parents)[1]).max() for f, p in zip(frames[2:], poses)]
+    assert max(drift[6:]) <= AccelerationLimiter.MAX_DRIFT + 1e-6      # once caught up, never strays again
     assert np.abs(np.abs(np.sum(frames[-1][0] * bent, -1)) - 1).max() < 1e-9       # settled on the pose
     assert np.allclose(frames[-1][1], poses[-1][1], atol=1e-9)
 
@@ -652,3 +656,29 @@ def test_acceleration_limit_kernel_blends_toward_the_extrapolated_pose():
     lim = 2.0 * np.linalg.norm(g - 2 * g1 + g2, axis=-1).max()
     s = k.limit_acceleration(far, pos, parents, r1, pos, r2, pos, g1, g2, lim, 30, out_rot, out_pos, g)
     assert 0 < s < 1 and np.linalg.norm(g - 2 * g1 + g2, axis=-1).max() <= lim
+
+
+def test_acceleration_limit_bounds_the_drift_from_the_animation():
+    """A chain flung upward at 6 m/s stops dead and stays (a small database's
+    clip ending mid-swing): a low limit (10 m/s^2) alone would carry the shown
+    pose on upward, 0.85 m past the stop, before it turns back; the drift bound keeps every
+    joint within max_drift of the asked pose, and where the bound does not bite
+    the limit still holds."""
+    parents, rot, pos = _chain()
+    poses = []
+    for i in range(90):
+        p = pos.copy()
+        p[0, 1] = 1.0 + 6.0 * min(i, 10) / 60.0
+        poses.append((rot, p))
+    lim = AccelerationLimiter(parents, 10.0)
+    lim.reset(*poses[0])
+    frames = _drive(lim, poses)
+    drift = np.array([np.abs(quat.fk(*f, parents)[1] - quat.fk(*p, parents)[1]).max()
+                      for f, p in zip(frames[2:], poses)])
+    assert drift.max() <= AccelerationLimiter.MAX_DRIFT + 1e-6
+    assert lim.drift_bound > 0
+    unbounded = AccelerationLimiter(parents, 10.0, max_drift=0.0)
+    unbounded.reset(*poses[0])
+    far = _drive(unbounded, poses)
+    assert max(abs(f[1][0, 1] - p[1][0, 1]) for f, p in zip(far[2:], poses)) > 0.5
+    assert _accelerations(far, parents).max() <= 10.0

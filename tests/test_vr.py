@@ -283,9 +283,14 @@ def test_short_training_lowers_loss_and_resumes_exactly(small, tmp_path):
     with pytest.raises(SystemExit):              # another schedule is not silently mixed in
         train.train(replace(cfg, lr=1e-3), str(tmp_path / "b"), mc, SMALL, progress=False, data=small)
     import torch
-    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert ck["it"] == 20
+    with open(tmp_path / "b" / "log.jsonl", "a") as f:     # what a run killed after its checkpoint leaves
+        f.write(json.dumps({"it": 25, "loss": 99.0}) + "\n" + '{"it": 30, "lo')
     train.train(cfg, str(tmp_path / "b"), mc, SMALL, progress=False, data=small)
+    resumed = [json.loads(line) for line in open(tmp_path / "b" / "log.jsonl")]
+    its = [r["it"] for r in resumed if "loss" in r]
+    assert its == sorted(set(its)) and its[-1] == 40 and 99.0 not in [r["loss"] for r in resumed if "loss" in r]
     a = infer.load_artefact(str(tmp_path / "a" / "model.npz"))[1]
     b = infer.load_artefact(str(tmp_path / "b" / "model.npz"))[1]
     assert max(np.abs(a[k] - b[k]).max() for k in a) < 1e-5
@@ -489,29 +494,57 @@ def test_webxr_axes_conversion():
 
 
 def test_websocket_bridge_with_a_real_client():
-    from viewer.vr_input import WebSocketClient, WebXRBridge, pose_message
+    from websockets.sync.client import connect
+
+    from viewer.webxr_bridge import WebXRBridge, pose_message
     with WebXRBridge(port=0) as bridge:
         page = urllib.request.urlopen(bridge.url, timeout=5).read().decode()
-        assert "navigator.xr" in page and "/ws" in page
-        client = WebSocketClient(f"ws://127.0.0.1:{bridge.port}/ws")
-        client.send_text(json.dumps({"type": "hello", "userAgent": "test"}))
-        head = (np.float32([0.1, 1.7, 0.2]), quat.from_angle_axis(np.float32(0.3), UP).astype(np.float32))
-        left = (np.float32([0.3, 1.0, 0.4]), np.float32([1, 0, 0, 0]))
-        client.send_text(pose_message(head, left, None, 0.0))
-        client.send_text(pose_message(head, left, None, 1 / 60) + " " * 70000, fragments=3)   # 64-bit length, fragmented
-        assert client.ping(b"abc") == b"abc"
-        assert bridge.wait_for_messages(2, 5.0)
-        h, lh, rh = bridge.latest()
-        assert np.allclose(h[0], head[0], atol=1e-6) and np.allclose(h[1], head[1], atol=1e-6)
-        assert np.allclose(lh[0], left[0]) and rh is None
-        assert bridge.clients == 1 and not bridge.errors
-        client.close()
+        assert "navigator.xr" in page and "/ws" in page and "token" in page
+        with connect(f"ws://127.0.0.1:{bridge.port}/ws", origin=f"http://127.0.0.1:{bridge.port}") as client:
+            client.send(json.dumps({"type": "hello", "userAgent": "test"}))
+            head = (np.float32([0.1, 1.7, 0.2]), quat.from_angle_axis(np.float32(0.3), UP).astype(np.float32))
+            left = (np.float32([0.3, 1.0, 0.4]), np.float32([1, 0, 0, 0]))
+            client.send(pose_message(head, left, None, 0.0))
+            msg = pose_message(head, left, None, 1 / 60)
+            client.send([msg[:10], msg[10:40], msg[40:]])          # fragmented
+            assert client.ping(b"abc").wait(5)
+            assert bridge.wait_for_messages(2, 5.0)
+            h, lh, rh = bridge.latest()
+            assert np.allclose(h[0], head[0], atol=1e-6) and np.allclose(h[1], head[1], atol=1e-6)
+            assert np.allclose(lh[0], left[0]) and rh is None
+            assert bridge.clients == 1 and not bridge.errors and bridge.user_agent == "test"
+
+
+def test_dependencies_are_declared():
+    """The bridge's and the BLAS limit's libraries are project dependencies, not optional extras."""
+    import tomllib
+    with open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"), "rb") as f:
+        deps = tomllib.load(f)["project"]["dependencies"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in deps}
+    assert {"websockets", "threadpoolctl"} <= names
+
+
+def test_single_thread_limits_blas_and_restores():
+    import threadpoolctl
+
+    from controllers.vr.blas import single_thread
+
+    def blas():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    before = blas()
+    assert before
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with single_thread():
+            assert blas() == [1] * len(before)
+        assert blas() == [2] * len(before)
+    assert blas() == before
 
 
 @needs_data
 def test_trace_export_and_replay_end_to_end(small, tmp_path):
     from controllers.vr.controller import VRController
-    from viewer.vr_input import TraceReplay, WebXRBridge, export_test_traces, read_trace, send_trace
+    from viewer.vr_input import TraceReplay, export_test_traces, read_trace
+    from viewer.webxr_bridge import WebXRBridge, send_trace
     paths = export_test_traces(tmp_path, small, clips=1, seconds=1.5)
     tr = read_trace(paths[0])
     assert tr.header["split"] == "test" and tr.pos.shape == (90, 3, 3) and tr.gt_rot.shape[1] == 22

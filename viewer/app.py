@@ -79,7 +79,7 @@ class ViewerState:
     radii: np.ndarray | None = None
     bone_mask: np.ndarray | None = None
     camera: Camera = field(default_factory=Camera)
-    guard: object = None             # the loop's input guard (anim.loop.Loop)
+    guard: object = None             # the loop's input guard (None: anim.loop.Loop's default InputGuard)
     follow: FollowSettings = field(default_factory=FollowSettings)
     current: int = 0
     pose: object = None
@@ -304,10 +304,10 @@ def save_png(image: np.ndarray, path: str) -> str:
     import pygame
 
     surf = pygame.image.frombuffer(np.ascontiguousarray(image).tobytes(), (image.shape[1], image.shape[0]), "RGB")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    pygame.image.save(surf, tmp)
-    os.replace(tmp, path)
+    from anim.fileio import atomic_write
+
+    with atomic_write(path) as f:
+        pygame.image.save(surf, f, "frame.png")        # the name hint picks PNG
     return path
 
 

@@ -22,14 +22,14 @@ pose (database layout), which a replay shows as a translucent ghost. Samples
 need not be evenly spaced; a replay interpolates (linear positions, slerp).
 `export_test_traces` writes traces of test-split clips (never seen in training).
 
-WebXR bridge (`WebXRBridge`): a local asyncio server (standard library only)
-on one port: `GET /` serves viewer/webxr/index.html, `GET /ws` upgrades to a
-WebSocket (RFC 6455: handshake, masked client frames, fragmentation, ping/pong,
-close) over which the page streams {"type": "pose", "t", "head", "left",
-"right"} JSON messages in WebXR axes ('local-floor' space). WebXR needs a
-secure context: on a Quest, `adb reverse tcp:8765 tcp:8765` then open
-http://localhost:8765/ in the headset's browser (localhost counts as secure),
-or serve it behind HTTPS.
+WebXR bridge: `viewer.webxr_bridge.WebXRBridge` serves viewer/webxr/index.html
+and a WebSocket (the `websockets` library) over which the headset's page
+streams its poses in WebXR axes; it accepts only its own page (or allowed
+origins), needs a token beyond loopback, and bounds message size, rate and
+idle time (see that module). WebXR needs a secure context: on a Quest,
+`adb reverse tcp:8765 tcp:8765` then open http://localhost:8765/ in the
+headset's browser (localhost counts as secure), or serve it behind HTTPS
+(`--allow-origin https://...` for the proxy's origin).
 
 OpenXR (`OpenXRSource`): through pyopenxr (`pip install pyopenxr`) when an
 OpenXR runtime is installed; absent either, a clear RuntimeError says so.
@@ -37,18 +37,16 @@ OpenXR runtime is installed; absent either, a clear RuntimeError says so.
     python -m viewer.vr_input export --out out/vr/traces --clips 3      # test clips -> traces
     python -m viewer.vr_input replay out/vr/traces/<clip>.jsonl [--model ...] [--headless DIR]
     python -m viewer.vr_input webxr [--port 8765] [--model ...]          # live, from a headset
+    python -m viewer.vr_input webxr --headless DIR [--seconds 30]        # no display: PNGs + stats
     python -m viewer.vr_input send-trace TRACE --url ws://127.0.0.1:8765/ws   # fake a headset
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
 import json
+import math
 import os
-import socket
-import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,7 +62,6 @@ DEVICE_KEYS = ("head", "left_hand", "right_hand")
 AXES_NOTE = ("engine axes: metres, Y up, +Z forward, +X left; rotations (w, x, y, z) in the device "
              "convention (identity = level, pointing along +Z)")
 WEBXR_PAGE = Path(__file__).resolve().parent / "webxr" / "index.html"
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # ====================================================================== axes
@@ -123,43 +120,89 @@ def write_trace(path, t, pos, rot, valid=None, header: dict | None = None, gt_ro
         f.write("\n".join(lines) + "\n")
 
 
+TRACE_MAX_METRES = 1e4        # device and ghost positions further out than this are damaged data
+
+
 def read_trace(path) -> Trace:
-    """Read a trace file; a wrong format or version is a clear error."""
-    with open(path) as f:
+    """Read a trace file. A wrong format or version, a line that is not a JSON
+    object, a missing or non-numeric field, NaN, infinite or out-of-range
+    values (positions beyond TRACE_MAX_METRES, a zero quaternion, times that
+    go backwards or span more than anim.scripts.MAX_SECONDS) are ValueErrors
+    naming the file and line: '<file>, line <n>: <problem>'."""
+    from anim.scripts import MAX_SECONDS
+
+    def bad(n, problem):
+        return ValueError(f"{path}, line {n}: {problem}" if n else f"{path}: {problem}")
+
+    def numbers(n, key, value, count=None):
+        if not isinstance(value, list) or (count is not None and len(value) != count) or \
+                not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+            want = f"a list of {count} numbers" if count else "a list of numbers"
+            raise bad(n, f"{key} must be {want}, found {json.dumps(value)[:60]}")
+        a = np.asarray(value, np.float64)
+        if not np.isfinite(a).all():
+            raise bad(n, f"{key} holds NaN or infinite values")
+        return a
+
+    with open(path, encoding="utf-8", errors="replace") as f:
         first = f.readline()
         try:
             header = json.loads(first)
         except json.JSONDecodeError:
-            raise ValueError(f"{path}: not an {TRACE_FORMAT} file (first line is not JSON)") from None
-        if header.get("format") != TRACE_FORMAT or header.get("version") != TRACE_VERSION:
-            raise ValueError(f"{path}: {header.get('format')} v{header.get('version')}, expected "
-                             f"{TRACE_FORMAT} v{TRACE_VERSION}")
+            raise bad(0, f"not an {TRACE_FORMAT} file (first line is not JSON)") from None
+        if not isinstance(header, dict) or header.get("format") != TRACE_FORMAT or \
+                header.get("version") != TRACE_VERSION:
+            h = header if isinstance(header, dict) else {}
+            raise bad(0, f"{h.get('format')} v{h.get('version')}, expected {TRACE_FORMAT} v{TRACE_VERSION}")
         ts, ps, rs, vs, grs, gps = [], [], [], [], [], []
         for n, line in enumerate(f, start=2):
             if not line.strip():
                 continue
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise bad(n, f"not JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise bad(n, f"a sample must be a JSON object, found {json.dumps(rec)[:40]}")
+            if "t" not in rec:
+                raise bad(n, "sample without a time 't'")
+            t = rec["t"]
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or not np.isfinite(t):
+                raise bad(n, f"time 't' must be a finite number, found {json.dumps(t)[:40]}")
             p = np.zeros((3, 3), np.float32)
             r = np.tile(np.float32([1, 0, 0, 0]), (3, 1))
             v = np.zeros(3, bool)
             for k, key in enumerate(DEVICE_KEYS):
                 d = rec.get(key)
                 if d is not None:
-                    if len(d) != 7:
-                        raise ValueError(f"{path}:{n}: {key} needs 7 numbers (position, w x y z)")
+                    d = numbers(n, key, d, 7)
+                    if np.abs(d[:3]).max() > TRACE_MAX_METRES:
+                        raise bad(n, f"{key} position {d[:3].tolist()} is beyond {TRACE_MAX_METRES:g} m")
+                    if not 1e-3 < np.linalg.norm(d[3:]) < 1e3:
+                        raise bad(n, f"{key} rotation {d[3:].tolist()} is not a quaternion (w x y z)")
                     p[k], r[k], v[k] = d[:3], d[3:], True
-            ts.append(float(rec["t"]))
+            if ts and t < ts[-1]:
+                raise bad(n, f"sample time {t:g} goes backwards (previous {ts[-1]:g})")
+            if ts and t - ts[0] > MAX_SECONDS:
+                raise bad(n, f"the trace spans more than {MAX_SECONDS:g} s")
+            ts.append(float(t))
             ps.append(p)
             rs.append(r)
             vs.append(v)
-            if "gt_rot" in rec:
-                grs.append(np.asarray(rec["gt_rot"], np.float32).reshape(-1, 4))
-                gps.append(np.asarray(rec["gt_pos"], np.float32).reshape(-1, 3))
+            if "gt_rot" in rec or "gt_pos" in rec:
+                gr = numbers(n, "gt_rot", rec.get("gt_rot"))
+                gp = numbers(n, "gt_pos", rec.get("gt_pos"))
+                if gr.size % 4 or gp.size % 3 or gr.size // 4 != gp.size // 3 or \
+                        (grs and gr.size != grs[0].size):
+                    raise bad(n, f"gt_rot ({gr.size} numbers) and gt_pos ({gp.size}) do not describe the same "
+                                 f"joints as 4 and 3 numbers each (the same on every line)")
+                if np.abs(gp).max(initial=0) > TRACE_MAX_METRES:
+                    raise bad(n, f"gt_pos is beyond {TRACE_MAX_METRES:g} m")
+                grs.append(gr.astype(np.float32).reshape(-1, 4))
+                gps.append(gp.astype(np.float32).reshape(-1, 3))
     if not ts:
-        raise ValueError(f"{path}: no samples")
+        raise bad(0, "no samples")
     t = np.asarray(ts)
-    if np.any(np.diff(t) < 0):
-        raise ValueError(f"{path}: sample times go backwards")
     return Trace(t, np.stack(ps), quat.normalize(np.stack(rs)).astype(np.float32), np.stack(vs), header,
                  np.stack(grs) if len(grs) == len(ts) else None, np.stack(gps) if len(gps) == len(ts) else None)
 
@@ -296,302 +339,6 @@ class VRInput:
         return self.cls(**fields, head=devs[0], left_hand=devs[1], right_hand=devs[2])
 
 
-# ====================================================================== WebSocket (RFC 6455)
-def ws_accept_key(key: str) -> str:
-    """Sec-WebSocket-Accept for a client's Sec-WebSocket-Key."""
-    return base64.b64encode(hashlib.sha1((key.strip() + WS_GUID).encode()).digest()).decode()
-
-
-def ws_encode(payload: bytes, opcode: int = 0x1, mask: bool = False, fin: bool = True) -> bytes:
-    """One WebSocket frame (clients must mask, servers must not)."""
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    m = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([m | n])
-    elif n < 1 << 16:
-        head += bytes([m | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([m | 127]) + struct.pack("!Q", n)
-    if mask:
-        key = os.urandom(4)
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        head += key
-    return head + payload
-
-
-async def _ws_read_frame(reader) -> tuple[bool, int, bytes]:
-    """(fin, opcode, unmasked payload) of the next frame."""
-    b0, b1 = await reader.readexactly(2)
-    fin, opcode = bool(b0 & 0x80), b0 & 0x0F
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", await reader.readexactly(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", await reader.readexactly(8))[0]
-    if n > 1 << 20:
-        raise ValueError("websocket frame too large")
-    key = await reader.readexactly(4) if b1 & 0x80 else None
-    data = await reader.readexactly(n)
-    if key is not None:
-        data = (np.frombuffer(data, np.uint8) ^ np.frombuffer((key * (n // 4 + 1))[:n], np.uint8)).tobytes()
-    return fin, opcode, data
-
-
-class WebXRBridge:
-    """Local HTTP + WebSocket server for the WebXR page (standard library).
-
-        bridge = WebXRBridge(port=8765).start()     # serves in a background thread
-        head, left, right = bridge.latest() or (None, None, None)   # engine axes
-        bridge.stop()
-
-    `latest()` gives the newest pose message converted to the engine, or None
-    before any (or when older than `stale_s`). `messages` counts pose messages,
-    `clients` the open connections."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 8765, stale_s: float = 0.5,
-                 page: Path = WEBXR_PAGE):
-        self.host, self.port, self.stale_s, self.page = host, port, stale_s, Path(page)
-        self.messages = 0
-        self.clients = 0
-        self.errors: list[str] = []
-        self._latest = None
-        self._latest_time = 0.0
-        self._lock = threading.Lock()
-        self._loop = None
-        self._server = None
-        self._thread = None
-        self._ready = threading.Event()
-
-    # ------------------------------------------------------------ lifecycle
-    def start(self) -> "WebXRBridge":
-        self._thread = threading.Thread(target=self._run, name="webxr-bridge", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(5.0):
-            raise RuntimeError("WebXR bridge did not start")
-        if self._server is None:
-            raise RuntimeError(f"WebXR bridge could not listen on {self.host}:{self.port}: {self.errors[-1:]}")
-        return self
-
-    def _run(self):
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, self.host, self.port))
-            self.port = self._server.sockets[0].getsockname()[1]
-        except OSError as e:
-            self.errors.append(str(e))
-            self._ready.set()
-            return
-        self._ready.set()
-        self._loop.run_forever()
-        self._server.close()
-        self._loop.run_until_complete(self._server.wait_closed())
-        self._loop.close()
-
-    def stop(self):
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
-
-    # ------------------------------------------------------------ poses
-    def latest(self):
-        """(head, left_hand, right_hand), each (pos, rot) in engine axes or None;
-        None when nothing fresh has arrived."""
-        with self._lock:
-            if self._latest is None or time.perf_counter() - self._latest_time > self.stale_s:
-                return None
-            return self._latest
-
-    def wait_for_messages(self, n: int, timeout: float = 5.0) -> bool:
-        end = time.perf_counter() + timeout
-        while self.messages < n and time.perf_counter() < end:
-            time.sleep(0.005)
-        return self.messages >= n
-
-    def _on_message(self, text: str):
-        msg = json.loads(text)
-        if msg.get("type") != "pose":
-            return
-        devs = []
-        for key in ("head", "left", "right"):
-            d = msg.get(key)
-            devs.append(None if d is None else webxr_to_engine(d[:3], d[3:7]))
-        with self._lock:
-            self._latest = tuple(devs)
-            self._latest_time = time.perf_counter()
-            self.messages += 1
-
-    # ------------------------------------------------------------ protocol
-    async def _handle(self, reader, writer):
-        try:
-            request = await reader.readuntil(b"\r\n\r\n")
-            lines = request.decode("latin-1").split("\r\n")
-            method, target = (lines[0].split(" ") + ["", ""])[:2]
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    k, v = line.split(":", 1)
-                    headers[k.strip().lower()] = v.strip()
-            if method != "GET":
-                writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-            elif headers.get("upgrade", "").lower() == "websocket" and target.startswith("/ws"):
-                await self._websocket(reader, writer, headers)
-                return
-            elif target in ("/", "/index.html"):
-                body = self.page.read_bytes()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-                             b"Cache-Control: no-store\r\nContent-Length: " + str(len(body)).encode()
-                             + b"\r\n\r\n" + body)
-            else:
-                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        except Exception as e:     # keep serving; remember what went wrong
-            self.errors.append(repr(e))
-        finally:
-            writer.close()
-
-    async def _websocket(self, reader, writer, headers):
-        key = headers.get("sec-websocket-key")
-        if not key or headers.get("sec-websocket-version") != "13":
-            writer.write(b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n")
-            await writer.drain()
-            return
-        writer.write(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Accept: {ws_accept_key(key)}\r\n\r\n").encode())
-        await writer.drain()
-        self.clients += 1
-        parts, first_op = [], None
-        try:
-            while True:
-                fin, op, data = await _ws_read_frame(reader)
-                if op == 0x8:                                  # close: echo and end
-                    writer.write(ws_encode(data[:2], 0x8))
-                    await writer.drain()
-                    return
-                if op == 0x9:                                  # ping -> pong
-                    writer.write(ws_encode(data, 0xA))
-                    await writer.drain()
-                    continue
-                if op == 0xA:
-                    continue
-                if op in (0x1, 0x2):
-                    parts, first_op = [data], op
-                elif op == 0x0 and first_op is not None:
-                    parts.append(data)
-                else:
-                    raise ValueError(f"unexpected websocket opcode {op}")
-                if fin:
-                    payload = b"".join(parts)
-                    parts, first_op = [], None
-                    try:
-                        self._on_message(payload.decode("utf-8"))
-                    except (ValueError, KeyError, TypeError, IndexError) as e:
-                        self.errors.append(f"bad message: {e!r}")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self.clients -= 1
-
-
-class WebSocketClient:
-    """A minimal blocking WebSocket client (standard library): what a headset's
-    page does, for tests and for `send-trace`."""
-
-    def __init__(self, url: str, timeout: float = 5.0):
-        if not url.startswith("ws://"):
-            raise ValueError("WebSocketClient speaks ws:// only")
-        hostport, _, path = url[5:].partition("/")
-        host, _, port = hostport.partition(":")
-        self.sock = socket.create_connection((host, int(port or 80)), timeout=timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        resp = b""
-        while b"\r\n\r\n" not in resp:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("server closed during the handshake")
-            resp += chunk
-        if b" 101 " not in resp.split(b"\r\n")[0] or ws_accept_key(key).encode() not in resp:
-            raise ConnectionError(f"websocket handshake failed: {resp[:200]!r}")
-
-    def send_text(self, text: str, fragments: int = 1):
-        data = text.encode()
-        if fragments <= 1:
-            self.sock.sendall(ws_encode(data, 0x1, mask=True))
-            return
-        size = max(1, -(-len(data) // fragments))
-        chunks = [data[i:i + size] for i in range(0, len(data), size)]
-        for i, c in enumerate(chunks):
-            self.sock.sendall(ws_encode(c, 0x1 if i == 0 else 0x0, mask=True, fin=i == len(chunks) - 1))
-
-    def ping(self, payload: bytes = b"hi") -> bytes:
-        """Send a ping, return the pong's payload."""
-        self.sock.sendall(ws_encode(payload, 0x9, mask=True))
-        b0, b1 = self._recv(2)
-        n = b1 & 0x7F
-        return self._recv(n) if (b0 & 0x0F) == 0xA else b""
-
-    def _recv(self, n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-        return buf
-
-    def close(self):
-        try:
-            self.sock.sendall(ws_encode(struct.pack("!H", 1000), 0x8, mask=True))
-            self.sock.recv(16)
-        except OSError:
-            pass
-        self.sock.close()
-
-
-def pose_message(head, left=None, right=None, t: float = 0.0) -> str:
-    """The page's JSON message for engine-axes device poses (converted back to WebXR)."""
-    def enc(d):
-        if d is None:
-            return None
-        p, q = engine_to_webxr(*d)
-        return [float(v) for v in p] + [float(v) for v in q]
-    return json.dumps({"type": "pose", "t": t, "space": "local-floor", "head": enc(head), "left": enc(left),
-                       "right": enc(right)})
-
-
-def send_trace(trace: Trace | str, url: str, realtime: bool = True, fps: float = 60.0) -> int:
-    """Stream a trace to a bridge as a headset page would. Returns messages sent."""
-    replay = TraceReplay(trace)
-    client = WebSocketClient(url)
-    n = int(round(replay.duration * fps)) + 1
-    start = time.perf_counter()
-    for i in range(n):
-        h, lh, rh = replay.devices_at(i / fps)
-        client.send_text(pose_message(h, lh, rh, i / fps))
-        if realtime:
-            time.sleep(max(0.0, start + (i + 1) / fps - time.perf_counter()))
-    client.close()
-    return n
-
-
 # ====================================================================== OpenXR
 class OpenXRSource:
     """Head and controller poses from an OpenXR runtime through pyopenxr.
@@ -683,6 +430,35 @@ def _controller(model: str | None):
     return VRController.load(model or str(DEFAULT_WEIGHTS["diffusion"]))
 
 
+def run_webxr_headless(ctrl, bridge, seconds: float, out_dir: str, frames_to_save: int = 6) -> dict:
+    """Drive `ctrl` from `bridge` for `seconds` of wall time without a window
+    (ticks paced to the clock: a headset streams in real time), rendering
+    offscreen: PNGs and a contact sheet into out_dir. Before any pose arrives
+    the avatar waits standing. run_headless's stats."""
+    from anim.control import ControlInput
+    from viewer.app import run_headless
+    start = time.perf_counter()
+
+    def script(t):
+        wait = start + t - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        h, lh, rh = bridge.latest() or (None, None, None)
+        return ControlInput(head=h, left_hand=lh, right_hand=rh)
+    return run_headless(ctrl, ctrl.skeleton.parents, script, seconds, out_dir, frames_to_save, render_every=15)
+
+
+def _port(text: str) -> int:
+    import argparse
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is a number from 0 to 65535 (0: any free port)")
+    return port
+
+
 def main(argv=None) -> int:
     import argparse
     p = argparse.ArgumentParser(prog="python -m viewer.vr_input", description=__doc__.split("\n\n")[0])
@@ -697,14 +473,22 @@ def main(argv=None) -> int:
     r.add_argument("--model", default=None, help="model .npz (default: shipped diffusion weights)")
     r.add_argument("--headless", default=None, metavar="OUT_DIR", help="render offscreen PNGs instead of a window")
     w = sub.add_parser("webxr", help="serve the WebXR page and drive the VR controller from a headset")
-    w.add_argument("--host", default="127.0.0.1")
-    w.add_argument("--port", type=int, default=8765)
+    w.add_argument("--host", default="127.0.0.1",
+                   help="interface to serve on (default loopback; any other needs the token the engine prints)")
+    w.add_argument("--port", type=_port, default=8765)
     w.add_argument("--model", default=None)
+    w.add_argument("--token", default=None, help="the bridge's token (default: a random one beyond loopback)")
+    w.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept pages from this origin (scheme://host[:port], e.g. an HTTPS proxy); repeatable")
+    w.add_argument("--headless", default=None, metavar="OUT_DIR",
+                   help="no window: serve the page, drive the avatar for --seconds, write PNGs and a contact sheet")
+    w.add_argument("--seconds", type=float, default=30.0, help="with --headless: how long to serve (default 30)")
     o = sub.add_parser("openxr", help="drive the VR controller from an OpenXR runtime (pyopenxr)")
     o.add_argument("--model", default=None)
     s = sub.add_parser("send-trace", help="stream a trace to a running bridge (a fake headset)")
     s.add_argument("trace")
-    s.add_argument("--url", default="ws://127.0.0.1:8765/ws")
+    s.add_argument("--url", default="ws://127.0.0.1:8765/ws",
+                   help="the bridge's WebSocket, with ?token=... when it needs one")
     args = p.parse_args(argv)
 
     if args.cmd == "export":
@@ -712,8 +496,17 @@ def main(argv=None) -> int:
             print(path)
         return 0
     if args.cmd == "send-trace":
+        from viewer.webxr_bridge import send_trace
         print(f"sent {send_trace(args.trace, args.url)} poses")
         return 0
+    if args.cmd == "webxr":
+        if args.headless and not (math.isfinite(args.seconds) and 0 < args.seconds <= 86400):
+            p.error(f"--seconds {args.seconds}: give a number of seconds in (0, 86400]")
+        from viewer.webxr_bridge import access_policy
+        try:
+            access_policy(args.host, args.token, args.allow_origin)
+        except ValueError as e:
+            p.error(str(e))
     from viewer.app import run_headless, run_live
     ctrl = _controller(args.model)
     parents = ctrl.skeleton.parents
@@ -731,9 +524,28 @@ def main(argv=None) -> int:
         run_live(ctrl, parents, input_device=VRInput(replay), title="anim: VR trace replay")
         return 0
     if args.cmd == "webxr":
-        with WebXRBridge(args.host, args.port) as bridge:
-            print(f"open {bridge.url} in the headset's browser (see `python -m viewer.vr_input --help`)")
-            run_live(ctrl, parents, input_device=VRInput(bridge), title="anim: WebXR")
+        from viewer.webxr_bridge import WebXRBridge
+        try:
+            bridge = WebXRBridge(args.host, args.port, token=args.token, allow_origins=args.allow_origin).start()
+        except RuntimeError as e:
+            print(f"anim: error: {e}", file=sys.stderr)
+            return 1
+        with bridge:
+            print(f"open {bridge.page_url} in the headset's browser"
+                  + (" (the token is part of the address)" if bridge.token else "")
+                  + "; viewer/webxr_bridge.py explains adb reverse, HTTPS and the token", flush=True)
+            if args.headless:
+                stats = run_webxr_headless(ctrl, bridge, args.seconds, args.headless)
+                counts, _ = bridge.error_summary()
+                print(f"{stats['ticks']} ticks over {args.seconds:g} s; {bridge.messages} poses received, "
+                      f"{sum(counts.values())} rejected {counts}; contact sheet {stats['contact_sheet']}")
+            else:
+                try:
+                    run_live(ctrl, parents, input_device=VRInput(bridge), title="anim: WebXR")
+                except RuntimeError as e:       # no display / OpenGL window
+                    print(f"anim: error: {e}\n(webxr serves without a window too: add --headless DIR)",
+                          file=sys.stderr)
+                    return 1
         return 0
     if args.cmd == "openxr":
         src = OpenXRSource()

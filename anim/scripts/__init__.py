@@ -45,7 +45,9 @@ value it had just before the key, so input is piecewise constant):
                   not allowed after a turning segment.
 
 Before the first key, a header line may set `duration=SECONDS`: the default run
-length (else the last key's time plus 2 s). Mistakes are `ScriptError`s whose
+length (else the last key's time plus 2 s). Durations and key times are at most
+MAX_SECONDS (an hour: 216,000 ticks at 60 Hz); `check_seconds` holds any run
+length (e.g. `anim run --seconds`) to the same bound. Mistakes are `ScriptError`s whose
 message names the file and the line: `walk.stick, line 4: ...`.
 """
 
@@ -61,11 +63,13 @@ import numpy as np
 
 from ..control import ControlInput
 
-__all__ = ["Script", "Key", "ScriptError", "load", "parse", "shipped", "resolve", "SCRIPT_DIR", "EXT"]
+__all__ = ["Script", "Key", "ScriptError", "load", "parse", "shipped", "resolve", "check_seconds", "seconds_arg",
+           "SCRIPT_DIR", "EXT", "MAX_SECONDS"]
 
 SCRIPT_DIR = Path(__file__).resolve().parent
 EXT = ".stick"
 DEFAULT_TAIL = 2.0
+MAX_SECONDS = 3600.0      # the longest run or script: an hour (216,000 ticks at 60 Hz)
 _FIELDS = ("t", "move", "run", "facing", "style", "turn", "ramp")
 _HEADER = ("duration",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -168,6 +172,27 @@ class Script:
         return [k.t for k in self.keys]
 
 
+def check_seconds(seconds, what: str = "run length") -> float:
+    """`seconds` as a float if it is a usable run length (finite, more than
+    zero, at most MAX_SECONDS), else a ValueError that says so."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {seconds!r}: expected a number of seconds") from None
+    if not (math.isfinite(s) and 0 < s <= MAX_SECONDS):
+        raise ValueError(f"{what} {seconds!r}: expected more than 0 and at most {MAX_SECONDS:g} s (an hour)")
+    return s
+
+
+def seconds_arg(text: str) -> float:
+    """argparse type of a --seconds option: check_seconds with argparse's error."""
+    import argparse
+    try:
+        return check_seconds(text, "")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).strip()) from None
+
+
 # --------------------------------------------------------------------- parsing
 def _vec2(path, line, name, value) -> np.ndarray:
     if value.strip() == "0":
@@ -228,13 +253,16 @@ def parse(text: str, path: str = "<string>") -> Script:
             if keys:
                 raise ScriptError(path, n, "header lines (duration=...) must come before the first key")
             duration = _number(path, n, "duration", fields["duration"])
-            if duration <= 0:
-                raise ScriptError(path, n, f"duration={fields['duration']}: must be positive")
+            if not 0 < duration <= MAX_SECONDS:
+                raise ScriptError(path, n, f"duration={fields['duration']}: must be more than 0 and at most "
+                                           f"{MAX_SECONDS:g} s (an hour)")
             continue
         unknown = [f for f in fields if f not in _FIELDS]
         if unknown:
             raise ScriptError(path, n, f"unknown field {unknown[0]!r} (known: {', '.join(_FIELDS)})")
         t = _number(path, n, "t", fields["t"])
+        if t > MAX_SECONDS:
+            raise ScriptError(path, n, f"t={fields['t']}: keys lie at most {MAX_SECONDS:g} s (an hour) in")
         if not keys and t != 0.0:
             raise ScriptError(path, n, f"the first key must be at t=0 (got t={fields['t']})")
         if keys and t <= keys[-1].t:

@@ -22,6 +22,7 @@ weights file is all it reads (no database).
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import replace
 
@@ -35,7 +36,10 @@ from controllers.motion_matching.runtime import RuntimeConfig
 from . import kernels as k
 from . import weights as W
 
-DEFAULT_WEIGHTS = "controllers/learned/weights/lmm-locomotion-normal.npz"
+# the shipped weights: the name to show (relative to the checkout) and the file,
+# found beside this module whatever the working directory
+SHIPPED_WEIGHTS_NAME = "controllers/learned/weights/lmm-locomotion-normal.npz"
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "lmm-locomotion-normal.npz")
 
 
 class LearnedSource:
@@ -180,7 +184,8 @@ class LearnedController(KinematicController):
                          trajectory_frames=meta["trajectory_frames"],
                          traj_slice=trajectory_slice(meta["feature_groups"]), speeds=meta["speeds"],
                          config=config, fps=meta["fps"], style=style,
-                         accel_limit=meta.get("accel_limit"))   # files before it: no limit
+                         accel_limit=meta.get("accel_limit"),   # files before it: no limit
+                         body_joints=[j for j, n in enumerate(skeleton.names) if n not in set(meta.get("helpers", ()))])
         self.coverage = meta.get("coverage")   # of the training database (files before it: none)
 
     @classmethod
@@ -194,12 +199,12 @@ class LearnedController(KinematicController):
         self.source.set_style(style)
         self.style = self.source.style
 
-    def step(self, control: ControlInput, dt: float = 1.0 / 60.0) -> Pose:
+    def _step(self, control: ControlInput, dt: float) -> Pose:
         if control.style is not None and control.style != self.style:
             self.set_style(control.style)      # warns once per refused style; an accepted one is already ours
         if control.style is not None and (self.source.refuses(control.style) or control.style == self.style):
             control = replace(control, style=None)   # nothing changes: no search forced by a refused style
-        return super().step(control, dt)
+        return super()._step(control, dt)
 
     def nbytes(self) -> int:
         """Bytes the controller holds for its motion: the run-time weights."""

@@ -390,9 +390,9 @@ def main(argv=None) -> int:
     print(table(r))
     if args.json:
         import json
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(r, f, indent=1, default=float)
-        os.replace(args.json + ".tmp", args.json)
+
+        from anim.fileio import write_text
+        write_text(args.json, json.dumps(r, indent=1, default=float))
     return 0
 
 

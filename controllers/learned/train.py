@@ -31,7 +31,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, replace
@@ -41,6 +40,7 @@ import torch
 
 from anim import quat, search
 from anim.database import FEATURE_GROUPS, Database
+from anim.fileio import truncate_jsonl
 
 from . import data as D
 from . import losses as L
@@ -128,9 +128,9 @@ class Checkpoint:
         if fresh or not os.path.exists(self.path):
             return
         try:
-            old = torch.load(self.path, map_location="cpu", weights_only=False)
+            old = torch.load(self.path, map_location="cpu", weights_only=True)     # never runs pickled code
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
-            raise RuntimeError(f"{self.path}: unreadable checkpoint ({type(e).__name__}: {e}); "
+            raise RuntimeError(f"{self.path}: unreadable checkpoint ({type(e).__name__}: {_reason(e)}); "
                                f"delete it or pass --fresh") from None
         if old.get("format") != self.state["format"] or old.get("version") != 1:
             raise RuntimeError(f"{self.path}: not a checkpoint of this trainer; delete it or pass --fresh")
@@ -142,19 +142,31 @@ class Checkpoint:
             raise RuntimeError(f"{self.path}: checkpoint made with other settings "
                                f"({', '.join(str(k) + '=' + str(old['config'].get(k)) for k in diff)}); "
                                f"pass the same settings or --fresh")
-        self.state.update(done=old["done"], current=old["current"], seconds=old.get("seconds", {}))
+        self.state.update(done=_arrays(old["done"], np.asarray), current=old["current"],
+                          seconds=old.get("seconds", {}))
 
     def save(self) -> None:
-        folder = os.path.dirname(self.path)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-        os.close(fd)
-        try:
-            torch.save(self.state, tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from anim.fileio import atomic_write
+        with atomic_write(self.path) as f:      # numpy arrays as tensors: loadable with weights_only
+            torch.save({**self.state, "done": _arrays(self.state["done"], torch.from_numpy)}, f)
+
+
+def _reason(e: Exception) -> str:
+    """The line of a torch.load error that says why (it spans many lines)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "unsupported" in ln.lower()), lines[0] if lines else "")[:300]
+
+
+def _arrays(tree, convert):
+    """A copy of nested dicts/lists with every array or tensor leaf converted
+    (torch.from_numpy to save, np.asarray to load)."""
+    if isinstance(tree, dict):
+        return {k: _arrays(v, convert) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_arrays(v, convert) for v in tree)
+    if isinstance(tree, (np.ndarray, torch.Tensor)):
+        return convert(tree)
+    return tree
 
 
 def _feature_fingerprint(db: Database) -> list:
@@ -366,6 +378,10 @@ def train(db: Database, out_dir: str, weights_path: str | None = None, config: T
     log_path = os.path.join(out_dir, LOG)
     if fresh and os.path.exists(log_path):
         os.unlink(log_path)
+    else:       # resuming: the log ends where the checkpoint does
+        done, cur = ckpt.state["done"], ckpt.state["current"] or {}
+        truncate_jsonl(log_path, lambda r: r.get("stage") in done or (
+            r.get("stage") == cur.get("stage") and r.get("iteration", 0) <= cur.get("iteration", -1)))
     data = Data(db, device, progress)
     if progress:
         print(f"training data: {db.describe()}; pose vector {data.layout.size}, compressor input "
@@ -397,6 +413,7 @@ def train(db: Database, out_dir: str, weights_path: str | None = None, config: T
         "num_features": int(X.shape[1]), "feature_groups": [list(g) for g in FEATURE_GROUPS],
         "trajectory_frames": list(db.config.trajectory_frames), "feet": list(db.config.feet),
         "toes": list(db.config.toes),
+        "helpers": list(db.meta.get("roles", {}).get("helpers", ())),   # joints the accel limit leaves out
         "fps": float(db.config.fps), "latent": config.latent,
         "layout": {"moving": list(data.layout.moving), "num_contacts": data.layout.num_contacts,
                    "groups": [list(g) for g in data.layout.groups]},

@@ -23,7 +23,7 @@ import numpy as np
 
 from anim import quat_nb as q
 from anim import search
-from anim.control import ControlInput
+from anim.control import ControlInput, InputGuard, usable_pose
 from anim.database import Database
 from anim.skeleton import Pose, PoseInfo, Skeleton
 
@@ -206,9 +206,12 @@ class KinematicController:
 
     def __init__(self, source: MotionSource, skeleton: Skeleton, feet, toes, trajectory_frames, traj_slice: slice,
                  speeds: dict, config: RuntimeConfig = RuntimeConfig(), fps: float = 60.0,
-                 style: str | None = None, accel_limit: float | None = None):
+                 style: str | None = None, accel_limit: float | None = None, body_joints=None):
         """accel_limit: the data's joint-acceleration p99.9 (m/s^2), the
-        default of config.accel_limit (None: no limit unless configured)."""
+        default of config.accel_limit (None: no limit unless configured).
+        body_joints: the joints the limit holds (default all; helper joints
+        such as fingers are left out, as the data's p99.9 leaves them out)."""
+        self.body_joints = body_joints
         self.source = source
         self.skeleton = skeleton
         self.config = config
@@ -225,6 +228,8 @@ class KinematicController:
         self.accel_limit = float(config.accel_limit if config.accel_limit is not None else (accel_limit or 0.0))
         self.debug = False          # toggled by the 'debug' action: fills Pose.info debug drawing
         self._searched = 0
+        self.guard = InputGuard()   # every step's input and dt pass it: no NaN, no 0 s tick gets in
+        self._good: Pose | None = None
         self.set_style(style)
         self.reset()
         self.step(ControlInput(), 1.0 / self.fps)   # compile / load the numba kernels now, not mid-run
@@ -236,7 +241,9 @@ class KinematicController:
 
     def reset(self, pose: Pose | None = None) -> Pose:
         """Start standing (the slowest state of the style) with the root at the
-        origin facing +Z, or at `pose`'s root."""
+        origin facing +Z, or at `pose`'s root (when finite)."""
+        if pose is not None and not usable_pose(pose):
+            pose = None
         self.source.reset()
         rot, pos, vel, avel, contacts = self.source.pose()
         root_pos = np.zeros(3)
@@ -245,6 +252,7 @@ class KinematicController:
             root_pos = np.asarray(pose.positions[0], np.float64).copy()
             root_pos[1] = 0.0
             root_rot = np.asarray(pose.rotations[0], np.float64)
+            root_rot = root_rot / np.linalg.norm(root_rot)
         self.inert = Inertializer(self.skeleton.num_joints, self.config.inertialize_halflife,
                                   upper_body_levers(self.skeleton, self.feet), self.config.inertialize_accel)
         self.inert.reset(rot, pos, vel, avel, root_pos, root_rot)
@@ -255,13 +263,14 @@ class KinematicController:
         self.locks = FootLocks(self.skeleton.parents, self.feet, self.toes, self.config.foot_halflife,
                                self.config.unlock_radius)
         self.locks.reset(self.inert.out_rot, self.inert.out_pos, contacts)
-        self.limiter = AccelerationLimiter(self.skeleton.parents, self.accel_limit)
+        self.limiter = AccelerationLimiter(self.skeleton.parents, self.accel_limit, body=self.body_joints)
         self.limiter.reset(self.inert.out_rot, self.inert.out_pos)
-        self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0}
+        self.stats = {"searches": 0, "transitions": 0, "transition_cost": 0.0, "forced": 0, "recovered": 0}
         self.last_query = None
         self.last_trajectory = None
         self.ms = 0.0
-        return self._pose(self.inert.out_rot, self.inert.out_pos, contacts)
+        self._good = self._pose(self.inert.out_rot, self.inert.out_pos, contacts)
+        return self._good
 
     def query(self, fut_pos, fut_rot) -> np.ndarray:
         """Normalized query: the current state's pose features, and the predicted
@@ -273,6 +282,23 @@ class KinematicController:
         return qv
 
     def step(self, control: ControlInput, dt: float = 1.0 / 60.0) -> Pose:
+        """Advance by dt seconds. The input passes `self.guard` first (a
+        non-finite stick is no stick, a bad facing the last good one, dt
+        bounded to anim.control's [DT_MIN, DT_MAX]); should the pose still come
+        out non-finite, the controller restarts at its last good pose
+        (stats['recovered'] counts it) rather than carry the NaN on."""
+        control, dt = self.guard(control, dt)
+        pose = self._step(control, dt)
+        if np.isfinite(pose.rotations).all() and np.isfinite(pose.positions).all():
+            self._good = pose
+            return pose
+        good = self._good
+        recovered = self.stats["recovered"] + 1
+        self.reset(good)
+        self.stats["recovered"] = recovered
+        return self._good
+
+    def _step(self, control: ControlInput, dt: float) -> Pose:
         t0 = time.perf_counter()
         cfg = self.config
         if "debug" in control.actions:
@@ -336,6 +362,8 @@ class KinematicController:
         # 6. no joint accelerates harder than the data's p99.9
         out_rot, out_pos = self.limiter.apply(out_rot, out_pos, dt)
         self.stats["limited"] = self.limiter.limited
+        self.stats["drift_bound"] = self.limiter.drift_bound
+        self.stats["max_drift_m"] = self.limiter.max_drift
         self.ms = 1e3 * (time.perf_counter() - t0)
         pose = self._pose(out_rot, out_pos, contacts)
         pose.info.clip_contacts = np.asarray(clip_contacts, bool)
@@ -393,7 +421,8 @@ class MotionMatchingController(KinematicController):
         traj = slice(db.feature_slice("trajectory_positions").start, db.feature_slice("trajectory_directions").stop)
         super().__init__(source, db.skeleton, [db.skeleton.index(f) for f in db.config.feet],
                          [db.skeleton.index(t) for t in db.config.toes], db.config.trajectory_frames, traj, measured_speeds(db), config, db.config.fps, style,
-                         measured_accel_limit(db) if config.accel_limit is None else None)
+                         measured_accel_limit(db) if config.accel_limit is None else None,
+                         body_joints=db.body_joints())
         self.coverage = measured_coverage(db)
 
     @property

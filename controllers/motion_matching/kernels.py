@@ -566,9 +566,11 @@ def _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, s, out_rot, out_pos
 
 
 @njit(**_NB)
-def _largest_second_difference(gpos, g1, g2):
+def _largest_second_difference(gpos, g1, g2, body):
     m = 0.0
     for j in range(len(gpos)):
+        if not body[j]:
+            continue
         x = gpos[j, 0] - 2.0 * g1[j, 0] + g2[j, 0]
         y = gpos[j, 1] - 2.0 * g1[j, 1] + g2[j, 1]
         z = gpos[j, 2] - 2.0 * g1[j, 2] + g2[j, 2]
@@ -579,6 +581,14 @@ def _largest_second_difference(gpos, g1, g2):
 @njit(**_NB)
 def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, g2, limit, iters,
                        out_rot, out_pos, gpos):
+    """limit_acceleration_of over every joint."""
+    return limit_acceleration_of(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, g2, limit, iters,
+                                 out_rot, out_pos, gpos, np.ones(len(parents), np.bool_))
+
+
+@njit(**_NB)
+def limit_acceleration_of(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, g2, limit, iters,
+                          out_rot, out_pos, gpos, body):
     """Bound every joint's acceleration, as the second difference of its global
     position over the last three frames, by `limit` (m per frame^2, i.e.
     m/s^2 * dt^2). The candidate pose (local rotations [J, 4], positions
@@ -587,7 +597,9 @@ def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, 
     the one before; g1, g2 their global positions) by the largest share s in
     [0, 1] (bisection, `iters` halvings) whose global positions keep within
     the limit. Writes the pose to out_rot/out_pos and its global positions to
-    gpos; returns s (1: the candidate was within the limit, untouched)."""
+    gpos; returns s (1: the candidate was within the limit, untouched).
+    body [J] bool: the joints whose acceleration counts (helper joints such
+    as fingers and twist bones are left out, as by the metrics)."""
     n = len(parents)
     ext_rot = np.empty((n, 4))
     ext_pos = np.empty((n, 3))
@@ -595,10 +607,10 @@ def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, 
         ext_rot[j] = q.normalize(q.mul(rot1[j], q.mul(q.inv(rot2[j]), rot1[j])))
         ext_pos[j] = 2.0 * pos1[j] - pos2[j]
     _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, 1.0, out_rot, out_pos, gpos)
-    if _largest_second_difference(gpos, g1, g2) <= limit:
+    if _largest_second_difference(gpos, g1, g2, body) <= limit:
         return 1.0
     _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, 0.0, out_rot, out_pos, gpos)
-    if _largest_second_difference(gpos, g1, g2) > limit:
+    if _largest_second_difference(gpos, g1, g2, body) > limit:
         # even the kept velocities go past the limit (a fast turn's centripetal pull): the share with
         # the least acceleration (golden-section search), so that the pose still slows down
         a, b = 0.0, 1.0
@@ -606,9 +618,9 @@ def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, 
         for _ in range(2 * iters):
             c, d = b - r * (b - a), a + r * (b - a)
             _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, c, out_rot, out_pos, gpos)
-            fc = _largest_second_difference(gpos, g1, g2)
+            fc = _largest_second_difference(gpos, g1, g2, body)
             _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, d, out_rot, out_pos, gpos)
-            if fc <= _largest_second_difference(gpos, g1, g2):
+            if fc <= _largest_second_difference(gpos, g1, g2, body):
                 b = d
             else:
                 a = c
@@ -619,9 +631,58 @@ def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, 
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
         _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, mid, out_rot, out_pos, gpos)
-        if _largest_second_difference(gpos, g1, g2) <= limit:
+        if _largest_second_difference(gpos, g1, g2, body) <= limit:
             lo = mid
         else:
             hi = mid
     _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, lo, out_rot, out_pos, gpos)
     return lo
+
+
+@njit(**_NB)
+def bound_drift(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, prev_drift, s, max_drift, iters,
+                out_rot, out_pos, gpos):
+    """Raise the share s of the candidate pose (from limit_acceleration, same
+    arguments) until no joint of the shown pose is further from where the
+    candidate puts it than max(max_drift, prev_drift): the caller passes as
+    prev_drift the larger of last frame's drift and how far the candidate
+    itself jumped since last frame, so the limit may trail an animation that
+    jumps (and catch up), never carry the pose away from it (a small
+    database's extrapolated turn sends a toe metres up). Bisection over
+    [s, 1]; writes the pose and its global positions like limit_acceleration;
+    returns (the share, the drift of the pose written)."""
+    n = len(parents)
+    ext_rot = np.empty((n, 4))
+    ext_pos = np.empty((n, 3))
+    for j in range(n):
+        ext_rot[j] = q.normalize(q.mul(rot1[j], q.mul(q.inv(rot2[j]), rot1[j])))
+        ext_pos[j] = 2.0 * pos1[j] - pos2[j]
+    crot = np.empty((n, 4))
+    cpos = np.empty((n, 3))
+    cg = np.empty((n, 3))
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, 1.0, crot, cpos, cg)
+    max_drift = max(max_drift, prev_drift)
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, s, out_rot, out_pos, gpos)
+    d = _largest_distance(gpos, cg)
+    if d <= max_drift:
+        return s, d
+    lo, hi = s, 1.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, mid, out_rot, out_pos, gpos)
+        if _largest_distance(gpos, cg) <= max_drift:
+            hi = mid
+        else:
+            lo = mid
+    _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, hi, out_rot, out_pos, gpos)
+    return hi, _largest_distance(gpos, cg)
+
+
+@njit(**_NB)
+def _largest_distance(a, b):
+    m = 0.0
+    for j in range(len(a)):
+        d = (a[j, 0] - b[j, 0]) ** 2 + (a[j, 1] - b[j, 1]) ** 2 + (a[j, 2] - b[j, 2]) ** 2
+        if d > m:
+            m = d
+    return math.sqrt(m)

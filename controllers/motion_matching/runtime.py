@@ -343,14 +343,35 @@ class AccelerationLimiter:
     smoothed to it, a few millimetres over a frame or two. It aims MARGIN
     under the limit: the pose is shown (and recorded) in float32, whose
     rounding (the metrics' FK of float32 poses too) moves a second difference
-    by ~0.1 m/s^2 tens of metres from the origin."""
+    by ~0.1 m/s^2 tens of metres from the origin.
+
+    The drift is bounded: the limit may trail a candidate that jumps (and
+    catches up), but never carries a joint further than `max_drift` (default
+    MAX_DRIFT, m) from where the candidate puts it, or than it was on the last
+    frame; past that the limit gives way (kernels.bound_drift). Without the
+    bound, where the matched clips change faster than the limit allows (a
+    small database, or the CMU takes on the CC rig: walks beside punches and
+    swordplay) the pose keeps extrapolating away from the animation frame
+    after frame: on that rig the
+    circles script sent a toe 2.0 m up and the head down to 0.62 m, 0.40 m and
+    1.21 m with the bound (BENCHMARKS.md, other_skeletons)."""
 
     MARGIN = 5e-3
+    MAX_DRIFT = 0.15
 
-    def __init__(self, parents, limit: float | None, iters: int = 12):
+    def __init__(self, parents, limit: float | None, iters: int = 12, max_drift: float | None = None,
+                 body=None):
+        """body: indices of the joints whose acceleration counts (default all;
+        the motion-matching controller leaves out the skeleton's helper joints)."""
         self.parents = np.asarray(parents, np.int64)
+        self.body = np.zeros(len(self.parents), np.bool_)
+        self.body[np.arange(len(self.parents)) if body is None else np.asarray(body, np.int64)] = True
         self.limit = float(limit or 0.0)
         self.iters = int(iters)
+        self.max_drift = float(self.MAX_DRIFT if max_drift is None else max_drift)
+        self.drift = 0.0                    # the last frame's largest joint distance from the candidate
+        self.cand_g = np.zeros((len(self.parents), 3))
+        self.drift_bound = 0                # frames where max_drift overrode the limit
         n = len(self.parents)
         self.rot = np.zeros((2, n, 4))      # the last two shown poses (local)
         self.pos = np.zeros((2, n, 3))
@@ -365,7 +386,9 @@ class AccelerationLimiter:
         self.rot[:] = np.asarray(rot, np.float64)
         self.pos[:] = np.asarray(pos, np.float64)
         self.gpos[:] = g
-        self.frames = self.limited = 0
+        self.frames = self.limited = self.drift_bound = 0
+        self.drift = 0.0
+        self.cand_g = g.copy()              # the last candidate's global positions
         self.share = 1.0
 
     def apply(self, rot, pos, dt: float):
@@ -375,8 +398,21 @@ class AccelerationLimiter:
         out_rot, out_pos, g = np.empty_like(rot), np.empty_like(pos), np.empty_like(pos)
         if self.limit > 0.0:
             limit = self.limit * (1.0 - self.MARGIN) * dt * dt
-            s = k.limit_acceleration(rot, pos, self.parents, self.rot[0], self.pos[0], self.rot[1], self.pos[1],
-                                     self.gpos[0], self.gpos[1], limit, self.iters, out_rot, out_pos, g)
+            s = k.limit_acceleration_of(rot, pos, self.parents, self.rot[0], self.pos[0], self.rot[1], self.pos[1],
+                                        self.gpos[0], self.gpos[1], limit, self.iters, out_rot, out_pos, g,
+                                        self.body)
+            cand_g = None
+            if s < 1.0 and self.max_drift > 0.0:
+                _, cand_g = quat.fk(rot, pos, self.parents)
+                jump = float(np.linalg.norm(cand_g - self.cand_g, axis=-1).max())
+                s2, self.drift = k.bound_drift(rot, pos, self.parents, self.rot[0], self.pos[0], self.rot[1],
+                                               self.pos[1], max(self.drift, jump), s, self.max_drift, self.iters,
+                                               out_rot, out_pos, g)
+                self.drift_bound += int(s2 > s)
+                s = s2
+            elif s >= 1.0:
+                self.drift = 0.0
+            self.cand_g = g.copy() if cand_g is None else cand_g
         else:
             s = 1.0
             out_rot[:], out_pos[:] = rot, pos

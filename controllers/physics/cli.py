@@ -37,14 +37,21 @@ def add_physics_parsers(subparsers) -> None:
 
 def add_run_arguments(run_parser) -> None:
     run_parser.add_argument("--clip", help="physics controller: the database clip to track (name)")
-    run_parser.add_argument("--policy", help=f"physics controller: policy file (default {DEFAULT_POLICY} "
-                                             f"if it exists, else PD tracking without a policy)")
+    run_parser.add_argument("--policy", help="physics controller: policy file (default the shipped "
+                                             "controllers/physics/weights/walk-run.npz if it exists, else PD "
+                                             "tracking without a policy)")
 
 
 def make_controller(db, clip=None, policy: str | None = None):
     from .runtime import PhysicsController
     if policy is None and os.path.exists(DEFAULT_POLICY):
-        policy = DEFAULT_POLICY
+        try:
+            return PhysicsController(db, clip, DEFAULT_POLICY)
+        except ValueError as e:          # the shipped policy is for the Bandai Namco skeleton
+            if "skeleton" not in str(e):
+                raise
+            print(f"the shipped policy does not fit this database's skeleton ({len(db.skeleton.names)} joints): "
+                  f"PD tracking only (train one with `anim train policy`)")
     return PhysicsController(db, clip, policy)
 
 

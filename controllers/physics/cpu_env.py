@@ -8,6 +8,12 @@ MJX `TrackingEnv` (the numpy side of the same functions: `env.observation`,
 the CPU runtime alike. On this repository's 2-core CPU it runs about 20x the
 env steps per second of MJX on the same CPU (`python -m bench physics`).
 
+With `EnvConfig.max_root_distance` > 0 each simulation's reference is moved
+on the ground (an offset added to its body positions and centre of mass) so
+that its hips stay within that distance of the body's: the live loop's
+re-anchoring, so that drift from the captured path neither ends an episode
+nor costs reward beyond what the runtime will ever see.
+
 `step(action) -> dict` of numpy arrays over the N simulations: obs (after any
 auto-reset), reward, done, termination (done by a fall/deviation, not by the
 time limit), final_obs (before the reset), ended_return, ended_length (of
@@ -56,14 +62,29 @@ class BatchTrackingEnv:
         self.ret = np.zeros(num_envs)
         self.length = np.zeros(num_envs)
         self.obs = np.zeros((num_envs, self.obs_size), np.float32)
+        self.offset = np.zeros((num_envs, 3))          # ground shift of each reference (MuJoCo axes)
         self.reset(np.arange(num_envs))
 
     def _ref(self, f):
-        return {k: v[f] for k, v in self.feats.items()}
+        out = {k: v[f] for k, v in self.feats.items()}
+        if self.cfg.max_root_distance > 0:
+            out["pos"] = out["pos"] + self.offset[:, None, :]
+            out["com"] = out["com"] + self.offset
+        return out
 
     def _future(self, f):
         stop = self.ref.stop[f]
         return [self._ref(np.minimum(f + k, stop - 1)) for k in self.cfg.future_frames]
+
+    def _reanchor(self, sim, f) -> None:
+        """Move the references whose hips are past max_root_distance from the
+        body's back to that distance (ground plane)."""
+        gap = sim["pos"][:, 0, :2] - (self.feats["pos"][f, 0, :2] + self.offset[:, :2])
+        dist = np.linalg.norm(gap, axis=-1)
+        bound = self.cfg.max_root_distance
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(np.isfinite(dist) & (dist > bound), 1.0 - bound / dist, 0.0)
+        self.offset[:, :2] += share[:, None] * np.nan_to_num(gap)
 
     def reset(self, ids) -> None:
         """RSI: the given simulations start at random reference frames, the
@@ -77,7 +98,9 @@ class BatchTrackingEnv:
         self.ctrl[ids] = self.ref.qpos[f, 7:]
         self.warm[ids] = 0.0
         self.frame[ids], self.steps[ids], self.ret[ids], self.length[ids] = f, 0, 0.0, 0.0
-        self.obs[ids] = envmod.observation(np, self._ref(f), self._future(f), self.hips_forward)
+        self.offset[ids] = 0.0
+        fut = [{k: v[ids] for k, v in r.items()} for r in self._future(self.frame)]
+        self.obs[ids] = envmod.observation(np, {k: v[f] for k, v in self.feats.items()}, fut, self.hips_forward)
 
     def step(self, action: np.ndarray) -> dict:
         cfg = self.cfg
@@ -90,6 +113,8 @@ class BatchTrackingEnv:
             self.batch.step()
         sim = envmod.body_features(np, self.xpos[:, 1:], self.xquat[:, 1:], self.cvel[:, 1:], self.xipos[:, 1:],
                                    self.mass)
+        if cfg.max_root_distance > 0:
+            self._reanchor(sim, f1)
         ref = self._ref(f1)
         qvel = np.asarray(self.qvel)
         reward, terms = envmod.reward_terms(np, cfg, sim, ref, qvel, self.ref.qvel[f1], self.parent, self.ee)

@@ -50,7 +50,12 @@ class EnvConfig:
     is held out. action_scale: rad per unit action. future_frames: reference
     frames ahead shown to the policy. episode_seconds: time limit.
     fall_ratio, max_deviation: termination (see module doc). min_frames_left:
-    RSI never starts closer than this to a clip end."""
+    RSI never starts closer than this to a clip end. max_root_distance (m):
+    0 plays the reference where it was captured; > 0 moves it on the ground
+    each step so that its hips stay within this of the body's, as the live
+    loop's physics stage does (`tracker.PhysicsStage`): a policy for the live
+    loop is then not asked to hold a path the loop never holds it to
+    (C MuJoCo engine only)."""
 
     tags: tuple = (("content", ("run", "walk")), ("style", "normal"))
     split: str = "train"
@@ -61,6 +66,7 @@ class EnvConfig:
     fall_ratio: float = 0.6
     max_deviation: float = 0.5
     min_frames_left: int = 10
+    max_root_distance: float = 0.0
     w_pose: float = 0.5
     w_vel: float = 0.05
     w_ee: float = 0.15
@@ -317,6 +323,9 @@ class TrackingEnv:
     before an auto-reset; equals obs otherwise), episode return and length."""
 
     def __init__(self, h: Humanoid, ref: Reference, cfg: EnvConfig = EnvConfig()):
+        if cfg.max_root_distance > 0:
+            raise ValueError("EnvConfig.max_root_distance (the live loop's re-anchoring) is implemented by the C "
+                             "MuJoCo environment only: train with --engine mujoco")
         import jax.numpy as jnp
         import mujoco
         mjx = import_mjx()

@@ -239,9 +239,10 @@ def _mean_quat(q: np.ndarray) -> np.ndarray:
     return v if v[0] >= 0 else -v
 
 
-def measure(db, root: str | None = None, every: int = 3) -> CorpusStats:
+def measure(db, root: str | None = None, every: int = 3, roles=None) -> CorpusStats:
     """Rest pose, Euler orders, hinge ranges and foot soles from a database
-    (every `every`-th frame: the whole corpus in a second or two)."""
+    (every `every`-th frame: the whole corpus in a second or two). roles: the
+    skeleton's anim.roles.Roles (segments from roles, not from the topology)."""
     skel = db.skeleton
     rot = np.asarray(db.rotations[::every], np.float64)
     pos = np.asarray(db.positions[::every], np.float64)
@@ -264,7 +265,8 @@ def measure(db, root: str | None = None, every: int = 3) -> CorpusStats:
     stats = CorpusStats(rest.astype(np.float32), pos[:, root_j].mean(axis=0).astype(np.float32),
                         tuple(orders), ranges.astype(np.float32))
     grot, gpos = quat.fk(rot, pos, skel.parents)
-    cls = classify(skel, root_j, rest.astype(np.float32))
+    cls = classify_roles(skel, root_j, roles) if roles is not None else classify(skel, root_j,
+                                                                                 rest.astype(np.float32))
     soles = {}
     for j, c in enumerate(cls):
         if c not in ("foot", "toes"):
@@ -352,6 +354,59 @@ def classify(skel: Skeleton, root: int, rest: np.ndarray) -> list:
     return cls
 
 
+def classify_roles(skel: Skeleton, root: int, roles) -> list:
+    """Segment class of every joint from its joint roles (anim.roles): upper leg
+    thigh, lower leg shank, foot, toe (and what is below it) toes; shoulder
+    clavicle, upper arm, forearm, hand (and below); neck, head (and below);
+    chest upper_trunk; the root and the joints between it and the thighs (CMU's
+    LHipJoint) pelvis; the rest of the trunk mid_trunk. Helper joints get ''
+    (no body: they merge into their parent). Joints above the root get ''."""
+    n = skel.num_joints
+    idx = {r: skel.names.index(j) for r, j in roles.joints.items()}
+    helpers = set(roles.helpers)
+    cls = [""] * n
+
+    def path(a, b):
+        """Joints strictly between ancestor a and b."""
+        out, p = [], int(skel.parents[b])
+        while p >= 0 and p != a:
+            out.append(p)
+            p = int(skel.parents[p])
+        return out
+
+    for j in range(n):
+        if (j == root or _under(skel.parents, j, root)) and skel.names[j] not in helpers:
+            cls[j] = "mid_trunk"
+    cls[root] = "pelvis"
+    order = [("chest", "upper_trunk"), ("head", "head")]
+    for side in ("left", "right"):
+        order += [(f"{side}_{r}", c) for r, c in (("upper_leg", "thigh"), ("lower_leg", "shank"), ("foot", "foot"),
+                                                   ("toe", "toes"), ("shoulder", "clavicle"),
+                                                   ("upper_arm", "upper_arm"), ("forearm", "forearm"),
+                                                   ("hand", "hand"))]
+    for role, c in order:
+        j = idx.get(role)
+        if j is None or not cls[j]:
+            continue
+        if c == "clavicle" and j == idx.get(role.replace("shoulder", "upper_arm")):
+            continue
+        cls[j] = c
+        if c in ("toes", "hand", "head"):            # what is below an end joint (and no helper)
+            for k in range(n):
+                if cls[k] and _under(skel.parents, k, j):
+                    cls[k] = c
+    for side in ("left", "right"):
+        if f"{side}_upper_leg" in idx:
+            for k in path(root, idx[f"{side}_upper_leg"]):
+                if cls[k]:
+                    cls[k] = "pelvis"
+    if "head" in idx and "chest" in idx:
+        for k in path(idx["chest"], idx["head"]):
+            if cls[k]:
+                cls[k] = "neck"
+    return cls
+
+
 def _masses(cls: list, total: float) -> dict:
     """kg per joint from de Leva's fractions, split between bodies of a class."""
     count = {}
@@ -402,11 +457,20 @@ def _frame(x_axis, z_hint):
 
 # ====================================================================== build
 def build(skeleton: Skeleton, stats: CorpusStats | None = None, config: HumanoidConfig = HumanoidConfig(),
-          root: str | int = "Hips") -> Humanoid:
+          root: str | int | None = None, roles=None) -> Humanoid:
     """The MJCF humanoid of `skeleton`. Without `stats` the rest pose is the
-    skeleton's identity pose, orders 'xyz' and ranges +-pi."""
+    skeleton's identity pose, orders 'xyz' and ranges +-pi. root: the floating
+    body's joint (default: the hips role). roles: anim.roles.Roles of the
+    skeleton (default: found from its names); segments come from them and
+    helper joints get no body (they keep their pose from the database when
+    the body is converted back: convert.qpos_to_pose)."""
     skel = skeleton
     n = skel.num_joints
+    if roles is None:
+        from anim.roles import find_roles
+        roles = find_roles(skel)
+    if root is None:
+        root = roles["hips"]
     root_j = skel.index(root) if isinstance(root, str) else int(root)
     if stats is None:
         stats = CorpusStats(quat.identity((n,)), skel.offsets[root_j].copy(), ("xyz",) * n,
@@ -415,10 +479,10 @@ def build(skeleton: Skeleton, stats: CorpusStats | None = None, config: Humanoid
     rest_pos = skel.offsets.astype(np.float64).copy()
     rest_pos[root_j] = stats.root_position
     grot, gpos = quat.fk(rest, rest_pos, skel.parents)
-    cls = classify(skel, root_j, rest.astype(np.float32))
+    cls = classify_roles(skel, root_j, roles)
 
-    # bodies: the root's subtree, parents before children
-    joints = [j for j in range(n) if j == root_j or _under(skel.parents, j, root_j)]
+    # bodies: the root's subtree but its helper joints, parents before children
+    joints = [j for j in range(n) if cls[j] and (j == root_j or _under(skel.parents, j, root_j))]
     kids = {j: [c for c in skel.children(j) if c in joints] for j in joints}
     # stature from the hip joint's height (0.53 of stature, Drillis & Contini 1966);
     # joint extents miss the head top and the soles
@@ -632,21 +696,17 @@ def _under(parents, j, ancestor) -> bool:
 
 def from_database(db, config: HumanoidConfig = HumanoidConfig(), every: int = 4) -> Humanoid:
     """The humanoid of a database's skeleton, rest pose and ranges from its frames."""
-    return build(db.skeleton, measure(db, every=every), config, root=db.config.hips)
+    if hasattr(db, "roles"):
+        roles = db.roles()
+    else:                                   # a clip pack: roles from the names
+        from anim.roles import find_roles
+        roles = find_roles(db.skeleton)
+    return build(db.skeleton, measure(db, every=every, roles=roles), config, root=db.config.hips, roles=roles)
 
 
 def save(h: Humanoid, path: str) -> None:
-    import os
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(h.to_dict(), f)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    from anim.fileio import write_text
+    write_text(path, json.dumps(h.to_dict()))
 
 
 def load(path: str, skeleton: Skeleton | None = None) -> Humanoid:

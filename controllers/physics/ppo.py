@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -210,20 +209,10 @@ def _make_update(cfg: PPOConfig, sgd):
 
 # ------------------------------------------------------------------ saving
 def _atomic_write(path: str, write) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """write(file) into `path` through anim.fileio.atomic_write."""
+    from anim.fileio import atomic_write
+    with atomic_write(path) as f:
+        write(f)
 
 
 def _flatten(tree, prefix=""):
@@ -246,25 +235,36 @@ def save_checkpoint(path: str, ts: dict, meta: dict, light: bool = False) -> Non
 
 
 def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
-    """Fill a freshly initialized TrainState with a checkpoint's arrays."""
+    """Fill a freshly initialized TrainState with a checkpoint's arrays. Read
+    without pickles; a damaged file, one for another network or holding NaN
+    is an ArtefactError naming it."""
     import jax
     import jax.numpy as jnp
-    with np.load(path, allow_pickle=False) as z:
+
+    from anim.fileio import ArtefactError, read_npz
+    z = read_npz(path, "training checkpoint")
+    try:
         meta = json.loads(str(z["__meta__"]))
-        if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: checkpoint version {meta.get('checkpoint_version')}, expected "
-                             f"{CHECKPOINT_VERSION}")
-        names = ("params", "opt", "norm", "rng", "env_steps", "iteration")
-        if not any(k.startswith("['opt']") for k in z.files):
-            names = tuple(n for n in names if n != "opt")      # a light checkpoint: Adam starts afresh
-        keep = {k: ts_template[k] for k in names}
-        paths, treedef = jax.tree_util.tree_flatten_with_path(keep)
-        leaves = []
-        for p, v in paths:
-            key = jax.tree_util.keystr(p)
-            if key not in z or z[key].shape != np.shape(v):
-                raise ValueError(f"{path}: checkpoint does not fit this model/network ({key})")
-            leaves.append(jnp.asarray(z[key], dtype=v.dtype))
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not an object")
+    except (KeyError, ValueError) as e:
+        raise ArtefactError(f"{path}: damaged checkpoint (meta: {type(e).__name__}: {e})") from None
+    if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
+        raise ArtefactError(f"{path}: checkpoint version {meta.get('checkpoint_version')}, expected "
+                            f"{CHECKPOINT_VERSION}")
+    names = ("params", "opt", "norm", "rng", "env_steps", "iteration")
+    if not any(k.startswith("['opt']") for k in z):
+        names = tuple(n for n in names if n != "opt")      # a light checkpoint: Adam starts afresh
+    keep = {k: ts_template[k] for k in names}
+    paths, treedef = jax.tree_util.tree_flatten_with_path(keep)
+    leaves = []
+    for p, v in paths:
+        key = jax.tree_util.keystr(p)
+        if key not in z or z[key].shape != np.shape(v):
+            raise ArtefactError(f"{path}: checkpoint does not fit this model/network ({key})")
+        if z[key].dtype.kind == "f" and not np.isfinite(z[key]).all():
+            raise ArtefactError(f"{path}: damaged checkpoint ({key} holds NaN or infinite values)")
+        leaves.append(jnp.asarray(z[key], dtype=v.dtype))
     restored = jax.tree_util.tree_unflatten(treedef, leaves)
     return {**ts_template, **restored}, meta
 
@@ -289,18 +289,61 @@ def save_policy(path: str, ts: dict, humanoid, env_cfg, ppo_cfg: PPOConfig, seed
 
 def load_policy(path: str, skeleton=None):
     """-> (NumpyPolicy, Humanoid, EnvConfig, meta). A policy built for another
-    skeleton, or in another format version, is an error."""
+    skeleton, or in another format version, is an error. The archive's CRC-32
+    of every member is checked as it is read, the layers must chain from the
+    observation size to the humanoid's actuators and hold finite values: a
+    truncated, bit-flipped or foreign file is an ArtefactError naming it."""
+    from anim.fileio import ArtefactError, read_npz
+
     from .env import EnvConfig
     from .humanoid import Humanoid
-    with np.load(path, allow_pickle=False) as z:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such policy file (train one with `anim train policy`)")
+    z = read_npz(path, "physics policy file")
+
+    def damaged(problem):
+        return ArtefactError(f"{path}: damaged policy file ({problem})")
+
+    try:
         meta = json.loads(str(z["__meta__"]))
-        if meta.get("format") != POLICY_FORMAT or meta.get("version") != POLICY_VERSION:
-            raise ValueError(f"{path}: policy format {meta.get('format')} v{meta.get('version')}, this code "
-                             f"reads {POLICY_FORMAT} v{POLICY_VERSION}: retrain it")
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not an object")
+    except (KeyError, ValueError) as e:
+        raise damaged(f"meta: {type(e).__name__}: {e}") from None
+    if meta.get("format") != POLICY_FORMAT or meta.get("version") != POLICY_VERSION:
+        raise ArtefactError(f"{path}: policy format {meta.get('format')} v{meta.get('version')}, this code "
+                            f"reads {POLICY_FORMAT} v{POLICY_VERSION}: retrain it")
+    try:
         h = Humanoid.from_dict(meta["humanoid"], skeleton)
-        layers = [(z[f"policy_w{i}"], z[f"policy_b{i}"]) for i in range(meta["layers"])]
+        n = int(meta["layers"])
+        layers = [(z[f"policy_w{i}"], z[f"policy_b{i}"]) for i in range(n)]
+        obs_mean, obs_var = z["obs_mean"], z["obs_var"]
         env_d = dict(meta["env"])
         env_d["tags"] = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in env_d["tags"])
         env_d["future_frames"] = tuple(env_d["future_frames"])
-        pol = networks.NumpyPolicy(layers, z["obs_mean"], z["obs_var"], meta["ppo"]["network"]["obs_clip"])
-    return pol, h, EnvConfig(**env_d), meta
+        env_cfg = EnvConfig(**env_d)
+        clip = float(meta["ppo"]["network"]["obs_clip"])
+        nu = h.nu
+    except ArtefactError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, ValueError) and "skeleton" in str(e):
+            raise                  # built for another skeleton: its own clear error
+        raise damaged(f"{type(e).__name__}: {e}") from None
+    n_in = obs_mean.shape[0] if obs_mean.ndim == 1 else -1
+    if n < 1 or obs_var.shape != obs_mean.shape or n_in < 1:
+        raise damaged(f"observation normalizer of shapes {obs_mean.shape} and {obs_var.shape}")
+    for i, (w, b) in enumerate(layers):
+        if w.ndim != 2 or w.shape[0] != n_in or b.shape != (w.shape[1],):
+            raise damaged(f"layer {i} has shapes {w.shape} and {b.shape}, expected ({n_in}, k) and (k,)")
+        n_in = w.shape[1]
+    if n_in != nu:
+        raise damaged(f"the policy outputs {n_in} actions, the humanoid has {nu} actuators")
+    for k, a in [("obs_mean", obs_mean), ("obs_var", obs_var)] + \
+            [(f"policy layer {i}", a) for i, (w, b) in enumerate(layers) for a in (w, b)]:
+        if a.dtype.kind != "f" or not np.isfinite(a).all():
+            raise damaged(f"{k} holds NaN or infinite values")
+    if (obs_var < 0).any() or not np.isfinite(clip) or clip <= 0:
+        raise damaged("negative observation variance or bad obs_clip")
+    pol = networks.NumpyPolicy(layers, obs_mean, obs_var, clip)
+    return pol, h, env_cfg, meta

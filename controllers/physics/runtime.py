@@ -19,6 +19,10 @@ ControlInput.actions containing 'push' shoves the character: a horizontal
 impulse of `push_impulse` N s on the hips, spread over `push_seconds`, along
 the stick direction (world) or, with the stick at rest, to the character's
 left.
+
+Each step's input passes an `anim.control.InputGuard` (`SimulatedBody.guard`):
+a non-finite stick is no stick (a push then goes to the character's left),
+and `reset(pose)` with a non-finite root starts at the origin.
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from anim import quat
-from anim.control import ControlInput
+from anim.control import ControlInput, InputGuard, usable_pose
 from anim.skeleton import Pose, PoseInfo
 
 from . import convert, env as envmod
-from .env import EnvConfig, body_features, observation
+from .env import EnvConfig, body_features
 from .humanoid import Humanoid, HumanoidConfig
 
 
@@ -136,30 +140,49 @@ class SimulatedBody:
         self.mass = m.body_mass[1:].copy()
         self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
         self.hips_body = h.body_of(h.root)
+        self._hips_forward = np.asarray(h.hips_forward, np.float64)
+        self._obs_size = 1 + (m.nbody - 1) * (15 + 9 * len(self.cfg.future_frames))
         feet = [j for j in h.joints if h.segments[j] in ("foot", "toes")]
-        self._foot_side = {h.body_of(j): (0 if skeleton.names[j].endswith(("_L", "_l"))
-                                          or skeleton.names[j].startswith("Left") else 1) for j in feet}
+        if db is not None and hasattr(db, "roles"):      # left/right from the joint roles, not the names
+            roles = db.roles()
+        else:
+            from anim.roles import find_roles
+            roles = find_roles(skeleton)
+        legs = [skeleton.index(n) for n in roles.pair("upper_leg")]
+        self._foot_side = {h.body_of(j): i for j in feet for i, leg in enumerate(legs)
+                           if j == leg or _below(skeleton.parents, j, leg)}
+        self._clear()
+        self._last_feats = None
+        self.guard = InputGuard()
+        self.reset_stats()
+
+    def _clear(self) -> None:
+        """No push under way, no fall, no error: a body just placed."""
         self.push_left = 0.0
         self.push_force = np.zeros(3)
         self.error_cm = 0.0
         self.pose_error_cm = 0.0
         self.fallen_for = 0.0
         self.ms = 0.0
-        self._last_feats = None
-        self.reset_stats()
 
     def _features(self):
         d = self.data
         return body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], self.mass)
 
     def _observe(self, future: list, sim=None) -> np.ndarray:
+        """`env.observation` (what training saw), by the compiled kernel."""
+        from . import kernels
         sim = self._features() if sim is None else sim
-        return observation(np, sim, future, self.h.hips_forward.astype(np.float64)).astype(np.float32)
+        out = np.empty(self._obs_size, np.float32)
+        kernels.observation(sim["pos"], sim["quat"], sim["vel"], sim["avel"],
+                            np.stack([f["pos"] for f in future]), np.stack([f["quat"] for f in future]),
+                            self._hips_forward, out)
+        return out
 
     def push(self, move=None) -> None:
         """Shove the hips: `push_impulse` N s over `push_seconds`, along `move`
         (a world ground direction x, z) or, when it is at rest, to the body's left."""
-        move = np.zeros(2) if move is None else np.asarray(move, np.float64)
+        move = self.guard.control(ControlInput(move=np.zeros(2) if move is None else move)).move.astype(np.float64)
         if np.hypot(move[0], move[1]) > 1e-3:
             direction = np.array([move[0], 0.0, move[1]])
         else:   # the character's left
@@ -315,20 +338,14 @@ class PhysicsController(SimulatedBody):
     # ------------------------------------------------------------ interface
     def reset(self, pose: Pose | None = None) -> Pose:
         import mujoco
-        if pose is None:
+        if pose is None or not usable_pose(pose):     # none, or not finite: at the origin
             root_rot, root_pos = quat.identity(()), np.zeros(3)
         else:
-            root_rot = np.asarray(pose.rotations[0], np.float64)
+            root_rot = quat.normalize(np.asarray(pose.rotations[0], np.float64))
             root_pos = np.asarray(pose.positions[0], np.float64) * np.array([1.0, 0.0, 1.0])
         self._anchor(root_rot, root_pos)
         self._set_state(0)
-        self.fallen_for = 0.0
-        self.push_left = 0.0
-        self.push_force = np.zeros(3)
-        self.clock = 0.0
-        self.ms = 0.0
-        self.error_cm = 0.0
-        self.pose_error_cm = 0.0
+        self._clear()
         mujoco.mj_forward(self.model, self.data)
         return self._pose()
 
@@ -352,7 +369,7 @@ class PhysicsController(SimulatedBody):
         """One 60 Hz tick (the runtime loop ticks at a fixed rate; `dt` is
         not read)."""
         t0 = time.perf_counter()
-        control = control or ControlInput()
+        control, dt = self.guard(control, dt)
         if "push" in control.actions:
             self.push(control.move)
         self.tick()
@@ -386,3 +403,12 @@ class PhysicsController(SimulatedBody):
                         fallen=self.fallen, falls=self.stats["falls"],
                         status=None if self.policy is not None else "PD tracking, no policy")
         return Pose(rot, pos, self._foot_contacts(), info)
+
+
+def _below(parents, j, ancestor) -> bool:
+    p = int(parents[j])
+    while p >= 0:
+        if p == ancestor:
+            return True
+        p = int(parents[p])
+    return False

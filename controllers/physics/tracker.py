@@ -109,7 +109,7 @@ class PhysicsStage(SimulatedBody):
         rot = np.asarray(pose.rotations, np.float32)
         pos = np.array(pose.positions, np.float32)
         pos[0] += self.offset.astype(np.float32)
-        qpos = convert.pose_to_qpos(self.h, rot, pos)
+        qpos = convert.pose_to_qpos_fast(self.h, rot, pos)
         d = self._ref_data
         d.qpos[:] = qpos
         mujoco.mj_kinematics(self.model, d)
@@ -150,12 +150,9 @@ class PhysicsStage(SimulatedBody):
         self.offset = np.zeros(3)
         self._fill(self._last_control, pose)
         self._set_body()
-        self.fallen_for = 0.0
-        self.push_left = 0.0
-        self.push_force = np.zeros(3)
-        self.error_cm = self.pose_error_cm = self.root_distance_cm = 0.0
+        self._clear()
+        self.root_distance_cm = 0.0
         self._blend = None
-        self.ms = 0.0
         self.reset_stats()
         self.stats.update({"recoveries": 0, "root_distance_cm_sum": 0.0})
         return self._pose()
@@ -165,7 +162,7 @@ class PhysicsStage(SimulatedBody):
         ahead, the body tracks the frame it is at, the reference is pulled
         back to the body, a fall is recovered."""
         t0 = time.perf_counter()
-        control = control or ControlInput()
+        control, dt = self.guard(control, dt)
         self._last_control = control
         if "push" in control.actions:
             self.push(control.move)
@@ -200,8 +197,7 @@ class PhysicsStage(SimulatedBody):
         self.offset = np.zeros(3)
         self._fill(control, Pose(rot, pos))
         self._set_body()
-        self.fallen_for = 0.0
-        self.push_left = 0.0
+        self._clear()
         self.stats["recoveries"] += 1
         self._blend = [fallen[0], fallen[1], 0.0] if fallen is not None else None
 

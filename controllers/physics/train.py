@@ -25,6 +25,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+from anim.fileio import atomic_write, truncate_jsonl, write_text
+
 from .env import EnvConfig, tags_from_dict
 from .humanoid import HumanoidConfig
 from .ppo import PPOConfig
@@ -127,15 +129,15 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
             echo(f"note: checkpoint seed {old.get('seed')} differs from --seed {cfg.seed}; keeping the checkpoint's")
             meta["seed"] = old.get("seed")
         echo(f"resumed from {paths['ckpt']} at iteration {int(ts['iteration'])}, {float(ts['env_steps']):,.0f} steps")
+        done = int(ts["iteration"])          # the log ends where the checkpoint does
+        truncate_jsonl(paths["log"], lambda r: r.get("iteration", 0) <= done)
         if float(ts["env_steps"]) >= cfg.steps:
             echo(f"the checkpoint has already taken the step budget (--steps {cfg.steps:,.0f} counts the steps "
                  f"before the resume too): nothing to train; raise --steps")
             return {}
     elif not resume and os.path.exists(paths["log"]):
         os.replace(paths["log"], paths["log"] + ".old")
-    with open(paths["config"] + ".tmp", "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(paths["config"] + ".tmp", paths["config"])
+    write_text(paths["config"], json.dumps(meta, indent=1))
 
     # Ctrl-C, or SIGTERM / SIGINT to a background run, ends it with a checkpoint
     import signal
@@ -287,11 +289,8 @@ def plot(log_path: str, png_path: str, width: int = 1200, height: int = 800) -> 
             pygame.draw.lines(surf, (30, 90, 200), False, scr, 2)
         else:
             pygame.draw.circle(surf, (30, 90, 200), (int(scr[0][0]), int(scr[0][1])), 3)
-    folder = os.path.dirname(os.path.abspath(png_path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, ".tmp-curves.png")
-    pygame.image.save(surf, tmp)
-    os.replace(tmp, png_path)
+    with atomic_write(png_path) as f:
+        pygame.image.save(surf, f, "curves.png")       # the name hint picks PNG
     return png_path
 
 
@@ -314,6 +313,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-limit", type=float, default=0.0, metavar="S",
                    help="stop once the run has taken S seconds, compile included, with a checkpoint "
                         "(default: no limit)")
+    p.add_argument("--max-root-distance", type=float, default=0.0, metavar="M",
+                   help="keep each reference's hips within M metres of the body's, moving the reference on the "
+                        "ground as the live loop does (0: off; the live loop uses 0.15; --engine mujoco)")
     p.add_argument("--lr", type=float, default=d.ppo.learning_rate, help="Adam learning rate")
     p.add_argument("--hidden", default="256,256", help="policy/value hidden widths (default 256,256)")
     p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
@@ -345,7 +347,7 @@ def config_from_args(a) -> TrainConfig:
     return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
                        checkpoint_every=a.checkpoint_every, time_limit=a.time_limit, humanoid_file=a.humanoid,
                        engine=a.engine,
-                       env=EnvConfig(tags=tags_from_dict(tags)),
+                       env=EnvConfig(tags=tags_from_dict(tags), max_root_distance=a.max_root_distance),
                        ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
                                      num_minibatches=a.minibatches, update_epochs=a.epochs),
                        humanoid=HumanoidConfig(self_collision=a.self_collision, ground_contacts=a.ground_contacts,

@@ -21,13 +21,19 @@ frame and hangs the body from the tracked head. The diffusion predictor keeps
 the frames it has shown and inpaints them as the window's past (reset()
 clears them). A missing hand keeps its last
 pose (or, before any, a rest position relative to the head); a missing head
-holds the last pose. The model assumes 60 Hz ticks (velocities are per-tick
+holds the last pose. Each step's input passes an `anim.control.InputGuard`
+first: a device with a NaN, an infinity, a zero rotation or a position over
+1 km away counts as missing for that tick (so a bad hand keeps its last good
+pose, a bad head holds the body), and should the predictor still return a
+non-finite pose the history is cleared and the last pose held
+(stats['recovered']). The model assumes 60 Hz ticks (velocities are per-tick
 differences x 60), whatever `dt` says.
 
 Pose.info (a PoseInfo): controller, ms (time of this step), debug_lines (the
 three devices' forward axes), ghost when `ghost` is set (e.g. by a trace
 replay that knows the ground truth), and status 'waiting' before the first
-head pose, 'head lost' while the head is missing.
+head pose, 'head lost' while the head is missing, 'recovered' on a held pose
+after a non-finite prediction.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import time
 import numpy as np
 
 from anim import quat
-from anim.control import ControlInput
+from anim.control import ControlInput, InputGuard
 from anim.skeleton import Pose, PoseInfo
 
 from . import data as vd
@@ -54,7 +60,7 @@ class VRController:
         self.skeleton = predictor.skeleton
         self.window = int(predictor.window)
         self.head_forward = np.asarray(predictor.head_forward, np.float32)
-        off = np.stack([np.asarray(predictor.calibration[d], np.float32) for d in vd.DEVICES])
+        off = vd.calibration_offsets(predictor.calibration)
         self._offset = off
         self._q = np.zeros((self.window + 1, 3, 4), np.float32)
         self._p = np.zeros((self.window + 1, 3, 3), np.float32)
@@ -62,7 +68,8 @@ class VRController:
         self._last_pose: Pose | None = None
         self._rest_hands = np.array([[0.2, -0.55, 0.15], [-0.2, -0.55, 0.15]], np.float32)  # head frame
         self.ghost: Pose | None = None
-        self.stats = {"ticks": 0}
+        self.stats = {"ticks": 0, "recovered": 0}
+        self.guard = InputGuard()
         # warm up (numba compiles or loads its kernel) now, not on the first live tick
         y = predictor.predict(np.zeros((1, self.window, vd.SPARSE_DIM), np.float32), np.zeros(1, np.float32))
         vd.poses_from_features(y[0], np.float32(0), np.zeros(3, np.float32), self.skeleton)
@@ -76,16 +83,19 @@ class VRController:
 
     # ---------------------------------------------------------------- protocol
     def reset(self, pose: Pose | None = None) -> Pose:
-        """Clear the history. Returns `pose`, or a standing pose at the origin."""
+        """Clear the history. Returns `pose` (when wholly finite), or a standing pose at the origin."""
         self._n = 0
         if hasattr(self.predictor, "reset"):
             self.predictor.reset()
+        if pose is not None and not (np.isfinite(pose.rotations).all() and np.isfinite(pose.positions).all()):
+            pose = None
         if pose is None:
             pose = self._standing_pose()
         self._last_pose = pose
         return pose
 
     def step(self, control_input: ControlInput, dt: float) -> Pose:
+        control_input = self.guard.control(control_input)
         with single_thread():
             return self._step(control_input)
 
@@ -108,6 +118,12 @@ class VRController:
         x, theta, _ = vd.sparse_features(self._q[None], self._p[None], self.head_forward)
         y = self.predictor.predict(x, theta)
         rot, pos = vd.poses_from_features(y[0], theta[0], self._p[-1, 0], self.skeleton)
+        if not (np.isfinite(rot).all() and np.isfinite(pos).all()):
+            self.stats["recovered"] += 1
+            last = self._last_pose
+            self.reset(last)
+            return Pose(last.rotations, last.positions, last.contacts,
+                        dataclasses.replace(last.info, status="recovered"))
         ms = (time.perf_counter() - t0) * 1000
         info = PoseInfo(controller=f"vr-{getattr(self.predictor, 'kind', '?')}", ms=ms,
                         debug_lines=self._device_lines(), ghost=self.ghost)

@@ -79,6 +79,45 @@ LOWER_BODY = ("Hips", "UpperLeg_L", "UpperLeg_R", "LowerLeg_L", "LowerLeg_R", "F
               "Toes_L", "Toes_R")
 HANDS = ("Hand_L", "Hand_R")
 FEET = ("Toes_L", "Toes_R")      # the joints foot contacts are detected on (DatabaseConfig.toes)
+# (the names above are the Bandai Namco rig's; any skeleton's come from its joint roles: `joint_groups`)
+
+
+def joint_groups(skeleton, roles=None) -> dict:
+    """The joints the VR pipeline reads, by role (anim.roles), for any skeleton:
+    devices (head, left hand, right hand), hips, lower_body (hips, upper and
+    lower legs, feet, toes), hands, feet (the contact joints: toes). On the
+    Bandai Namco rig these are DEVICES, LOWER_BODY, HANDS and FEET. roles: the
+    skeleton's Roles (e.g. a database's `db.roles()`, which a joint map made);
+    remembered for the skeleton, found from its names when never given."""
+    key = skeleton.signature()
+    hit = _GROUPS.get(key)
+    if hit is None or roles is not None:
+        from anim.roles import RoleError, find_roles
+        try:
+            r = roles if roles is not None else find_roles(skeleton)
+        except RoleError:
+            if not set(DEVICES + LOWER_BODY).issubset(skeleton.names):
+                raise
+            hit = {"devices": DEVICES, "hips": LOWER_BODY[0], "lower_body": LOWER_BODY, "hands": HANDS,
+                   "feet": FEET}            # a Bandai-named skeleton without arms (a test's): its names
+            _GROUPS[key] = hit
+            return hit
+        lower = (r["hips"],) + tuple(n for role in ("upper_leg", "lower_leg", "foot", "toe") for n in r.pair(role))
+        hit = {"devices": (r["head"], r["left_hand"], r["right_hand"]), "hips": r["hips"], "lower_body": lower,
+               "hands": r.pair("hand"), "feet": r.pair("toe")}
+        _GROUPS[key] = hit
+    return hit
+
+
+_GROUPS: dict = {}
+
+
+def calibration_offsets(calibration: dict) -> np.ndarray:
+    """[3, 4] device -> joint offsets of a calibration (keyed by the device joints'
+    names, in device order: head, left hand, right hand)."""
+    if all(d in calibration for d in DEVICES):
+        return np.stack([np.asarray(calibration[d], np.float32) for d in DEVICES])
+    return np.stack([np.asarray(v, np.float32) for v in list(calibration.values())[:3]])
 
 
 @dataclass(frozen=True)
@@ -263,6 +302,19 @@ def _select_clips(cfg: VRDataConfig, progress: bool):
     return clips
 
 
+def from_any_database(db, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> VRData:
+    """VRData of any mirrored database (e.g. `anim build-db --data DIR` on another
+    rig): its original clips split by `make_split`, the devices at the head and
+    hand roles of its skeleton (`joint_groups`)."""
+    ids = [(clip_id(t, n), t) for n, t in zip(db.clip_names, db.clip_tags) if not t.get("mirrored")]
+    if not ids:
+        raise ValueError("vr data: the database has no clips")
+    split = make_split(ids, seed, fractions)
+    which = {cid: s for s, cids in split.items() for cid in cids}
+    joint_groups(db.skeleton, db.roles())
+    return from_database(db, which)
+
+
 def build(cfg: VRDataConfig = VRDataConfig(), progress: bool = True) -> VRData:
     """Load the clips, build a mirrored 60 Hz database (anim.database), keep
     train clips with their mirrors and val/test clips without, and extract the
@@ -309,7 +361,8 @@ def from_database(db, which: dict, frames_per_chunk: int = 100_000) -> VRData:
     lengths = np.array([db.range_stops[c] - db.range_starts[c] for c, _ in keep], np.int64)
     n = int(lengths.sum())
     j = skel.num_joints
-    dev = [skel.index(d) for d in DEVICES]
+    devices = joint_groups(skel)["devices"]
+    dev = [skel.index(d) for d in devices]
     hips = skel.index(db.config.hips)
     if hips != 1 or list(skel.parents[2:]).count(0):
         raise ValueError("vr data: expects joint 0 = simulation bone and joint 1 = hips (the only child)")
@@ -317,7 +370,7 @@ def from_database(db, which: dict, frames_per_chunk: int = 100_000) -> VRData:
                hips_q=np.empty((n, 4), np.float32), hips_p=np.empty((n, 3), np.float32),
                local_q=np.empty((n, j - 2, 4), np.float32), contacts=np.empty((n, 2), bool))
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    sim_rel = {d: [] for d in DEVICES}
+    sim_rel = {d: [] for d in devices}
     i = 0
     for (c, _), t in zip(keep, lengths):
         a = int(db.range_starts[c])
@@ -334,10 +387,10 @@ def from_database(db, which: dict, frames_per_chunk: int = 100_000) -> VRData:
             out["local_q"][sl] = rot[:, 2:]
             out["contacts"][sl] = np.asarray(db.contacts[a + s:a + e])
             for k, d in enumerate(dev):   # device orientation relative to the character's facing
-                sim_rel[DEVICES[k]].append(quat.mul(quat.inv(grot[::10, 0]), grot[::10, d]))
+                sim_rel[devices[k]].append(quat.mul(quat.inv(grot[::10, 0]), grot[::10, d]))
         i += t
     calibration = {}
-    for d in DEVICES:
+    for d in devices:
         m = _mean_quat(np.concatenate(sim_rel[d]).astype(np.float64))
         calibration[d] = (m * np.sign(m[0] if m[0] != 0 else 1)).astype(np.float32).tolist()
     return VRData(skeleton=skel, config=VRDataConfig(), starts=starts, stops=starts + lengths,
@@ -388,7 +441,7 @@ _Q_SCALE = 16384          # rotation components quantized to 1/16384 (< 0.004 de
 _P_SCALE = 10000          # hips positions to 0.1 mm (metres in the corpus' units / 1e4)
 
 
-def pack(data: VRData, path, splits=("train", "val"), progress: bool = True) -> dict:
+def pack(data: VRData, path, splits=("train", "val"), progress: bool = True, tolerance: float = 1e-3) -> dict:
     """Write the clips of `splits` as one portable file (to train on a machine
     without the mocap corpus, e.g. a remote GPU: `train --data PATH`).
 
@@ -397,7 +450,10 @@ def pack(data: VRData, path, splits=("train", "val"), progress: bool = True) -> 
     differenced along each clip's frames and LZMA-compressed; foot contacts;
     the skeleton, clip table and calibration. Device poses are not stored:
     `unpack` recomputes them by forward kinematics (checked here on every
-    frame to reproduce the stored ones within 1e-3, else ValueError).
+    frame to reproduce the stored ones within `tolerance`, else ValueError; a rig
+    that is not quite left/right symmetric, such as Character Creator's, has
+    mirrored bone offsets a millimetre or two off its own, which FK from the
+    stored offsets does not see: pack such data with tolerance 5e-3).
     Returns {"path", "frames", "clips", "bytes", "max_device_error"}."""
     import lzma
     keep = [c for c, s in enumerate(data.clip_split) if s in splits]
@@ -420,7 +476,7 @@ def pack(data: VRData, path, splits=("train", "val"), progress: bool = True) -> 
     dq, dp = _devices_by_fk(data.skeleton, unq[:, 0], pi.astype(np.float32) / _P_SCALE, unq[:, 1:])
     err = max(float(np.abs(np.abs((dq * data.dev_q[sel]).sum(-1)) - 1).max()),
               float(np.abs(dp - data.dev_p[sel]).max()))
-    if err > 1e-3:
+    if err > tolerance:
         raise ValueError(f"vr pack: forward kinematics does not reproduce the device poses (error {err:.2g})")
 
     def delta(a):
@@ -457,7 +513,7 @@ def _dequantize_rotations(qi: np.ndarray, scale: float = _Q_SCALE) -> np.ndarray
 def _devices_by_fk(skel, hips_q, hips_p, local_q, chunk: int = 100_000):
     from anim import quat
     n, j = len(hips_q), skel.num_joints
-    dev = [skel.index(d) for d in DEVICES]
+    dev = [skel.index(d) for d in joint_groups(skel)["devices"]]
     dq, dp = np.empty((n, 3, 4), np.float32), np.empty((n, 3, 3), np.float32)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
@@ -519,7 +575,7 @@ def unpack(path, cfg: VRDataConfig | None = None) -> VRData:
 # =================================================================== features
 def head_forward_axis(calibration: dict) -> np.ndarray:
     """The head-local axis that points forward when the head is in its mean pose."""
-    off = np.asarray(calibration["Head"], np.float64)
+    off = calibration_offsets(calibration)[0].astype(np.float64)
     return quat.inv_rot(off, np.array([0.0, 0.0, 1.0])).astype(np.float32)
 
 
@@ -604,7 +660,7 @@ def poses_from_features(y: np.ndarray, theta: np.ndarray, head_p: np.ndarray, sk
     rot[..., 1, :] = hips_world
     pos[..., 1, :] = 0
     rot[..., 2:, :] = q[..., 1:, :]
-    head = skeleton.index("Head")
+    head = skeleton.index(joint_groups(skeleton)["devices"][0])
     _, gpos = quat.fk(rot, pos, skeleton.parents)
     hips_pos = np.asarray(head_p, np.float32) - gpos[..., head, :]
     sim_pos = hips_pos * np.array([1, 0, 1], np.float32)
@@ -681,13 +737,13 @@ def ground_truth_pose(data: VRData, frames: np.ndarray, head_forward: np.ndarray
 # =================================================================== devices
 def joints_to_devices(dev_q: np.ndarray, calibration: dict) -> np.ndarray:
     """Joint world rotations [..., 3, 4] -> device rotations (q_joint * inv(offset))."""
-    off = np.stack([np.asarray(calibration[d], np.float32) for d in DEVICES])
+    off = calibration_offsets(calibration)
     return quat.mul(dev_q, quat.inv(off)).astype(np.float32)
 
 
 def devices_to_joints(dev_q: np.ndarray, calibration: dict) -> np.ndarray:
     """Device rotations [..., 3, 4] -> joint world rotations (q_device * offset)."""
-    off = np.stack([np.asarray(calibration[d], np.float32) for d in DEVICES])
+    off = calibration_offsets(calibration)
     return quat.normalize(quat.mul(dev_q, off)).astype(np.float32)
 
 
@@ -701,13 +757,21 @@ def main(argv=None) -> int:
     p.add_argument("--pack", metavar="PATH", help="write the train and val clips to this file")
     p.add_argument("--splits", default="train,val", help="splits to pack (comma separated; default train,val)")
     p.add_argument("--max-clips", type=int, default=0, help="use at most this many clips (0: all)")
+    p.add_argument("--db", metavar="FILE", help="any mirrored database (`anim build-db --data DIR`: any "
+                                                "skeleton; head and hands from its joint roles) instead of the "
+                                                "corpus, split 80/10/10 by clip")
     args = p.parse_args(argv)
     t = time.perf_counter()
-    data = build(VRDataConfig(max_clips=args.max_clips))
+    if args.db:
+        from anim import database
+        data = from_any_database(database.load(args.db))
+    else:
+        data = build(VRDataConfig(max_clips=args.max_clips))
     print(f"vr data: {data.num_frames} frames, {len(data.starts)} clips ({time.perf_counter() - t:.1f} s)")
     if args.pack:
         t = time.perf_counter()
-        r = pack(data, args.pack, tuple(s for s in args.splits.split(",") if s))
+        r = pack(data, args.pack, tuple(s for s in args.splits.split(",") if s),
+                 tolerance=5e-3 if args.db else 1e-3)
         print(f"packed {r['frames']} frames of {r['clips']} clips into {r['path']}: {r['bytes'] / 1e6:.1f} MB "
               f"(device error {r['max_device_error']:.1e}, {time.perf_counter() - t:.1f} s)")
     return 0

@@ -85,11 +85,12 @@ class Accumulator:
     def __init__(self, skeleton, fps: float = vd.FPS):
         self.fps = fps
         names = skeleton.names[1:]
-        self.idx_hands = [names.index(n) for n in vd.HANDS]
-        self.idx_lower = [names.index(n) for n in vd.LOWER_BODY]
+        groups = vd.joint_groups(skeleton)               # by role: any skeleton
+        self.idx_hands = [names.index(n) for n in groups["hands"]]
+        self.idx_lower = [names.index(n) for n in groups["lower_body"]]
         self.idx_upper = [i for i in range(len(names)) if i not in self.idx_lower]
-        self.idx_root = names.index("Hips")
-        self.idx_feet = [names.index(n) for n in vd.FEET]
+        self.idx_root = names.index(groups["hips"])
+        self.idx_feet = [names.index(n) for n in groups["feet"]]
         self.sums: dict = {}
         self.counts: dict = {}
 
@@ -196,7 +197,7 @@ def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60) -> d
         n = min(b - a, frames + warmup - len(times))
         if n < 1:
             break
-        Loop(ctrl, source, [keep], fps=vd.FPS).run(ticks=n)
+        Loop(ctrl, source, [keep], fps=vd.FPS, cpu_time=True).run(ticks=n)
     ms = np.array(times[warmup:]) * 1000
     t = am.tick_times(ms)
     c = am.tick_times(np.array(cpu[warmup:]) * 1000)

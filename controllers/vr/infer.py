@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from anim.fileio import atomic_write
+from anim.fileio import ArtefactError, atomic_write, read_npz
 
 FORMAT = "anim-vr-model"
 FORMAT_VERSION = 1
@@ -38,19 +38,41 @@ def save_artefact(path: str, meta: dict, arrays: dict, half: bool = False) -> No
 
 
 def load_artefact(path: str, skeleton=None) -> tuple[dict, dict]:
+    """(meta, float32 arrays) of a saved VR model. The archive's CRC-32 of every
+    member is checked as it is read; the meta must parse and every array be
+    finite. A damaged, truncated or foreign file is an ArtefactError (a
+    ValueError) naming it; a missing one a FileNotFoundError."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such VR model (train one: python -m controllers.vr.train)")
-    with np.load(path) as z:
-        if "meta" not in z:
-            raise ValueError(f"{path}: not an {FORMAT} file")
-        meta = json.loads(z["meta"].tobytes())
-        arrays = {k: z[k].astype(np.float32) for k in z.files if k != "meta"}
+    stored = read_npz(path, "VR model file")
+    if "meta" not in stored:
+        raise ArtefactError(f"{path}: not an {FORMAT} file (no 'meta')")
+    try:
+        meta = json.loads(stored.pop("meta").tobytes())
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not an object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ArtefactError(f"{path}: damaged VR model (meta: {e})") from None
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: {meta.get('format')} v{meta.get('version')}, this code reads "
-                         f"{FORMAT} v{FORMAT_VERSION}: retrain it")
-    if skeleton is not None and skeleton.signature() != meta["skeleton"]["signature"]:
-        raise ValueError(f"{path}: trained for skeleton {meta['skeleton']['signature']!r}, "
-                         f"not {skeleton.signature()!r}")
+        raise ArtefactError(f"{path}: {meta.get('format')} v{meta.get('version')}, this code reads "
+                            f"{FORMAT} v{FORMAT_VERSION}: retrain it")
+    arrays = {}
+    for k, v in stored.items():
+        if v.dtype.kind != "f":
+            raise ArtefactError(f"{path}: damaged VR model (array {k!r} has dtype {v.dtype})")
+        a = v.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ArtefactError(f"{path}: damaged VR model ({k} holds NaN or infinite values)")
+        arrays[k] = a
+    for k in ("x_std", "y_std"):
+        if k in arrays and (arrays[k] <= 0).any():
+            raise ArtefactError(f"{path}: damaged VR model ({k} has values <= 0)")
+    try:
+        sig = meta["skeleton"]["signature"]
+    except (KeyError, TypeError):
+        raise ArtefactError(f"{path}: damaged VR model (no skeleton in meta)") from None
+    if skeleton is not None and skeleton.signature() != sig:
+        raise ValueError(f"{path}: trained for skeleton {sig!r}, not {skeleton.signature()!r}")
     return meta, arrays
 
 
@@ -404,9 +426,26 @@ def load_predictor(path: str, skeleton=None, inpaint: int | None = None, **kwarg
     (default: the artefact's online_inpaint_weight, else 1)."""
     meta, arrays = load_artefact(path, skeleton)
     kind = meta.get("kind")
-    if kind == "diffusion":
-        p = DiffusionPredictor(meta, arrays, **kwargs)
-        return p.set_inpaint(p.window - 1 if inpaint is None else inpaint)
-    if kind == "mlp":
-        return MLPPredictor(meta, arrays)
-    raise ValueError(f"{path}: unknown VR model kind {kind!r}")
+    if kind not in ("diffusion", "mlp"):
+        raise ArtefactError(f"{path}: unknown VR model kind {kind!r}")
+    try:
+        if kind == "diffusion":
+            p = DiffusionPredictor(meta, arrays, **kwargs)
+            p.set_inpaint(p.window - 1 if inpaint is None else inpaint)
+        else:
+            p = MLPPredictor(meta, arrays)
+        # a neutral window through every layer: their shapes must chain
+        probe = np.zeros((1, p.window) + p.x_mean.shape[-1:], np.float32)
+        if kind == "diffusion":      # one denoising step (a whole sampling costs ~0.5 s)
+            if p.noise.shape != (p.window,) + p.y_mean.shape[-1:]:
+                raise ValueError(f"noise has shape {p.noise.shape}")
+            out = p.denoise(p.noise[None], p.encode(probe), 0)[:, -1]
+        else:
+            out = p._predict(probe)
+    except (KeyError, IndexError, ValueError, TypeError) as e:
+        raise ArtefactError(f"{path}: damaged VR model (its layers do not fit together: "
+                            f"{type(e).__name__}: {e})") from None
+    if out.shape != (1,) + p.y_mean.shape[-1:] or not np.isfinite(out).all():
+        raise ArtefactError(f"{path}: damaged VR model (a neutral window gives an output of shape "
+                            f"{out.shape}, finite: {bool(np.isfinite(out).all())})")
+    return p

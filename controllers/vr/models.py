@@ -41,7 +41,7 @@ from .data import SPARSE_DIM
 from .schedule import cosine_alpha_bar, ddim_timesteps
 from .schedule import fixed_noise as _fixed_noise
 
-TARGET_DIM = 126
+TARGET_DIM = 126      # 6D rotations of the hips and the 20 joints below them on the Bandai Namco rig
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class DiffusionConfig:
     last_frame_weight: float = 4.0
     step_focus: float = 0.5
     lower_body_weight: float = 2.0
+    target_dim: int = TARGET_DIM     # 6 x (the hips and the joints below them): set from the data
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,12 @@ class MLPConfig:
     window: int = 40
     hidden: int = 512
     layers: int = 3
+    target_dim: int = TARGET_DIM     # 6 x (the hips and the joints below them): set from the data
 
 
 # ------------------------------------------------------------- the schedule
 def fixed_noise(cfg: DiffusionConfig) -> np.ndarray:
-    return _fixed_noise(cfg.window, TARGET_DIM, cfg.noise_seed)
+    return _fixed_noise(cfg.window, cfg.target_dim, cfg.noise_seed)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -126,7 +128,7 @@ class DiffMLP(nn.Module):
         super().__init__()
         d = cfg.latent
         self.cfg = cfg
-        self.x_in = nn.Linear(TARGET_DIM, d)
+        self.x_in = nn.Linear(cfg.target_dim, d)
         self.c_in = nn.Linear(SPARSE_DIM, d)
         self.c_blocks = nn.ModuleList([Block(d, cfg.window, embed=False) for _ in range(cfg.cond_blocks)])
         g = cfg.global_cond
@@ -135,7 +137,7 @@ class DiffMLP(nn.Module):
         self.t_fc0 = nn.Linear(d, d)
         self.t_fc1 = nn.Linear(d, d)
         self.blocks = nn.ModuleList([Block(d, cfg.window) for _ in range(cfg.blocks)])
-        self.out = nn.Linear(d, TARGET_DIM)
+        self.out = nn.Linear(d, cfg.target_dim)
 
     def embed(self, t):
         return self.t_fc1(F.silu(self.t_fc0(timestep_embedding(t, self.cfg.latent))))
@@ -166,7 +168,7 @@ class MLPRegressor(nn.Module):
         super().__init__()
         dims = [cfg.window * SPARSE_DIM] + [cfg.hidden] * cfg.layers
         self.hidden = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])])
-        self.out = nn.Linear(cfg.hidden, TARGET_DIM)
+        self.out = nn.Linear(cfg.hidden, cfg.target_dim)
 
     def forward(self, c):
         h = c.reshape(c.shape[0], -1)

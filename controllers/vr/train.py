@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from anim.fileio import atomic_write, truncate_jsonl
+
 from . import data as vd
 from . import infer
 
@@ -142,16 +144,31 @@ def _batch_stream(start: int, stop: int, workers: int):
             yield ahead.popleft().get()
 
 
+def _reason(e: Exception) -> str:
+    """The line of a torch.load error that says why (it spans many lines)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "unsupported" in ln.lower()), lines[0] if lines else "")[:300]
+
+
+def _plain(obj):
+    """numpy scalars as Python numbers and arrays as tensors, inside dicts,
+    lists and tuples: what torch.load(weights_only=True) reads back."""
+    import torch
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    return obj
+
+
 def _atomic_torch_save(obj, path):
     import torch
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        torch.save(_plain(obj), f)
 
 
 def rest_pose(data) -> dict:
@@ -178,7 +195,7 @@ def export(path: str, kind: str, model_cfg, state: dict, norm, data, seed: int, 
     meta = {"kind": kind, "config": asdict(model_cfg), "window": model_cfg.window,
             "skeleton": infer.skeleton_meta(data.skeleton), "calibration": data.calibration,
             "head_forward": vd.head_forward_axis(data.calibration).tolist(),
-            "devices": list(vd.DEVICES), "fps": vd.FPS, "seed": seed, "training": record,
+            "devices": list(vd.joint_groups(data.skeleton)["devices"]), "fps": vd.FPS, "seed": seed, "training": record,
             "rest_pose": rest_pose(data)}
     _set_online(meta, online_steps, online_noise, online_inpaint_weight)
     infer.save_artefact(path, meta, arrays)
@@ -219,6 +236,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     if data is None:
         data = vd.build(data_cfg, progress=progress)
     data.config = replace(data.config, window=window)
+    model_cfg = replace(model_cfg, target_dim=6 * (1 + len(data.joint_names_below_hips())))   # any skeleton
     hf = vd.head_forward_axis(data.calibration)
     train_ends = data.frames("train")
     val_ends = data.frames("val")
@@ -242,7 +260,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         feature_weight = None
         if model_cfg.lower_body_weight != 1.0:
             target_joints = (data.skeleton.names[1],) + tuple(data.joint_names_below_hips())
-            w = np.repeat([model_cfg.lower_body_weight if n in vd.LOWER_BODY else 1.0 for n in target_joints], 6)
+            lower = vd.joint_groups(data.skeleton)["lower_body"]
+            w = np.repeat([model_cfg.lower_body_weight if n in lower else 1.0 for n in target_joints], 6)
             feature_weight = torch.tensor(w / w.mean(), dtype=torch.float32).to(device)
         diffusion.alpha_bar = diffusion.alpha_bar.to(device)
     elif cfg.model == "mlp":
@@ -260,7 +279,11 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     if not cfg.paced:
         del ident["train"]["paced"]       # checkpoints from before the option resume
     if os.path.exists(ckpt_path) and not fresh:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        try:      # weights only: a planted checkpoint cannot run code
+            ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
+            raise SystemExit(f"{ckpt_path}: unreadable checkpoint ({type(e).__name__}: {_reason(e)}); "
+                             f"delete it or pass --fresh") from None
         if ck["ident"] != ident:
             raise SystemExit(f"{ckpt_path} was made with other settings; pass --fresh to start over "
                              f"(or another --out)")
@@ -268,6 +291,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         it, elapsed, history = ck["it"], ck["elapsed"], ck["history"]
+        truncate_jsonl(os.path.join(out, "log.jsonl"), lambda r: r.get("it", 0) <= it)
         if progress:
             print(f"resuming {ckpt_path} at iteration {it} ({elapsed / 60:.1f} min trained)", file=sys.stderr)
     n_params = sum(p.numel() for p in net.parameters())

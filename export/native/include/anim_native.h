@@ -80,7 +80,15 @@ ANIM_API int anim_create_mm(const char* runtime_db_path, AnimController** out);
 ANIM_API int anim_create_lmm(const char* runtime_lmm_path, AnimController** out);
 ANIM_API void anim_destroy(AnimController* c);
 
+/* Start standing with the root at the origin facing +Z; anim_reset_at: at this root
+ * position [3] (its height dropped) and rotation (w,x,y,z) [4] (a non-finite one: the origin). */
 ANIM_API int anim_reset(AnimController* c);
+ANIM_API int anim_reset_at(AnimController* c, const float* root_position, const float* root_rotation);
+/* One tick. Input is sanitized as the Python engine's anim.control.InputGuard does:
+ * a non-finite stick is no stick, a longer one is scaled to length 1, a non-finite
+ * facing is the last good one, dt is bounded to [1e-4, 0.1] s (NaN: 1/60). Should a
+ * pose still come out non-finite, the controller starts again at the last good pose.
+ * Errors: a NULL argument, a style index out of range. */
 ANIM_API int anim_step(AnimController* c, const AnimInput* input, double dt);
 ANIM_API int anim_set_style(AnimController* c, int32_t style);   /* -1: every style */
 

@@ -76,14 +76,20 @@ int anim_reset(AnimController* c) {
 
 int anim_step(AnimController* c, const AnimInput* in, double dt) {
     if (!c || !in) return fail(ANIM_ERR_ARGUMENT, "anim_step: NULL argument");
-    if (!(dt > 0.0) || !std::isfinite(dt)) return fail(ANIM_ERR_ARGUMENT, "anim_step: dt must be a positive number");
-    if (!std::isfinite(in->move_x) || !std::isfinite(in->move_z) ||
-        (in->has_facing && (!std::isfinite(in->facing_x) || !std::isfinite(in->facing_z))))
-        return fail(ANIM_ERR_ARGUMENT, "anim_step: non-finite stick input");
     if (in->style < -1 || in->style >= int(c->c->s.styles.size()))
         return fail(ANIM_ERR_ARGUMENT, "anim_step: style " + std::to_string(in->style) + " out of range (-1 keeps; " +
                                            std::to_string(c->c->s.styles.size()) + " styles)");
     c->c->step(*in, dt);
+    return ANIM_OK;
+}
+
+int anim_reset_at(AnimController* c, const float* root_position, const float* root_rotation) {
+    if (!c || !root_position || !root_rotation) return fail(ANIM_ERR_ARGUMENT, "anim_reset_at: NULL argument");
+    anim::V3 p{root_position[0], root_position[1], root_position[2]};
+    anim::Q4 q{root_rotation[0], root_rotation[1], root_rotation[2], root_rotation[3]};
+    double n = q.w * q.w + q.x * q.x + q.y * q.y + q.z * q.z;
+    if (!std::isfinite(p.x) || !std::isfinite(p.z) || !std::isfinite(n) || n < 1e-12) c->c->reset();
+    else c->c->reset_at(p, q);
     return ANIM_OK;
 }
 

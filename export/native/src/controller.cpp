@@ -57,7 +57,7 @@ Controller::Controller(Setup setup, std::unique_ptr<Source> source) : s(std::mov
     levers = upper_body_levers(s.sk, s.feet, 2);
     inert.init(J, s.cfg.inertialize_halflife, levers, s.cfg.inertialize_accel);
     locks.init(s.sk, s.feet, s.toes, 2, s.cfg.foot_halflife, s.cfg.unlock_radius);
-    limiter.init(J, s.accel_limit);
+    limiter.init(J, s.accel_limit, s.body);
     fut_pos.assign(s.traj_times.size(), V3{});
     fut_rot.assign(s.traj_times.size(), Q4{});
     query.assign(src->num_features(), 0.f);
@@ -87,10 +87,14 @@ void Controller::publish(const Q4* rot, const V3* pos, const uint8_t* contacts) 
     info.style = style;
 }
 
-void Controller::reset() {
+void Controller::reset() { reset_at(V3{}, Q4{}); }
+
+void Controller::reset_at(V3 root_pos, Q4 root_rot) {
+    root_pos.y = 0.0;
+    double n = std::sqrt(root_rot.w * root_rot.w + root_rot.x * root_rot.x + root_rot.y * root_rot.y +
+                         root_rot.z * root_rot.z);
+    root_rot = Q4{root_rot.w / n, root_rot.x / n, root_rot.y / n, root_rot.z / n};
     src->reset();
-    V3 root_pos{};
-    Q4 root_rot{};
     inert.reset(src->rot(), src->pos(), src->vel(), src->avel(), root_pos, root_rot);
     sim_pos = root_pos; sim_vel = sim_acc = sim_avel = V3{};
     sim_rot = root_rot;
@@ -101,10 +105,53 @@ void Controller::reset() {
     limiter.reset(s.sk, inert.out_rot.data(), inert.out_pos.data());
     info = AnimTickInfo{};
     info.limiter_share = 1.0;
+    recovered = 0;
     publish(inert.out_rot.data(), inert.out_pos.data(), src->contacts());
+    good_root_pos = V3{out_pos[0], out_pos[1], out_pos[2]};
+    good_root_rot = Q4{out_rot[0], out_rot[1], out_rot[2], out_rot[3]};
 }
 
 void Controller::step(const AnimInput& in, double dt) {
+    // the guard (anim.control.InputGuard, clamp_dt)
+    if (!std::isfinite(dt)) dt = 1.0 / 60.0;
+    dt = std::min(std::max(dt, 1e-4), 0.1);
+    double mx = double(in.move_x), mz = double(in.move_z);
+    if (!std::isfinite(mx) || !std::isfinite(mz)) mx = mz = 0.0;
+    double n = std::hypot(mx, mz);
+    if (n > 1.0) { mx = mx / n; mz = mz / n; }
+    bool has_facing = false;
+    double fx = 0.0, fz = 0.0;
+    if (in.has_facing) {
+        double x = double(in.facing_x), z = double(in.facing_z);
+        if (std::isfinite(x) && std::isfinite(z)) {
+            double m = std::hypot(x, z);
+            if (m > 1.0) { x = x / m; z = z / m; }
+            last_facing[0] = x;
+            last_facing[1] = z;
+            have_facing = true;
+        }
+        if (have_facing) {
+            has_facing = true;
+            fx = last_facing[0];
+            fz = last_facing[1];
+        }
+    }
+    tick(in, mx, mz, has_facing, fx, fz, dt);
+    // a pose that came out non-finite: start again at the last good pose (KinematicController.step)
+    bool finite = true;
+    for (float v : out_rot) finite = finite && std::isfinite(v);
+    for (float v : out_pos) finite = finite && std::isfinite(v);
+    if (finite) {
+        good_root_pos = V3{out_pos[0], out_pos[1], out_pos[2]};
+        good_root_rot = Q4{out_rot[0], out_rot[1], out_rot[2], out_rot[3]};
+        return;
+    }
+    int r = recovered + 1;
+    reset_at(good_root_pos, good_root_rot);
+    recovered = r;
+}
+
+void Controller::tick(const AnimInput& in, double mx, double mz, bool has_facing, double fx, double fz, double dt) {
     const Config& cfg = s.cfg;
     if (in.style >= 0 && in.style != style && src->styles_switchable()) {
         set_style(in.style);
@@ -117,16 +164,14 @@ void Controller::step(const AnimInput& in, double dt) {
         side = std::max(side, 0.5 * fwd);
         back = std::max(back, 0.5 * fwd);
     }
-    double mx = double(in.move_x), mz = double(in.move_z);
     double n = std::hypot(mx, mz);
     if (n > 1.0) { mx = mx / n; mz = mz / n; }
     V3 local = inv_rot(sim_rot, V3{mx, 0.0, mz});
     local = local * V3{side, 0.0, local.z > 0 ? fwd : back};
     V3 v_goal = rot(sim_rot, local);
     Q4 r_goal = desired_rot;
-    if (in.has_facing) {
-        if (!(double(std::hypot(in.facing_x, in.facing_z)) < 1e-2))   // float32 hypot and atan2, as numpy on a float32 facing
-            r_goal = from_angle_axis(double(std::atan2(in.facing_x, in.facing_z)), V3{0.0, 1.0, 0.0});
+    if (has_facing) {
+        if (!(std::hypot(fx, fz) < 1e-2)) r_goal = from_angle_axis(std::atan2(fx, fz), V3{0.0, 1.0, 0.0});
     } else if (!(std::hypot(mx, mz) < 1e-2)) {
         r_goal = from_angle_axis(std::atan2(mx, mz), V3{0.0, 1.0, 0.0});
     }

@@ -56,6 +56,7 @@ struct Setup {
     std::vector<double> traj_times;       // trajectory frames / fps
     int traj_start = 0, traj_stop = 0;
     std::vector<float> feat_offset, feat_scale;
+    std::vector<uint8_t> body;            // [J] 1: a body joint (its acceleration is limited), 0: a helper
     double speeds[4] = {0, 0, 0, 0};      // walk, run, side, back
     double accel_limit = 0.0, fps = 60.0;
     Config cfg;
@@ -65,6 +66,10 @@ class Controller {
 public:
     Controller(Setup setup, std::unique_ptr<Source> source);
     void reset();
+    // start at a root position (y is dropped) and rotation (normalized), as KinematicController.reset(pose)
+    void reset_at(V3 root_pos, Q4 root_rot);
+    // one tick; the input passes the guard first (anim.control.InputGuard: a non-finite stick is no
+    // stick, a bad facing the last good one, dt bounded to [1e-4, 0.1], NaN dt the nominal 1/60)
     void step(const AnimInput& in, double dt);
     void set_style(int style);
 
@@ -87,6 +92,12 @@ private:
     V3 sim_pos, sim_vel, sim_acc, sim_avel, desired_vel;
     Q4 sim_rot, desired_rot;
     double search_timer = 0.0;
+    bool have_facing = false;             // the guard's last good facing
+    double last_facing[2] = {0.0, 0.0};
+    V3 good_root_pos;                     // the root of the last finite pose shown (recovery)
+    Q4 good_root_rot;
+    int recovered = 0;
+    void tick(const AnimInput& in, double mx, double mz, bool has_facing, double fx, double fz, double dt);
     // scratch
     std::vector<V3> fut_pos;
     std::vector<Q4> fut_rot;

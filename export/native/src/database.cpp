@@ -62,6 +62,7 @@ void read_setup(const ChunkFile& f, Setup* s, int* F_out) {
     }
     s->accel_limit = f.array<double>("accel_limit", F64, {1})[0];
     if (!(s->accel_limit >= 0 && std::isfinite(s->accel_limit))) f.fail("accel_limit must be a number >= 0");
+    s->body = f.array<uint8_t>("skeleton.body", U8, {J});
     s->styles = f.lines("styles");
     s->cfg.read(f);
     *F_out = F;

@@ -455,11 +455,13 @@ void FootLocks::apply(const Skel& sk, Q4* out, V3* pos, const uint8_t* contacts,
 }
 
 // ------------------------------------------------------------ acceleration limit
-void Limiter::init(int J, double limit_, int iters_) {
+void Limiter::init(int J, double limit_, const std::vector<uint8_t>& body_, int iters_) {
     limit = limit_;
     iters = iters_;
-    rot0.assign(J, Q4{}); rot1.assign(J, Q4{}); ext_rot.assign(J, Q4{}); grot.assign(J, Q4{});
+    body = body_;
+    rot0.assign(J, Q4{}); rot1.assign(J, Q4{}); ext_rot.assign(J, Q4{}); grot.assign(J, Q4{}); crot.assign(J, Q4{});
     pos0.assign(J, V3{}); pos1.assign(J, V3{}); g0.assign(J, V3{}); g1.assign(J, V3{}); ext_pos.assign(J, V3{});
+    cand_g.assign(J, V3{}); cand_g_new.assign(J, V3{}); cpos.assign(J, V3{});
 }
 
 void Limiter::reset(const Skel& sk, const Q4* rot, const V3* pos) {
@@ -468,8 +470,10 @@ void Limiter::reset(const Skel& sk, const Q4* rot, const V3* pos) {
         rot0[j] = rot1[j] = rot[j];
         pos0[j] = pos1[j] = pos[j];
         g1[j] = g0[j];
+        cand_g[j] = g0[j];
     }
-    frames = limited = 0;
+    frames = limited = drift_bound = 0;
+    drift = 0.0;
     share = 1.0;
 }
 
@@ -497,9 +501,10 @@ static void blend_fk(const Skel& sk, const Q4* ext_rot, const V3* ext_pos, const
     }
 }
 
-static double largest_second_difference(int J, const V3* g, const V3* g1, const V3* g2) {
+static double largest_second_difference(int J, const V3* g, const V3* g1, const V3* g2, const uint8_t* body) {
     double m = 0.0;
     for (int j = 0; j < J; ++j) {
+        if (!body[j]) continue;
         double x = g[j].x - 2.0 * g1[j].x + g2[j].x;
         double y = g[j].y - 2.0 * g1[j].y + g2[j].y;
         double z = g[j].z - 2.0 * g1[j].z + g2[j].z;
@@ -521,7 +526,7 @@ void Limiter::apply(const Skel& sk, const Q4* cand_rot, const V3* cand_pos, doub
         }
         auto eval = [&](double share_) {
             blend_fk(sk, ext_rot.data(), ext_pos.data(), cand_rot, cand_pos, share_, out_rot, out_pos, grot.data(), g);
-            return largest_second_difference(J, g, g0.data(), g1.data());
+            return largest_second_difference(J, g, g0.data(), g1.data(), body.data());
         };
         if (eval(1.0) <= lim) {
             s = 1.0;
@@ -546,6 +551,57 @@ void Limiter::apply(const Skel& sk, const Q4* cand_rot, const V3* cand_pos, doub
             s = lo;
             eval(lo);
         }
+        // the drift bound (kernels.bound_drift): never carry a joint further than max(max_drift, the
+        // last frame's drift, the candidate's own jump) from where the candidate puts it
+        bool have_cand = false;
+        if (s < 1.0 && max_drift > 0.0) {
+            fk_all(sk, cand_rot, cand_pos, grot.data(), cand_g_new.data());
+            have_cand = true;
+            double jump2 = 0.0;
+            for (int j = 0; j < J; ++j) {
+                V3 d = cand_g_new[j] - cand_g[j];
+                jump2 = std::max(jump2, std::sqrt(d.x * d.x + d.y * d.y + d.z * d.z));
+            }
+            double prev = std::max(drift, jump2);
+            // the candidate's global positions as _blend_fk computes them (s = 1)
+            blend_fk(sk, ext_rot.data(), ext_pos.data(), cand_rot, cand_pos, 1.0, crot.data(), cpos.data(), grot.data(),
+                     cand_g.data());
+            auto largest_distance = [&]() {
+                double m = 0.0;
+                for (int j = 0; j < J; ++j) {
+                    double d = (g[j].x - cand_g[j].x) * (g[j].x - cand_g[j].x) +
+                               (g[j].y - cand_g[j].y) * (g[j].y - cand_g[j].y) +
+                               (g[j].z - cand_g[j].z) * (g[j].z - cand_g[j].z);
+                    if (d > m) m = d;
+                }
+                return std::sqrt(m);
+            };
+            double md = std::max(max_drift, prev);
+            blend_fk(sk, ext_rot.data(), ext_pos.data(), cand_rot, cand_pos, s, out_rot, out_pos, grot.data(), g);
+            double d = largest_distance();
+            double s2 = s;
+            if (d <= md) {
+                drift = d;
+            } else {
+                double lo = s, hi = 1.0;
+                for (int it = 0; it < iters; ++it) {
+                    double mid = 0.5 * (lo + hi);
+                    blend_fk(sk, ext_rot.data(), ext_pos.data(), cand_rot, cand_pos, mid, out_rot, out_pos, grot.data(), g);
+                    if (largest_distance() <= md) hi = mid;
+                    else lo = mid;
+                }
+                blend_fk(sk, ext_rot.data(), ext_pos.data(), cand_rot, cand_pos, hi, out_rot, out_pos, grot.data(), g);
+                s2 = hi;
+                drift = largest_distance();
+            }
+            drift_bound += s2 > s ? 1 : 0;
+            s = s2;
+        } else if (s >= 1.0) {
+            drift = 0.0;
+        }
+        // the candidate's globals for the next frame's jump (quat.fk of it), or the shown pose's
+        if (have_cand) std::copy(cand_g_new.begin(), cand_g_new.end(), cand_g.begin());
+        else std::copy(g, g + J, cand_g.begin());
     } else {
         for (int j = 0; j < J; ++j) { out_rot[j] = cand_rot[j]; out_pos[j] = cand_pos[j]; }
         fk_all(sk, out_rot, out_pos, grot.data(), g);

@@ -77,12 +77,15 @@ struct FootLocks {
 struct Limiter {
     double limit = 0.0;
     int iters = 12;
-    std::vector<Q4> rot0, rot1, ext_rot, grot;
-    std::vector<V3> pos0, pos1, g0, g1, ext_pos;
-    int64_t frames = 0, limited = 0;
+    double max_drift = 0.15;         // AccelerationLimiter.MAX_DRIFT (m)
+    std::vector<uint8_t> body;       // [J] 1: the joint's acceleration counts (not a helper joint)
+    std::vector<Q4> rot0, rot1, ext_rot, grot, crot;
+    std::vector<V3> pos0, pos1, g0, g1, ext_pos, cand_g, cand_g_new, cpos;
+    double drift = 0.0;
+    int64_t frames = 0, limited = 0, drift_bound = 0;
     double share = 1.0;
     static constexpr double MARGIN = 5e-3;
-    void init(int J, double limit, int iters = 12);
+    void init(int J, double limit, const std::vector<uint8_t>& body, int iters = 12);
     void reset(const Skel& sk, const Q4* rot, const V3* pos);
     // cand -> out (may alias: cand is read before out is written only through ext; out must not alias cand)
     void apply(const Skel& sk, const Q4* cand_rot, const V3* cand_pos, double dt, Q4* out_rot, V3* out_pos, V3* gpos);
