@@ -43,6 +43,7 @@ def run(quick: bool = False) -> str:
     from anim import database, runner, scripts
     from anim_app.cli import ensure_db
     from controllers.learned import DEFAULT_WEIGHTS, LearnedController
+    from controllers.learned.controller import SHIPPED_WEIGHTS_NAME
     from controllers.motion_matching import MotionMatchingController
     from export import native_api as na
     from export.runtime_db import write_runtime_db, write_runtime_lmm
@@ -93,7 +94,7 @@ def run(quick: bool = False) -> str:
         print(f"  {label}: done", flush=True)
     return "\n".join([
         "Command: `python -m bench native`" + (" --quick (NOT for the record)" if quick else "") + ". "
-        f"Database `{path}` exported with `anim export runtime-db --out {rt}`, weights `{DEFAULT_WEIGHTS}` with "
+        f"Database `{path}` exported with `anim export runtime-db --out {rt}`, weights `{SHIPPED_WEIGHTS_NAME}` with "
         f"`anim export runtime-lmm --out {lmm}`; scripts: {', '.join(names)} "
         f"({n} ticks at 60 Hz). The native core is built by CMake (Release, g++ -O3 as CMake's Release "
         "sets it, no -march: portable x86-64 code) and plays what Python plays (tests/test_native.py). "
