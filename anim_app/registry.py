@@ -97,11 +97,16 @@ def _clip(db, clip=None, **_):
 
 
 # ------------------------------------------------------------------ physics
-def _policy(policy):
-    from controllers.physics.cli import DEFAULT_POLICY
+def default_policy(policy, live: bool):
+    """The policy file to use: the given one, else the shipped live-loop
+    policy for a kinematic stage (the clip policy for a clip), else None (PD)."""
+    from controllers.physics.cli import DEFAULT_POLICY, LIVE_POLICY
     if policy:
         return policy
-    return DEFAULT_POLICY if os.path.exists(DEFAULT_POLICY) else None
+    for p in ((LIVE_POLICY, DEFAULT_POLICY) if live else (DEFAULT_POLICY,)):
+        if os.path.exists(p):
+            return p
+    return None
 
 
 @register_stage("physics", "the MuJoCo humanoid tracking a kinematic stage (--kinematic, default mm; with --clip "
@@ -112,8 +117,8 @@ def _physics(db, kinematic=None, policy=None, clip=None, tracker=None, **options
     if STAGES.get(kinematic) is None or STAGES[kinematic].kind != "kinematic":
         raise ValueError(f"--kinematic {kinematic!r}: the physics stage tracks a kinematic stage "
                          f"({', '.join(stage_names('kinematic'))})")
-    return PhysicsStage(build_stage(kinematic, db, clip=clip, **options), _policy(policy), db=db,
-                        config=tracker or TrackerConfig())
+    return PhysicsStage(build_stage(kinematic, db, clip=clip, **options), default_policy(policy, kinematic != "clip"),
+                        db=db, config=tracker or TrackerConfig())
 
 
 # ------------------------------------------------------------------ sources

@@ -145,10 +145,10 @@ def run(quick: bool = False, policy: str | None = None, n_sessions: int | None =
     from anim import database
     from anim_app.cli import ensure_db
     from bench.__main__ import table
-    from controllers.physics.cli import DEFAULT_POLICY
+    from anim_app.registry import default_policy
     from controllers.physics.streams import HELDOUT_SEEDS
 
-    policy = policy or DEFAULT_POLICY
+    policy = default_policy(policy, True)
     path = ensure_db(None, "locomotion")
     db = database.load(path)
     n_sessions = n_sessions or (3 if quick else len(HELDOUT_SEEDS))

@@ -22,6 +22,9 @@ import os
 
 SHIPPED_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "walk-run.npz")
 DEFAULT_POLICY = SHIPPED_POLICY
+# the policy trained on motion-matching streams with the live loop's re-anchoring (weights/README.md):
+# the default of the physics stage over a kinematic stage; clips are tracked with the one above
+LIVE_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "live.npz")
 
 
 def add_physics_parsers(subparsers) -> None:
