@@ -214,7 +214,7 @@ def test_foot_locking_keeps_a_planted_foot_still(db):
 # database holds no side steps and about one second of backward walking, and
 # no pivots, so strafing plays forward-walk clips moved sideways by the root
 # correction, and its feet re-plant (step) far more often than elsewhere. Those
-# bounds guard against regressions; they are not the targets. Measured (python -m bench motion_matching, stop 13): skating 0.4 /
+# bounds guard against regressions; they are not the targets. Measured (python -m bench motion_matching): skating 0.4 /
 # 0.1 / 0.2 / 0.8 cm/s on walk / run / circles / stop_start, turns 1.2, strafe
 # 1.7 (steps 0-5%, turns 15%, strafe 46%); worst response 0.23-0.47 s. The
 # acceleration target is exact: RuntimeConfig.accel_limit holds every joint
@@ -273,7 +273,7 @@ def test_feet_step_only_when_they_cannot_stay(db, name):
 def test_planted_feet_stand_on_the_ground(db, name):
     """A foot the pose reports in contact stands where the database's contacts
     do (its toe under the contact height): a transition's offsets held feet
-    pinned 11-18 cm up for up to 1.6 s before stop 12."""
+    pinned 11-18 cm up for up to 1.6 s in an earlier version."""
     gr = measured(db, name)["ground"]
     assert gr["planted_toe_height_max_m"] < gr["contact_height_m"] + 0.01
     assert gr["planted_above_contact_height"] < 0.002

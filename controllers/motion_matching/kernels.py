@@ -109,7 +109,7 @@ def root_adjust(new_pos, new_rot, src_pos, src_rot, dst_pos, dst_rot, off_pos, o
     Updates src_pos, dst_pos, dst_rot, off_pos[0], out_pos[0], out_rot[0] in place.
     The position offset is folded into the transition frame (dst = the shown
     root), so the root's velocity offset still carries the old motion on and
-    decays; re-basing on the shown root less its offset, as before stop 11,
+    decays; re-basing on the shown root less its offset, as an earlier version did,
     dropped that offset every tick: the root's velocity jumped at every
     transition (-1.1 to +0.3 m/s in one frame on the strafe reversal)."""
     diff = new_pos - out_pos[0]
@@ -239,7 +239,7 @@ CLAMP_SOFT = 0.5   # share of clamp_distance where adjusted_root's soft limit st
 SOFT_IK = 0.97      # share of the reach where two_bone_ik's soft limit starts
 REACH_SLACK = 0.015  # m: a locked foot is let go when its leg would have to reach this much farther
                      # than both the animation's own leg and SOFT_IK of the reach (else it is dragged;
-                     # stop 11, with the release's pull bounded by RELEASE_ACCEL: 0.03 left 80% of
+                     # with the release's pull bounded by RELEASE_ACCEL: 0.03 left 80% of
                      # strafe's skating in feet dragged at the soft IK limit; 0.01 stepped 5% of the
                      # circles' contact frames; 0.08 left turns at 2.7 cm/s)
 REPLANT = 0.015     # m: a foot let go while still in contact is planted again within this of the animation's

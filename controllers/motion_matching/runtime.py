@@ -37,7 +37,7 @@ class RuntimeConfig:
         than this (the search matches legs and trajectory, not arms: a
         transition could leave an arm 1 rad off, and its 0.1 s decay threw
         the hand at 115-150 m/s^2). The root and legs keep
-        inertialize_halflife. 30 (stop 12, normal-style database): the
+        inertialize_halflife. 30 (normal-style database): the
         largest hand/forearm/head acceleration on turns 115 -> 98 m/s^2,
         strafe 120 -> 96, and the styles script's largest joint acceleration
         1.43 -> 1.17x the p99.9, with every foot and root metric unchanged.
@@ -47,8 +47,8 @@ class RuntimeConfig:
         percentile (the database's; learned weights record their training
         database's). 0: off. The data itself goes past its p99.9 in 0.1% of
         its joint-frames (every run clip does, at a heel strike or a toe-off);
-        played faithfully, the shipped scripts reached 0.91-1.32x it (stop
-        12). The limit smooths those frames by millimetres.
+        played faithfully, the shipped scripts reach 0.91-1.32x it. The limit
+        smooths those frames by millimetres.
     search_interval: seconds between searches (Holden: 0.1 s, every 6 frames).
     force_search_velocity, force_search_rotation: a change of desired velocity
         (m/s per s) or facing (rad/s) above these forces an immediate search.
@@ -62,7 +62,7 @@ class RuntimeConfig:
         character's root) added to that pull, within the same bound: the
         position pull alone does nothing while the character stands on the
         simulation but plays a slower clip (a reversal whose best match walks
-        at 0.9 m/s for 1.15 asked). Stop 11, normal-style database: 1.0 (with
+        at 0.9 m/s for 1.15 asked). On the normal-style database, 1.0 (with
         clamp_distance 0.15 -> 0.1) took the strafe reversal from 0.62 to
         0.43 s and run's walk-to-run from 0.38 to 0.23 s; 0 is Holden's.
     clamp_distance, clamp_angle: bound between character and simulation
@@ -80,7 +80,7 @@ class RuntimeConfig:
         same responsiveness); foot_halflife: blend out of the lock. A
         locked foot that its leg can no longer reach is not dragged: it steps
         (kernels.foot_lock: lifted on an arc, planted again where the clip's
-        foot is) and the pose reports it out of contact meanwhile (stop 9: on
+        foot is) and the pose reports it out of contact meanwhile (on
         the normal-style database turns went from 8.3 to 1.7 cm/s of skating,
         strafe from 70.5 to 3.1, with 3-20% of the clip's contact frames
         spent stepping, 46% in strafe, whose data has 3.4 s of side steps).

@@ -56,14 +56,14 @@ class DiffusionConfig:
     Loss: x0 MSE over the window plus last_frame_weight x the MSE of the last
     (current) frame, the one shown online; lower_body_weight multiplies the
     terms of the lower-body joints (data.LOWER_BODY: the hips' rotation and the
-    legs), the part the head and hands say least about (2, stop 9: val
+    legs), the part the head and hands say least about (2: val
     lower-body error 4.09 -> 3.91 cm, MPJPE 2.48 -> 2.52, against 1).
     step_focus: the share of training
     steps t drawn from the DDIM steps sampling visits (the rest uniform over
     0..T-1): the same 1000-step model, trained harder where it is used.
     Training focuses on the 5 steps and the model runs 3 online (the
     trainer's online_steps): focusing on the 3 steps instead gave val MPJPE
-    2.53 / lower body 4.18 cm against 2.48 / 4.09 (8000 iterations, stop 9)."""
+    2.53 / lower body 4.18 cm against 2.48 / 4.09 (8000 iterations)."""
 
     window: int = 40
     latent: int = 160

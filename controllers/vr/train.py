@@ -43,7 +43,7 @@ class TrainConfig:
     normalization statistics; checkpoint_s: seconds between checkpoints;
     log_every: iterations between log lines; online_steps: DDIM steps the
     exported diffusion model runs online (written into its artefact; 2,
-    chosen on the val split at stop 9: against 3, jitter 1.16 -> 1.12 km/s^3
+    chosen on the val split: against 3, jitter 1.16 -> 1.12 km/s^3
     for MPJPE 2.52 -> 2.53 cm; 1 step is far worse, 5.2 cm); online_noise:
     the scale of the fixed starting noise online (0: DDIM from zeros, chosen
     on the val split: MPJPE 2.55 -> 2.48 cm, lower body 4.21 -> 4.09,
