@@ -578,6 +578,19 @@ def _largest_second_difference(gpos, g1, g2, body):
     return math.sqrt(m)
 
 
+@njit(cache=True)
+def _extrapolate(rot1, pos1, rot2, pos2):
+    """The pose that keeps the last two frames' local angular and linear
+    velocities: rot1 (rot2^-1 rot1) and 2 pos1 - pos2, per joint."""
+    n = rot1.shape[0]
+    ext_rot = np.empty((n, 4))
+    ext_pos = np.empty((n, 3))
+    for j in range(n):
+        ext_rot[j] = q.normalize(q.mul(rot1[j], q.mul(q.inv(rot2[j]), rot1[j])))
+        ext_pos[j] = 2.0 * pos1[j] - pos2[j]
+    return ext_rot, ext_pos
+
+
 @njit(**_NB)
 def limit_acceleration(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g1, g2, limit, iters,
                        out_rot, out_pos, gpos):
@@ -601,11 +614,7 @@ def limit_acceleration_of(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, g
     body [J] bool: the joints whose acceleration counts (helper joints such
     as fingers and twist bones are left out, as by the metrics)."""
     n = len(parents)
-    ext_rot = np.empty((n, 4))
-    ext_pos = np.empty((n, 3))
-    for j in range(n):
-        ext_rot[j] = q.normalize(q.mul(rot1[j], q.mul(q.inv(rot2[j]), rot1[j])))
-        ext_pos[j] = 2.0 * pos1[j] - pos2[j]
+    ext_rot, ext_pos = _extrapolate(rot1, pos1, rot2, pos2)
     _blend_fk(ext_rot, ext_pos, cand_rot, cand_pos, parents, 1.0, out_rot, out_pos, gpos)
     if _largest_second_difference(gpos, g1, g2, body) <= limit:
         return 1.0
@@ -652,11 +661,7 @@ def bound_drift(cand_rot, cand_pos, parents, rot1, pos1, rot2, pos2, prev_drift,
     [s, 1]; writes the pose and its global positions like limit_acceleration;
     returns (the share, the drift of the pose written)."""
     n = len(parents)
-    ext_rot = np.empty((n, 4))
-    ext_pos = np.empty((n, 3))
-    for j in range(n):
-        ext_rot[j] = q.normalize(q.mul(rot1[j], q.mul(q.inv(rot2[j]), rot1[j])))
-        ext_pos[j] = 2.0 * pos1[j] - pos2[j]
+    ext_rot, ext_pos = _extrapolate(rot1, pos1, rot2, pos2)
     crot = np.empty((n, 4))
     cpos = np.empty((n, 3))
     cg = np.empty((n, 3))
