@@ -162,8 +162,9 @@ def run_physics_demo(db, db_path: str, headless: bool | None = None,
     seconds = seconds or s.duration
     src = physics_source(s)
     os.makedirs(out_dir, exist_ok=True)
-    echo(f"physics session '{s.name}' ({seconds:.0f} s, pushes at "
-         f"{', '.join(f'{t:g}' for t in PUSH_TIMES if t < seconds)} s) headless on {db_path}")
+    at = [f"{t:g}" for t in PUSH_TIMES if t < seconds]
+    echo(f"physics session '{s.name}' ({seconds:.0f} s, " + (f"pushes at {', '.join(at)} s" if at else "no push")
+         + f") headless on {db_path}")
     rec = runner.run(stage, src, seconds)
     metrics = runner.evaluate(rec, db, stage.speeds, series=False)
     runner.write_bvh(rec, os.path.join(out_dir, f"{s.name}-physics.bvh"))
