@@ -2,6 +2,8 @@
 
     python -m controllers.vr.evaluate                       # shipped weights, all test clips
     python -m controllers.vr.evaluate --diffusion out/vr/diffusion/model.npz --json out/vr/eval.json
+    python -m controllers.vr.evaluate --leave-out-style elderly --diffusion-out D.npz --mlp-out M.npz
+        (styles it never saw: controllers/vr/styles.py)
 
 `run(...)` (for bench/) loads the shipped models and returns evaluate()'s dict
 with the markdown table under 'table'; `evaluate(predictors, data)` takes
@@ -304,6 +306,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-frames", type=int, default=600, help="frames timed per method (0: skip)")
     p.add_argument("--json", default=None, help="also write the result dict here")
     p.add_argument("--quiet", action="store_true")
+    from . import styles
+    styles.add_arguments(p)            # --leave-out-style: controllers/vr/styles.py
 
 
 def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS["diffusion"]),
@@ -333,6 +337,9 @@ def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS
 
 
 def run_from_args(args) -> dict:
+    if getattr(args, "leave_out_style", None):
+        from . import styles
+        return styles.run_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
         res = run(methods, args.diffusion, args.mlp, args.steps, args.max_clips, args.latency_frames,

@@ -276,6 +276,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                                      online_inpaint_weight=1.0)),
              "model": asdict(model_cfg),
              "data": asdict(data_cfg)}
+    if getattr(data, "left_out_style", None):
+        ident["left_out_style"] = data.left_out_style
     if not cfg.paced:
         del ident["train"]["paced"]       # checkpoints from before the option resume
     if os.path.exists(ckpt_path) and not fresh:
@@ -406,7 +408,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
               "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
               "final_val_last_frame_mse": val[-1] if val else None, "train_config": asdict(cfg),
               "data_config": asdict(data_cfg), "device": device, "command": command,
-              "train_frames": int(len(train_ends))}
+              "train_frames": int(len(train_ends)), "left_out_style": getattr(data, "left_out_style", None)}
     export(os.path.join(out, "model.npz"), cfg.model, model_cfg, ema.state_dict(), norm, data, cfg.seed, record,
            cfg.online_steps, cfg.online_noise, cfg.online_inpaint_weight)
     with open(os.path.join(out, "summary.json"), "w") as f:
@@ -463,6 +465,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="processes that make the batches (default 0: the training process; a GPU run needs "
                         "several to keep the GPU busy)")
+    p.add_argument("--leave-out-style", default=None, metavar="STYLE",
+                   help="train without any clip of this style (controllers/vr/styles.py: e.g. elderly)")
     p.add_argument("--fresh", action="store_true", help="start over even if OUT has a checkpoint")
     p.add_argument("--export", default=None,
                    help="also write model.npz here as float16 (e.g. controllers/vr/weights/diffusion.npz)")
@@ -507,6 +511,10 @@ def run_from_args(args) -> int:
         data = vd.unpack(args.data, dc)
         if "val" not in data.clip_split:
             print(f"warning: {args.data} has no val clips: no validation", file=sys.stderr)
+    if args.leave_out_style:
+        from . import styles
+        data = styles.leave_out(data if data is not None else vd.build(dc, progress=not args.quiet),
+                                args.leave_out_style)
     rec = train(cfg, args.out, mc, dc, device=args.device, fresh=args.fresh, progress=not args.quiet,
                 command=command, data=data, workers=args.workers)
     print(json.dumps({k: rec[k] for k in ("iterations", "stopped_by", "train_wall_s", "params", "first_loss",

@@ -11,7 +11,9 @@
 # whichever comes first (`--paced`). DEVICE (default cuda) and PYTHON
 # (default python3) and MODELS (a subset of the three) can be overridden; the
 # CPU cores are shared out as batch workers. Writes OUT/{diffusion,diffusion192,mlp}/
-# model.npz, their logs and summaries.
+# model.npz, their logs and summaries. MINUTES=0: no clock, exactly ITERATIONS
+# batches (equal budgets for a fair pair); LEAVE_OUT_STYLE=STYLE: train without
+# that style (controllers/vr/styles.py, the leave-one-style-out evaluation).
 set -euo pipefail
 pack=${1:?usage: train_gpu.sh PACK OUT [ITERATIONS]}
 out=${2:?usage: train_gpu.sh PACK OUT [ITERATIONS]}
@@ -19,8 +21,9 @@ its=${3:-60000}
 py=${PYTHON:-python3}
 dev=${DEVICE:-cuda}
 mkdir -p "$out"
-common=(--data "$pack" --device "$dev" --batch 256 --iterations "$its" --minutes "${MINUTES:-5.5}" --paced
-        --val-every 1000 --quiet --seed 0)
+common=(--data "$pack" --device "$dev" --batch 256 --iterations "$its" --val-every 1000 --quiet --seed 0)
+[ "${MINUTES:-5.5}" = 0 ] || common+=(--minutes "${MINUTES:-5.5}" --paced)
+[ -z "${LEAVE_OUT_STYLE:-}" ] || common+=(--leave-out-style "$LEAVE_OUT_STYLE")
 declare -A args=([diffusion]="--model diffusion" [diffusion192]="--model diffusion --latent 192" [mlp]="--model mlp")
 models=(${MODELS:-diffusion diffusion192 mlp})
 workers=$(( ($(nproc) - ${#models[@]}) / ${#models[@]} ))

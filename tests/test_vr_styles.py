@@ -1,0 +1,151 @@
+"""Leave-one-style-out split and evaluation of the sparse-VR predictors
+(controllers/vr/styles.py), on the real corpus: the split over every file
+name of ../shared/mocap, and walks of bandai-namco-1 'old', bandai-namco-2
+'elderly' (the same style, named per dataset) and 'masculine' (takes 001,
+002, 012: the style's clips in train and test, masculine in both).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import mocap_data
+from controllers.vr import data as vd
+from controllers.vr import evaluate as ve
+from controllers.vr import infer, styles
+
+HAVE_DATA = any(True for _ in mocap_data.datasets())
+needs_data = pytest.mark.skipif(not HAVE_DATA, reason="the mocap corpus (../shared/mocap or $ANIM_MOCAP_DIR) is absent")
+SEL = vd.VRDataConfig(tags=(("content", "walk"), ("style", ("elderly", "old", "masculine")),
+                            ("take", ("001", "002", "012"))), cache_dir="")
+
+
+def _style_of(clip_id: str) -> str:
+    """The style field of a file name ('.../dataset-2_walk_elderly_012' -> 'elderly'), read here apart from the tags."""
+    return clip_id.split("/")[1].split("_")[2]
+
+
+@pytest.fixture(scope="module")
+def sel():
+    if not HAVE_DATA:
+        pytest.skip("no corpus")
+    return vd.build(SEL, progress=False)
+
+
+@needs_data
+def test_the_split_holds_out_every_clip_of_the_style_and_nothing_else():
+    split = vd.read_split(vd.SPLIT_PATH)
+    id_tags = {f"{t['dataset']}/{p.stem}": t for _, p, t in mocap_data.select_files(mocap_data.datasets())}
+    out = styles.split_ids(split, id_tags, "elderly")
+    every = {i for v in split.values() for i in v}
+    style = {i for i in every if _style_of(i) in ("elderly", "old")}
+    assert set(out["heldout"]) == style and len(style) == 117          # 106 'elderly' + 11 'old'
+    for k in ("train", "val", "test"):
+        assert set(out[k]) == set(split[k]) - style                     # nothing else moves
+        assert not set(out[k]) & style
+    assert sum(len(v) for v in out.values()) == len(every)
+    assert {i for i in split["test"] if i in style}                    # the style has test clips to compare on
+
+
+@needs_data
+def test_no_frame_of_the_held_out_style_reaches_training(sel, tmp_path):
+    from controllers.vr import train
+    from controllers.vr.baselines import MotionMatchingBaseline
+    from controllers.vr.models import MLPConfig
+    with pytest.raises(ValueError, match="'elderlly': no clip of the data has that style"):
+        styles.leave_out(sel, "elderlly")
+    held = styles.leave_out(sel, "elderly")
+    in_style = [c for c, i in enumerate(sel.clip_ids) if _style_of(i) in ("elderly", "old")]
+    assert in_style and sum(sel.clip_mirrored[c] for c in in_style) > 0     # originals and mirrors
+    for c in range(len(sel.clip_ids)):
+        if c in in_style:
+            assert held.clip_split[c] == ("heldout-mirror" if sel.clip_mirrored[c] else "heldout")
+        else:
+            assert held.clip_split[c] == sel.clip_split[c]
+    style_frames = np.concatenate([np.arange(sel.starts[c], sel.stops[c]) for c in in_style])
+    assert len(np.intersect1d(held.frames("train"), style_frames)) == 0
+    assert len(np.intersect1d(sel.frames("train"), style_frames)) > 0      # the usual split trains on them
+    # no training frame carries a held-out clip's head trajectory (data, not labels)
+    train_heads = {tuple(np.round(p, 5)) for p in held.dev_p[held.frames("train"), 0]}
+    assert not any(tuple(np.round(p, 5)) in train_heads for p in sel.dev_p[style_frames[::5], 0])
+    assert len(np.intersect1d(MotionMatchingBaseline(held).frames, style_frames)) == 0
+    # training on it: the record names the style and counts only the other frames
+    rec = train.train(train.TrainConfig(model="mlp", iterations=2, batch=8, val_every=100, norm_windows=500),
+                      str(tmp_path / "m"), MLPConfig(hidden=16, layers=1, window=8), data=held, progress=False)
+    assert rec["left_out_style"] == "elderly"
+    assert rec["train_frames"] == len(held.frames("train")) == len(sel.frames("train")) - len(
+        np.intersect1d(sel.frames("train"), style_frames))
+    meta, _ = infer.load_artefact(str(tmp_path / "m" / "model.npz"))
+    assert meta["training"]["left_out_style"] == "elderly"
+
+
+def _tiny(path, data, kind, left_out=None):
+    import torch
+
+    from controllers.vr import train
+    from controllers.vr.models import DiffMLP, DiffusionConfig, MLPConfig, MLPRegressor
+    torch.manual_seed(0 if left_out else 1)
+    if kind == "diffusion":
+        mc = DiffusionConfig(latent=32, blocks=2, window=12, global_cond=48)
+        net = DiffMLP(mc)
+    else:
+        mc = MLPConfig(hidden=32, layers=2, window=12)
+        net = MLPRegressor(mc)
+    hf = vd.head_forward_axis(data.calibration)
+    norm = train.norm_stats(data, data.frames("train")[::7], hf, mc.window)
+    train.export(str(path), kind, mc, net.state_dict(), norm, data, 0, {"left_out_style": left_out})
+    return str(path)
+
+
+@needs_data
+def test_per_style_figures_of_tiny_models(sel, tmp_path):
+    held = styles.leave_out(sel, "elderly")
+    files = {"diffusion_in": _tiny(tmp_path / "d_in.npz", sel, "diffusion"),
+             "diffusion_out": _tiny(tmp_path / "d_out.npz", held, "diffusion", "elderly"),
+             "mlp_in": _tiny(tmp_path / "m_in.npz", sel, "mlp"),
+             "mlp_out": _tiny(tmp_path / "m_out.npz", held, "mlp", "elderly")}
+    res = styles.run("elderly", data=sel, max_clips=2, **files)
+    assert set(res["rows"]) == {f"{s}/{m}" for s in ("in", "out") for m in ("diffusion", "mlp", "mm")}
+    for key, per in res["rows"].items():
+        assert set(per) == ({"heldout", "in-style", "style-test"} if key.startswith("out/") else
+                            {"in-style", "style-test"})
+    # the sets: the style's clips / the test split without them / the style's test clips
+    sets = {k: v["ids"] for k, v in res["sets"].items()}
+    assert sets["in-style"] == ["bandai-namco-2/dataset-2_walk_masculine_001"]
+    assert len(sets["heldout"]) == 2 and all(_style_of(i) in ("elderly", "old") for i in sets["heldout"])
+    assert sets["style-test"] == ["bandai-namco-2/dataset-2_walk_elderly_012"]
+    # the held-out rows are evaluate()'s figures on the style's clips, the ratio theirs over the in-style ones
+    clips = held.clips("heldout", mirrored=False)[:2]
+    direct = ve.evaluate({"mlp": infer.load_predictor(files["mlp_out"], sel.skeleton)},
+                         styles._relabel(sel, clips), latency_frames=0, progress=False, split="eval")
+    out_mlp = res["rows"]["out/mlp"]
+    assert out_mlp["heldout"]["mpjpe_cm"] == pytest.approx(direct["methods"]["mlp"]["mpjpe_cm"])
+    r = res["ratios"]["out/mlp"]
+    assert r["mpjpe_ratio"] == pytest.approx(out_mlp["heldout"]["mpjpe_cm"] / out_mlp["in-style"]["mpjpe_cm"])
+    assert r["mpjpe_ratio_vs_control"] == pytest.approx(
+        out_mlp["heldout"]["mpjpe_cm"] / res["rows"]["in/mlp"]["in-style"]["mpjpe_cm"])
+    assert res["rows"]["in/mlp"]["in-style"]["mpjpe_cm"] != out_mlp["in-style"]["mpjpe_cm"]   # two models
+    assert res["gt"]["heldout"]["jitter_km_s3"] > 0
+    assert set(res["targets"]) == {"mpjpe_within_1.5x_in_style", "jitter_within_2x_gt", "beats_mlp_mpjpe",
+                                   "beats_mm_mpjpe"}
+    assert "without elderly" in res["table"] and "| usual split |" in res["table"]
+    json.dumps(styles.summary(res))
+    # a control given as the held-out model (or the other way round) is refused, naming the file
+    with pytest.raises(ValueError, match="d_in.npz: not trained without style 'elderly'"):
+        styles.run("elderly", data=sel, diffusion_out=files["diffusion_in"], mm=False)
+    with pytest.raises(ValueError, match="m_out.npz: trained without style 'elderly'"):
+        styles.run("elderly", data=sel, mlp_in=files["mlp_out"], mm=False)
+
+
+@needs_data
+def test_a_pack_trains_without_the_style(sel, tmp_path):
+    """The GPU route (`train --data PACK --leave-out-style`): the pack keeps the
+    style tags, so the style is left out there too."""
+    from controllers.vr import train
+    pack = vd.pack(sel, tmp_path / "p.npz", splits=("train", "test"), progress=False)["path"]
+    train.main(["--model", "mlp", "--data", pack, "--leave-out-style", "elderly", "--out", str(tmp_path / "m"),
+                "--iterations", "2", "--batch", "8", "--window", "8", "--quiet"])
+    rec = infer.load_artefact(str(tmp_path / "m" / "model.npz"))[0]["training"]
+    held = styles.leave_out(sel, "elderly")
+    assert rec["left_out_style"] == "elderly" and rec["train_frames"] == len(held.frames("train"))
