@@ -131,11 +131,22 @@ def test_per_style_figures_of_tiny_models(sel, tmp_path):
                                    "beats_mm_mpjpe"}
     assert "without elderly" in res["table"] and "| usual split |" in res["table"]
     json.dumps(styles.summary(res))
+    # figures measured in separate runs join into the same table
+    part = lambda keep: {**res, "rows": {k: v for k, v in res["rows"].items() if keep(k)}}  # noqa: E731
+    joined = styles.merge(part(lambda k: k.endswith("/mm")), part(lambda k: not k.endswith("/mm")))
+    assert joined["ratios"] == res["ratios"] and joined["targets"] == res["targets"]
+    assert styles.merge(part(lambda k: k.endswith("/mm")))["targets"] == {}
     # a control given as the held-out model (or the other way round) is refused, naming the file
     with pytest.raises(ValueError, match="d_in.npz: not trained without style 'elderly'"):
         styles.run("elderly", data=sel, diffusion_out=files["diffusion_in"], mm=False)
     with pytest.raises(ValueError, match="m_out.npz: trained without style 'elderly'"):
         styles.run("elderly", data=sel, mlp_in=files["mlp_out"], mm=False)
+    # the same check through the CLI (before any data is loaded)
+    from anim_app.cli import build_parser
+    args = build_parser().parse_args(["eval", "vr", "--leave-out-style", "elderly", "--diffusion-out",
+                                      files["diffusion_in"], "--methods", "diffusion"])
+    with pytest.raises(SystemExit, match="d_in.npz: not trained without style"):
+        args.func(args)
 
 
 @needs_data
@@ -149,3 +160,28 @@ def test_a_pack_trains_without_the_style(sel, tmp_path):
     rec = infer.load_artefact(str(tmp_path / "m" / "model.npz"))[0]["training"]
     held = styles.leave_out(sel, "elderly")
     assert rec["left_out_style"] == "elderly" and rec["train_frames"] == len(held.frames("train"))
+
+
+@needs_data
+def test_height_augmentation_scales_positions_only(sel):
+    """--height-aug: a window's device positions and velocities scaled by one
+    factor within the range, rotations and targets untouched; off, the batch
+    is the one without the option."""
+    from controllers.vr import train
+    hf = vd.head_forward_axis(sel.calibration)
+    norm = train.norm_stats(sel, sel.frames("train")[::50], hf, 8)
+    base = dict(data=sel, train_ends=sel.frames("train"), hf=hf, window=8, norm=norm, seed=3, batch=16,
+                diffusion=None)
+    train._WORKER.update(base, height_aug=0.0)
+    x0, y0, _, _ = train._make_batch(5)
+    train._WORKER.update(height_aug=0.1)
+    x1, y1, _, _ = train._make_batch(5)
+    train._WORKER.clear()
+    np.testing.assert_array_equal(y0, y1)
+    raw = lambda x: (x * norm[1] + norm[0]).reshape(16, 8, 3, 18)  # noqa: E731
+    r0, r1 = raw(x0), raw(x1)
+    np.testing.assert_allclose(r1[..., :12], r0[..., :12], atol=1e-5)
+    ratio = r1[..., 12:15] / np.where(np.abs(r0[..., 12:15]) > 1e-2, r0[..., 12:15], np.nan)
+    per_window = np.nanmedian(ratio.reshape(16, -1), axis=1)
+    assert np.all((per_window > 0.9 - 1e-4) & (per_window < 1.1 + 1e-4)) and per_window.std() > 0.01
+    np.testing.assert_allclose(np.nanmax(np.abs(ratio.reshape(16, -1) - per_window[:, None]), axis=1), 0, atol=1e-3)

@@ -149,6 +149,28 @@ def evaluate(predictors_in: dict, predictors_out: dict, data: vd.VRData, style: 
     return res
 
 
+def merge(*results: dict) -> dict:
+    """One result of several `evaluate`/`run` results of the same style and
+    data (e.g. the baseline measured in one run, the models in another): rows
+    and ground truths joined, ratios and targets recomputed."""
+    if not results:
+        raise ValueError("merge: no results")
+    first = results[0]
+    out = {k: v for k, v in first.items() if k not in ("rows", "gt", "table")}
+    out["rows"], out["gt"] = {}, {}
+    for r in results:
+        if r["style"] != first["style"] or {k: v["clips"] for k, v in r["sets"].items()} != {
+                k: v["clips"] for k, v in first["sets"].items()}:
+            raise ValueError("merge: results of different styles or clip sets")
+        for key, per in r["rows"].items():
+            out["rows"].setdefault(key, {}).update(per)
+        out["gt"].update(r["gt"])
+    out["ratios"] = ratios(out)
+    out["targets"] = targets(out)
+    out["table"] = markdown(out)
+    return out
+
+
 def ratios(res: dict) -> dict:
     """Per method trained without the style: its held-out MPJPE over its own
     in-style MPJPE ('mpjpe_ratio'), over the control's in-style MPJPE (the
@@ -227,14 +249,12 @@ def run(style: str = DEFAULT_STYLE, diffusion_in: str | None = None, diffusion_o
     --leave-out-style`) and a control must not: mixing them up would report
     the wrong ratio."""
     from .infer import load_artefact, load_predictor
-    data = data if data is not None else vd.build(vd.VRDataConfig(), progress=progress)
-    style_tags(style, data)
-    sides = {"in": {}, "out": {}}
+    files = {}
     for side, name, path in (("in", "diffusion", diffusion_in), ("out", "diffusion", diffusion_out),
                              ("in", "mlp", mlp_in), ("out", "mlp", mlp_out)):
         if not path:
             continue
-        meta, _ = load_artefact(path)
+        meta, _ = load_artefact(path)          # checked before the corpus is loaded
         left = (meta.get("training") or {}).get("left_out_style")
         if meta.get("kind") != name:
             raise ValueError(f"{path}: a {meta.get('kind')!r} model, given as the {name} model")
@@ -243,6 +263,11 @@ def run(style: str = DEFAULT_STYLE, diffusion_in: str | None = None, diffusion_o
                              f"{left!r}); train one with `anim train vr --leave-out-style {style}`")
         if side == "in" and left:
             raise ValueError(f"{path}: trained without style {left!r}; a control is trained on the usual split")
+        files[(side, name)] = path
+    data = data if data is not None else vd.build(vd.VRDataConfig(), progress=progress)
+    style_tags(style, data)
+    sides = {"in": {}, "out": {}}
+    for (side, name), path in files.items():
         kw = {"sample_steps": steps} if steps and name == "diffusion" else {}
         sides[side][name] = load_predictor(path, data.skeleton, **kw)
     res = evaluate(sides["in"], sides["out"], data, style, max_clips=max_clips, progress=progress, mm=mm)
@@ -288,3 +313,29 @@ def run_from_args(args) -> dict:
 def summary(res: dict) -> dict:
     """The figures of `res` without the table (JSON-ready)."""
     return {k: v for k, v in res.items() if k != "table"}
+
+
+def main(argv=None) -> int:
+    """`python -m controllers.vr.styles A.json [B.json ...]`: the table of one
+    or more `anim eval vr --leave-out-style ... --json` results, joined."""
+    import argparse
+    import json
+    p = argparse.ArgumentParser(prog="python -m controllers.vr.styles", description=main.__doc__.split(":")[1])
+    p.add_argument("results", nargs="+", help="--json files of `anim eval vr --leave-out-style`")
+    args = p.parse_args(argv)
+    res = []
+    for path in args.results:
+        try:
+            with open(path) as f:
+                res.append(json.load(f))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"{path}: {e}") from None
+    try:
+        print(merge(*res)["table"])
+    except (KeyError, ValueError) as e:
+        raise SystemExit(f"{', '.join(args.results)}: not leave-out-style results that join ({e})") from None
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

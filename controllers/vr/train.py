@@ -53,7 +53,10 @@ class TrainConfig:
     `minutes`, the learning-rate schedule runs on the larger of iteration and
     wall-clock progress, so a run cut by the clock still ends its decay (for
     a fixed time budget on an unknown machine; the weights then depend on
-    its speed)."""
+    its speed); height_aug: each training window's sparse positions and
+    velocities scaled by a factor drawn uniformly in [1 - h, 1 + h] (a user
+    taller or shorter with the same joint rotations, the target unchanged;
+    0: off)."""
 
     model: str = "diffusion"
     iterations: int = 8000
@@ -74,6 +77,7 @@ class TrainConfig:
     online_noise: float = 0.0
     online_inpaint_weight: float = 1.0
     paced: bool = False
+    height_aug: float = 0.0
 
 
 DEFAULT_ITERATIONS = {"diffusion": 8000, "mlp": 4000}
@@ -111,7 +115,17 @@ def _make_batch(it: int):
     import torch
     w = _WORKER
     rng = np.random.default_rng([w["seed"], it])
-    x, y = _normalized_windows(w["data"], rng.choice(w["train_ends"], w["batch"]), w["hf"], w["window"], w["norm"])
+    ends = rng.choice(w["train_ends"], w["batch"])
+    if w.get("height_aug"):
+        scale = rng.uniform(1 - w["height_aug"], 1 + w["height_aug"], (w["batch"], 1, 1)).astype(np.float32)
+        x, y, _, _ = vd.windows(w["data"], ends, w["hf"], w["window"])
+        x = x.reshape(x.shape[:2] + (len(vd.DEVICES), vd.SPARSE_PER_DEVICE)).copy()
+        x[..., 12:18] *= scale[..., None]          # positions and linear velocities of every device
+        norm = w["norm"]
+        x = ((x.reshape(x.shape[:2] + (-1,)) - norm[0]) / norm[1]).astype(np.float32)
+        y = ((y - norm[2]) / norm[3]).astype(np.float32)
+    else:
+        x, y = _normalized_windows(w["data"], ends, w["hf"], w["window"], w["norm"])
     t = noise = None
     if w["diffusion"] is not None:
         g = torch.Generator().manual_seed(w["seed"] * 1_000_003 + it)
@@ -280,6 +294,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         ident["left_out_style"] = data.left_out_style
     if not cfg.paced:
         del ident["train"]["paced"]       # checkpoints from before the option resume
+    if not cfg.height_aug:
+        del ident["train"]["height_aug"]
     if os.path.exists(ckpt_path) and not fresh:
         try:      # weights only: a planted checkpoint cannot run code
             ck = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -326,7 +342,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                dynamic_ncols=True)
     run_loss = None
     _WORKER.update(data=data, train_ends=train_ends, hf=hf, window=window, norm=norm, seed=cfg.seed,
-                   batch=cfg.batch, diffusion=diffusion)
+                   batch=cfg.batch, diffusion=diffusion, height_aug=cfg.height_aug)
     batches = _batch_stream(it, cfg.iterations, workers)
     try:
         while it < cfg.iterations:
@@ -465,6 +481,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="processes that make the batches (default 0: the training process; a GPU run needs "
                         "several to keep the GPU busy)")
+    p.add_argument("--height-aug", type=float, default=0.0, metavar="H",
+                   help="scale each window's device positions by a factor in [1-H, 1+H] (augmentation; 0: off)")
     p.add_argument("--leave-out-style", default=None, metavar="STYLE",
                    help="train without any clip of this style (controllers/vr/styles.py: e.g. elderly)")
     p.add_argument("--fresh", action="store_true", help="start over even if OUT has a checkpoint")
@@ -477,7 +495,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def run_from_args(args) -> int:
     from .models import DiffusionConfig, MLPConfig
     cfg = TrainConfig(model=args.model, iterations=args.iterations or DEFAULT_ITERATIONS[args.model],
-                      minutes=args.minutes, seed=args.seed, threads=args.threads, paced=args.paced)
+                      minutes=args.minutes, seed=args.seed, threads=args.threads, paced=args.paced,
+                      height_aug=args.height_aug)
     if args.paced and not args.minutes:
         raise SystemExit("--paced needs --minutes")
     if args.batch:
