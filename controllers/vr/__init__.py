@@ -10,6 +10,7 @@ in the style of AGRoL (Du et al., "Avatars Grow Legs", CVPR 2023).
     baselines.py  the motion-matching baseline (kd-tree over the training frames)
     train.py      python -m controllers.vr.train --model {diffusion,mlp} --out DIR
     evaluate.py   python -m controllers.vr.evaluate: AGRoL's metrics, latency, foot skating
+    styles.py     leave-one-style-out: the split without a style, `anim eval vr --leave-out-style`
     controller.py VRController: the Controller protocol over any of the predictors
     cli.py        add_vr_parsers(subparsers): `anim train vr`, `anim eval vr`
     weights/      shipped models (see weights/README.md for the commands)
