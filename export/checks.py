@@ -1,10 +1,13 @@
-"""Run the outside clients that check exported files: the Khronos
-glTF-Validator and three.js in headless Chromium (node scripts in
-`export/web/`, installed by `npm ci` there; `make test` does it).
+"""Run the outside clients that check the engine's web-facing outputs: the
+Khronos glTF-Validator and three.js in headless Chromium for exported files,
+and the WebXR page in headless Chromium with Meta's `iwer` WebXR emulator as
+the headset (node scripts in `export/web/`, installed by `npm ci` there;
+`make test` does it).
 
     problem = checks.web_problem(browser=True)   # None when node, the npm packages and Chromium are there
     report = checks.validate(["out/export/walk.glb"])
     result = checks.browser_sample([{"glb": ..., "animation": ..., "times": [...], "screenshot": "x.png"}])
+    result = checks.webxr_session(bridge.page_url, seconds=5, reload_seconds=3, screenshot="vr.png")
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent / "web"
-PACKAGES = ("gltf-validator", "three", "playwright-core")
+PACKAGES = ("gltf-validator", "three", "playwright-core", "iwer")
+BROWSER_SCRIPTS = ("check_gltf.mjs", "webxr_session.mjs")
 
 
 def node() -> str | None:
@@ -45,7 +49,7 @@ def web_problem(browser: bool = False) -> str | None:
 
 
 def _run(args, timeout: float) -> dict:
-    problem = web_problem(browser="check_gltf.mjs" in args[0])
+    problem = web_problem(browser=args[0] in BROWSER_SCRIPTS)
     if problem:
         raise RuntimeError(problem)
     r = subprocess.run([node(), *args], cwd=WEB, capture_output=True, text=True, timeout=timeout)
@@ -78,5 +82,27 @@ def browser_sample(jobs: list[dict], timeout: float = 180) -> dict:
         json.dump({"chromium": chromium(), "jobs": jobs}, f)
     try:
         return _run(["check_gltf.mjs", f.name], timeout)
+    finally:
+        os.unlink(f.name)
+
+
+def webxr_session(url: str, seconds: float = 5.0, reload_seconds: float = 0.0, screenshot=None,
+                  bad_message: str | None = None, timeout: float = 120) -> dict:
+    """Open the WebXR page at `url` (a running bridge's page_url) in headless
+    Chromium with the iwer emulator as the headset (webxr_session.mjs: its
+    scripted head and controller motion), enter VR and stream for `seconds`;
+    then a screenshot (a PNG path), `bad_message` sent through the page's own
+    socket, and with `reload_seconds` a reload of the page and that much more
+    streaming. Returns {'browser', 'phases': [{'history', 'skeleton', 'status',
+    'errors', 'panel'}], 'console': [page errors]} (history: each avatar the
+    page received with the pose it was made from, WebXR axes)."""
+    if screenshot:
+        screenshot = str(Path(screenshot).resolve())
+        os.makedirs(os.path.dirname(screenshot), exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"chromium": chromium(), "url": url, "seconds": seconds, "reload_seconds": reload_seconds,
+                   "screenshot": screenshot, "bad_message": bad_message}, f)
+    try:
+        return _run(["webxr_session.mjs", f.name], timeout)
     finally:
         os.unlink(f.name)
