@@ -237,3 +237,43 @@ def _until(cond, timeout=5.0):
     while not cond() and time.perf_counter() < end:
         time.sleep(0.01)
     return cond()
+
+
+def test_webxr_no_window_drives_the_page_avatar(capsys):
+    """`python -m viewer.vr_input webxr --no-window`: no window of its own, the
+    predictor stepped from the bridge, every avatar sent to the page."""
+    import socket
+    import time
+
+    from websockets.sync.client import connect
+
+    from viewer.vr_input import main
+    from viewer.webxr_bridge import pose_message
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = []
+    engine = threading.Thread(target=lambda: rc.append(main(["webxr", "--no-window", "--seconds", "2.5",
+                                                             "--port", str(port)])), daemon=True)
+    engine.start()
+    head = (np.float32([0.3, 1.45, -0.2]), np.float32([1, 0, 0, 0]))
+    avatars = []
+    end = time.perf_counter() + 20
+    while time.perf_counter() < end:
+        try:
+            ws = connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}", open_timeout=2)
+            break
+        except OSError:
+            time.sleep(0.05)
+    with ws:
+        names = _recv_type(ws, "skeleton")["names"]
+        for i in range(40):
+            ws.send(json.dumps(dict(json.loads(pose_message(head)), t=float(i))))
+            time.sleep(1 / 60)
+        while len(avatars) < 30:
+            avatars.append(_recv_type(ws, "avatar"))
+    engine.join(20)
+    answered = [a for a in avatars if a["t"] is not None]
+    assert rc == [0] and answered and "avatars sent" in capsys.readouterr().out
+    joints = np.array(answered[-1]["joints"]).reshape(-1, 3)
+    assert np.allclose(joints[names.index("Head")], [-0.3, 1.45, 0.2], atol=2e-3)     # WebXR axes

@@ -449,7 +449,14 @@ def run_webxr_headless(ctrl, bridge, seconds: float, out_dir: str, frames_to_sav
             time.sleep(wait)
         h, lh, rh = bridge.latest() or (None, None, None)
         return ControlInput(head=h, left_hand=lh, right_hand=rh)
-    return run_headless(ctrl, ctrl.skeleton.parents, script, seconds, out_dir, frames_to_save, render_every=15)
+    return run_headless(_named(ctrl), ctrl.skeleton.parents, script, seconds, out_dir, frames_to_save,
+                        render_every=15)
+
+
+def _named(ctrl) -> dict:
+    """{the controller's class name: ctrl} for the viewer's HUD (the wrapped
+    controller's name when ctrl is an AvatarPublisher)."""
+    return {type(getattr(ctrl, "controller", ctrl)).__name__: ctrl}
 
 
 def drive_from_bridge(ctrl, bridge, stop: threading.Event, seconds: float | None = None, hz: float = 60.0) -> int:
@@ -578,7 +585,7 @@ def main(argv=None) -> int:
                       f"{sum(counts.values())} rejected {counts}; {bridge.avatar_frames} avatars sent")
             else:
                 try:
-                    run_live(ctrl, parents, input_device=VRInput(bridge), title="anim: WebXR")
+                    run_live(_named(ctrl), parents, input_device=VRInput(bridge), title="anim: WebXR")
                 except RuntimeError as e:       # no display / OpenGL window
                     print(f"anim: error: {e}\n(webxr serves without a window too: add --headless DIR)",
                           file=sys.stderr)

@@ -444,6 +444,8 @@ class WebXRBridge:
             stamp = self._served_stamp
             self.avatar_frames += 1
             seq = self.avatar_frames
+        if self.clients == 0:         # no page to send it to
+            return
         body = {"type": "avatar", "seq": seq, "joints": [round(float(v), 3) for v in p.ravel()],
                 "engine_ms": None if engine_ms is None else round(float(engine_ms), 3)}
         plain = json.dumps(dict(body, t=None))
