@@ -513,7 +513,8 @@ def main(argv=None) -> int:
     w.add_argument("--headless", default=None, metavar="OUT_DIR",
                    help="no window: serve the page, drive the avatar for --seconds, write PNGs and a contact sheet")
     w.add_argument("--no-window", action="store_true",
-                   help="no window of the engine's own: the headset's page draws the avatar (until Ctrl-C or --seconds)")
+                   help="no window of the engine's own: the headset's page draws the avatar "
+                        "(until Ctrl-C or --seconds)")
     w.add_argument("--seconds", type=float, default=None,
                    help="with --headless (default 30) or --no-window (default: until Ctrl-C): how long to serve")
     o = sub.add_parser("openxr", help="drive the VR controller from an OpenXR runtime (pyopenxr)")
