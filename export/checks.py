@@ -21,7 +21,10 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parent / "web"
 PACKAGES = ("gltf-validator", "three", "playwright-core", "iwer")
-BROWSER_SCRIPTS = ("check_gltf.mjs", "webxr_session.mjs")
+# the npm packages each node script needs, and whether it drives Chromium
+SCRIPTS = {"validate.mjs": (("gltf-validator",), False),
+           "check_gltf.mjs": (("three", "playwright-core"), True),
+           "webxr_session.mjs": (("playwright-core", "iwer"), True)}
 
 
 def node() -> str | None:
@@ -36,11 +39,12 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def web_problem(browser: bool = False) -> str | None:
-    """Why the web checks cannot run here (None when they can)."""
+def web_problem(browser: bool = False, packages=PACKAGES) -> str | None:
+    """Why the web checks (needing these npm `packages`, and Chromium with
+    `browser`) cannot run here (None when they can)."""
     if node() is None:
         return "node is not installed (Debian: apt-get install nodejs npm)"
-    missing = [p for p in PACKAGES if not (WEB / "node_modules" / p / "package.json").exists()]
+    missing = [p for p in packages if not (WEB / "node_modules" / p / "package.json").exists()]
     if missing:
         return f"npm packages {', '.join(missing)} are not installed (run `npm ci` in {WEB}; `make test` does)"
     if browser and chromium() is None:
@@ -49,7 +53,8 @@ def web_problem(browser: bool = False) -> str | None:
 
 
 def _run(args, timeout: float) -> dict:
-    problem = web_problem(browser=args[0] in BROWSER_SCRIPTS)
+    packages, browser = SCRIPTS[args[0]]
+    problem = web_problem(browser, packages)
     if problem:
         raise RuntimeError(problem)
     r = subprocess.run([node(), *args], cwd=WEB, capture_output=True, text=True, timeout=timeout)

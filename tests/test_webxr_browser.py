@@ -50,7 +50,7 @@ HAND_TOL = 0.20
 
 
 def need_browser() -> None:
-    problem = checks.web_problem(browser=True)
+    problem = checks.web_problem(browser=True, packages=checks.SCRIPTS["webxr_session.mjs"][0])
     if problem:
         if CI:
             pytest.fail(f"CI=true and the WebXR browser test cannot run: {problem}")
