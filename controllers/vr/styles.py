@@ -222,7 +222,9 @@ def markdown(res: dict) -> str:
     lines = ["| trained on | method | " + " | ".join(f"{s}: MPJPE / lower / jitter" for s in sets)
              + " | held-out / own in-style MPJPE | held-out / control's in-style MPJPE |",
              "| --- | --- |" + " --- |" * (len(sets) + 2)]
-    for key, per in res["rows"].items():
+    order = {"diffusion": 0, "mlp": 1, "mm": 2}
+    for key in sorted(res["rows"], key=lambda k: (order.get(k.split("/", 1)[1], 3), k)):
+        per = res["rows"][key]
         side, name = key.split("/", 1)
         cells = [" / ".join(f"{per[s][k]:.2f}" for k in cols) if s in per else "-" for s in sets]
         r = res["ratios"].get(key, {})
