@@ -115,6 +115,9 @@ def test_per_style_figures_of_tiny_models(sel, tmp_path):
     assert sets["in-style"] == ["bandai-namco-2/dataset-2_walk_masculine_001"]
     assert len(sets["heldout"]) == 2 and all(_style_of(i) in ("elderly", "old") for i in sets["heldout"])
     assert sets["style-test"] == ["bandai-namco-2/dataset-2_walk_elderly_012"]
+    every = styles.evaluate({}, {}, sel, "elderly", progress=False, mm=False, every=2)["sets"]
+    full = styles.evaluate({}, {}, sel, "elderly", progress=False, mm=False)["sets"]
+    assert all(every[k]["ids"] == full[k]["ids"][::2] for k in full) and len(full["heldout"]["ids"]) == 5
     # the held-out rows are evaluate()'s figures on the style's clips, the ratio theirs over the in-style ones
     clips = held.clips("heldout", mirrored=False)[:2]
     direct = ve.evaluate({"mlp": infer.load_predictor(files["mlp_out"], sel.skeleton)},
