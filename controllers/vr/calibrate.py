@@ -438,7 +438,7 @@ def _standing_starts(data: vd.VRData, clips, dev_p, seconds: float = 0.5):
 
 def evaluate_users(pred, data: vd.VRData, heights=(1.5, 1.7, 2.0), api: str = "webxr", max_clips: int = 0,
                    split: str = "test", use_arms: bool = True, uncalibrated: bool = True,
-                   progress: bool = False) -> dict:
+                   reference_row: bool = True, progress: bool = False) -> dict:
     """MPJPE etc. of `pred` on synthetic users: the split's clips scaled by k so
     that the actor's calibrated stature (eye height / EYE_HEIGHT_RATIO)
     becomes each of `heights` (m). max_clips: evaluate on that many clips,
@@ -454,7 +454,9 @@ def evaluate_users(pred, data: vd.VRData, heights=(1.5, 1.7, 2.0), api: str = "w
     ('*_user', cm) and divided by k (the rest: at the actor's size, where a
     perfect fit of any user gives the same figure). 'metrics_uncalibrated':
     the scaled joints fed in as they are (what a user of another size got
-    without calibration, with exact joint positions). Returns {'users':
+    without calibration, with exact joint positions). reference_row: first
+    the actor's own clips with the exact joints (what `anim eval vr` measures,
+    on the same clips). Returns {'users':
     [{user, k, height_m, calibration, metrics, metrics_uncalibrated}],
     'actor': the actor's calibration, 'clips', 'frames', 'standing_frames', ...}."""
     ref = reference_of_predictor(pred)
@@ -470,7 +472,8 @@ def evaluate_users(pred, data: vd.VRData, heights=(1.5, 1.7, 2.0), api: str = "w
     if not len(stand):
         raise ValueError(f"no {split} clip starts with the head at rest: nothing to calibrate from")
     actor = estimate(exact.device_points(data.dev_p[stand], dev_q[stand]), dev_q[stand], ref, api, use_arms, still)
-    users = []
+    users = [{"user": "actor, joints", "k": 1.0, "height_m": actor.user_height, "calibration": _cal_dict(Calibration()),
+              "metrics": _metrics(pred, data, clips, hf, Calibration(), data, 1.0, progress)}] if reference_row else []
     for h in heights:
         k = h / actor.user_height
         user = scaled_data(data, k)
@@ -492,6 +495,26 @@ def _cal_dict(cal: Calibration) -> dict:
     return {k: v for k, v in cal.to_json().items() if k not in ("format", "version")}
 
 
+def run_users(args) -> dict:
+    """`anim eval vr --users 1.5,1.7,2.0 [--users-clips N]`: evaluate_users with
+    the diffusion model of args (its --steps/--inpaint/... settings) on
+    args.split; the dict gets 'table'."""
+    from .infer import load_predictor
+    try:
+        heights = tuple(float(h) for h in args.users.split(",") if h.strip())
+    except ValueError:
+        raise SystemExit(f"--users {args.users!r}: give heights in metres, e.g. 1.5,1.7,2.0") from None
+    if not heights or not all(0.5 <= h <= 3.0 for h in heights):
+        raise SystemExit(f"--users {args.users!r}: heights between 0.5 and 3 m")
+    data = vd.build(vd.VRDataConfig(), progress=not args.quiet)
+    pred = load_predictor(args.diffusion, data.skeleton, inpaint=args.inpaint, noise_scale=args.noise,
+                          inpaint_weight=args.inpaint_weight, **({"sample_steps": args.steps} if args.steps else {}))
+    res = evaluate_users(pred, data, heights, max_clips=args.users_clips, split=args.split,
+                         progress=not args.quiet)
+    res["table"] = markdown_users(res)
+    return res
+
+
 def replace_positions(data: vd.VRData, dev_p) -> vd.VRData:
     from dataclasses import replace
     return replace(data, dev_p=np.asarray(dev_p, np.float32))
@@ -502,12 +525,20 @@ def _metrics(pred, model: vd.VRData, clips, hf, cal: Calibration, user: vd.VRDat
     them), place each pose under the model-space head, scale it to the user by
     `cal`, and compare with `user`'s ground truth; errors divided by k."""
     from . import evaluate as ve
+    from .blas import single_thread
     acc = ve.Accumulator(model.skeleton)
-    lock = ve._predict_lockstep(pred, model, clips, hf) if getattr(pred, "stateful", False) else None
     sk = model.skeleton
     for c in clips:
         frames = np.arange(model.starts[c], model.stops[c])
-        y, th = (lock[0][c], lock[1][c]) if lock else ve._predict_clip(pred, model, frames, hf)
+        if getattr(pred, "stateful", False):      # one stream, frame after frame (the controller's path)
+            pred.reset()
+            x, _, th, _ = vd.windows(model, frames, hf, pred.window, with_target=False)
+            pred.predict(x[:1], th[:1])              # (loads the numba kernel's BLAS before limiting it)
+            pred.reset()
+            with single_thread():                     # tiny products: many BLAS threads only wait
+                y = np.concatenate([pred.predict(x[i:i + 1], th[i:i + 1]) for i in range(len(frames))])
+        else:
+            y, th = ve._predict_clip(pred, model, frames, hf)
         rot, pos = vd.poses_from_features(y, th, model.dev_p[frames, 0], sk)
         pos = cal.pose_to_user(pos)
         grot, gpos = vd.ground_truth_pose(user, frames, hf)
@@ -529,7 +560,8 @@ def markdown_users(res: dict) -> str:
     for u in res["users"]:
         m, c = u["metrics"], u["calibration"]
         un = u.get("metrics_uncalibrated")
-        rows.append(f"| {u['user']} | {u['k']:.3f} | {c['user_height']:.3f} | {c['scale']:.3f} | "
+        est = f"{c['user_height']:.3f}" if c["user_height"] else "-"
+        rows.append(f"| {u['user']} | {u['k']:.3f} | {est} | {c['scale']:.3f} | "
                     f"{c['arm_ratio']:.3f} | {c['arm_span']:.3f} | {m['mpjpe_cm_user']:.2f} | {m['mpjpe_cm']:.2f} | "
                     f"{m['lower_pe_cm']:.2f} | {m['hand_pe_cm']:.2f} | {m['jitter_km_s3']:.2f} | "
                     + (f"{un['mpjpe_cm']:.2f} |" if un else "- |"))
@@ -553,4 +585,4 @@ def users_target(res: dict) -> dict:
         return {}
     b = base["metrics"]["mpjpe_cm"]
     return {u["user"]: (abs(u["metrics"]["mpjpe_cm"] / b - 1) <= 0.15, u["metrics"]["mpjpe_cm"] / b - 1)
-            for u in res["users"] if u is not base}
+            for u in res["users"] if u is not base and u["user"] != "actor, joints"}
