@@ -32,8 +32,8 @@ was trained on the mocap actor's Head / Hand_L / Hand_R joints:
    ~11 cm below and ~9 cm behind the eyes. These are adult anthropometric
    estimates (the specs define the reported points, not the body), good to a
    couple of centimetres. OpenXR's grip pose and WebXR's gripSpace are defined
-   alike (WebXR took its definition from OpenXR) and both report the head at
-   the centre of the eyes, so their rows hold the same numbers today; they are
+   alike (origin at the fist's centroid, the axes above) and both report the
+   head at the centre of the eyes, so their rows hold the same numbers; they are
    separate rows so that a runtime found to differ is corrected here alone.
    What does differ between the two is the floor: WebXR's 'local-floor' space
    and OpenXR's STAGE space put y = 0 on the floor (OpenXRSource asks for
