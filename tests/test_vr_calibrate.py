@@ -270,3 +270,10 @@ def test_webxr_messages_calibrate_the_controller(small, controller):
     finally:
         controller.set_calibration(cb.Calibration())
         controller.calibrator = None
+
+
+@pytest.mark.parametrize("users, problem", [("tall", "give heights in metres"), ("1.5,9", "between 0.5 and 3 m")])
+def test_eval_users_flag_names_a_bad_height(users, problem):
+    import argparse
+    with pytest.raises(SystemExit, match=problem):
+        cb.run_users(argparse.Namespace(users=users))
