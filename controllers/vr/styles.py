@@ -19,13 +19,15 @@ gets. Here one style of the corpus is held out whole:
 - `evaluate(...)` (`anim eval vr --leave-out-style STYLE`): every method on
   (i) 'heldout', all clips of the style (none in the held-out model's
   training), and (ii) 'in-style', the test split without the style's clips;
-  for the in-style control models (trained on the usual split) also on the
-  style's own test-split clips ('style-test', which no model trained on), the
-  same clips for both, so their difference is the style effect alone. The
+  the control models (trained on the usual split) on (ii) only, and both
+  kinds on the style's own test-split clips ('style-test', which no model
+  trained on: the same clips for both, so their difference is the style
+  effect alone). The
   motion-matching baseline searches the usual training split for the control
   rows and the split without the style for the held-out rows. The headline is
   the ratio held-out MPJPE / in-style MPJPE of each model trained without the
-  style, and its jitter against the ground truth's on the held-out clips.
+  style (over its own in-style figure and over its control's), and its
+  jitter against the ground truth's on the held-out clips.
 
 Chosen style (`DEFAULT_STYLE`): 'elderly' (dataset-2 'elderly' + dataset-1
 'old', 117 clips, 9% of the corpus): the most distinctive way of moving of
@@ -61,7 +63,7 @@ def style_tags(style: str, data: vd.VRData | None = None) -> tuple:
         present = sorted({t.get("style", "?") for t in data.clip_tags})
         if not any(t in present for t in tags):
             raise ValueError(f"leave-out style {style!r}: no clip of the data has that style "
-                             f"(styles: {', '.join(present)}; joint names: {', '.join(STYLES)})")
+                             f"(styles: {', '.join(present)}; names joining datasets: {', '.join(STYLES)})")
     return tags
 
 
