@@ -4,7 +4,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# The npm packages of the export checks (glTF-Validator, three.js, playwright-core),
+# The npm packages of the web checks (glTF-Validator, three.js, playwright-core, and
+# iwer, the WebXR emulator the VR page's browser test uses as a headset),
 # installed once from the committed lock file; Chromium itself is a system
 # package (.ci/run installs it). Without npm the browser/validator tests skip.
 WEB    := export/web

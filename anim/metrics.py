@@ -313,3 +313,50 @@ def style_changes(asked: list, played: list, fps: float) -> list[dict]:
         out.append({"frame": i, "time_s": i / fps, "from": old, "to": new,
                     "latency_s": None if hit is None else (hit - i) / fps})
     return out
+
+
+# ------------------------------------------------------------------ naturalness
+def motion_statistics(gpos: np.ndarray, root_rot: np.ndarray, contacts: np.ndarray, feet, fps: float) -> np.ndarray:
+    """Per-frame features of a motion for comparing its distribution with
+    mocap's (`frechet_distance`): [T-2, 2J + 2F + 2] rows of joint speeds
+    (m/s), joint acceleration magnitudes (m/s^2), foot heights (m) and
+    horizontal foot speeds while in contact (m/s, 0 when not), the hips'
+    horizontal speed (m/s) and turn rate (|yaw rate|, rad/s). gpos [T, J, 3]
+    global positions (Y up), root_rot [T, 4] the hips' global rotation,
+    contacts [T, F] bool for the joints `feet`. Central differences, so no row
+    depends on a frame outside the segment: pass one clip or session at a
+    time and stack the rows."""
+    g = np.asarray(gpos, np.float64)
+    t = g.shape[0]
+    if t < 3:
+        return np.zeros((0, 2 * g.shape[1] + 2 * len(feet) + 2))
+    vel = (g[2:] - g[:-2]) * (fps / 2)                              # at frames 1 .. T-2
+    acc = (g[2:] - 2 * g[1:-1] + g[:-2]) * fps * fps
+    foot = g[1:-1][:, feet]
+    foot_speed = np.linalg.norm(vel[:, feet][..., [0, 2]], axis=-1) * np.asarray(contacts, bool)[1:-1]
+    root_speed = np.linalg.norm(vel[:, 0, [0, 2]], axis=-1)
+    hd = headings(np.asarray(root_rot, np.float64))
+    yaw = np.unwrap(np.arctan2(hd[:, 0], hd[:, 1]))
+    turn = np.abs(yaw[2:] - yaw[:-2]) * (fps / 2)
+    return np.concatenate([np.linalg.norm(vel, axis=-1), np.linalg.norm(acc, axis=-1), foot[..., 1], foot_speed,
+                           root_speed[:, None], turn[:, None]], axis=1)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = None) -> float:
+    """Fréchet distance between Gaussians fitted to feature rows a [N, K] and
+    b [M, K] (as FID: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2)),
+    after dividing every feature by `scale` [K] (e.g. the reference mocap's
+    standard deviations, so that metres, m/s and m/s^2 weigh alike)."""
+    import scipy.linalg
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"frechet_distance: need [N, K] and [M, K] with N, M >= 2, got {a.shape} and {b.shape}")
+    if scale is not None:
+        s = np.maximum(np.asarray(scale, np.float64), 1e-9)
+        a, b = a / s, b / s
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(sa @ sb)
+    if np.iscomplexobj(root):
+        root = root.real
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(sa + sb - 2 * root))

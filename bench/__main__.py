@@ -33,6 +33,7 @@ BENCHMARKS = {
                                            "(issue 17)"),
     "other_skeletons": ("bench.other_skeletons", "Any BVH skeleton through the engine: the CMU takes on a 101-joint "
                                                  "rig (issue 22)"),
+    "amp": ("bench.amp", "The style reward (AMP) against tracking alone, same budget (issue 19)"),
     "native": ("bench.native", "The native runtime core against Python (issue 21)"),
 }
 

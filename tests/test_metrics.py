@@ -150,3 +150,38 @@ def test_tick_times_and_style_changes():
 def test_targets_table():
     assert metrics.TARGETS == {"response_s": 0.5, "skating_cm_s": 2.0, "accel_ratio": 1.0}
     assert math.isfinite(metrics.TARGETS["response_s"])
+
+
+def test_frechet_distance_of_gaussians():
+    """Zero for one distribution, the closed form for two known Gaussians
+    (|mu|^2 + sum (s_a - s_b)^2 for diagonal covariances), scale-aware, and
+    clear errors on mismatched shapes."""
+    import pytest
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (200_000, 3))
+    b = rng.normal([1.0, 0.0, 0.0], [1.0, 2.0, 0.5], (200_000, 3))
+    assert metrics.frechet_distance(a, a) < 1e-9
+    expect = 1.0 + (1 - 2) ** 2 + (1 - 0.5) ** 2
+    assert abs(metrics.frechet_distance(a, b) - expect) < 0.03
+    assert abs(metrics.frechet_distance(a * 10, b * 10, scale=np.full(3, 10.0)) - expect) < 0.03
+    with pytest.raises(ValueError, match="frechet_distance"):
+        metrics.frechet_distance(a, b[:, :2])
+
+
+def test_motion_statistics_of_a_known_motion():
+    """A 2-joint body walking at 1.5 m/s while turning at 0.5 rad/s, foot planted:
+    root speed, turn rate, foot height and contact speed come out as built."""
+    from anim import quat
+    fps, t = 60.0, 120
+    time = np.arange(t) / fps
+    g = np.zeros((t, 2, 3))
+    g[:, 0, 0] = 1.5 * time                 # hips move along x at 1.5 m/s
+    g[:, 0, 1] = 1.0
+    g[:, 1, 1] = 0.07                        # a foot on the floor, still
+    rot = quat.from_angle_axis(0.5 * time, np.array([0.0, 1.0, 0.0]))
+    s = metrics.motion_statistics(g, rot, np.ones((t, 1), bool), [1], fps)
+    assert s.shape == (t - 2, 2 * 2 + 2 * 1 + 2)
+    assert np.allclose(s[:, 0], 1.5) and np.allclose(s[:, 1], 0.0)       # joint speeds
+    assert np.allclose(s[:, 2:4], 0.0, atol=1e-9)                        # no acceleration
+    assert np.allclose(s[:, 4], 0.07) and np.allclose(s[:, 5], 0.0)      # foot height, contact speed
+    assert np.allclose(s[:, 6], 1.5) and np.allclose(s[:, 7], 0.5)       # root speed, turn rate

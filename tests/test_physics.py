@@ -648,19 +648,34 @@ def test_train_from_a_clip_pack_stops_at_the_time_limit(db, h, side_pack, tmp_pa
 def test_tiny_ppo_run_is_finite(db, h, walk_clip, tmp_path):
     import jax
 
-    from controllers.physics import networks, ppo
-    env = envmod.TrackingEnv(h, envmod.build_reference(db, h, [walk_clip]), envmod.EnvConfig())
+    """PPO on MJX with the AMP style reward (the C MuJoCo path: test_amp.py)."""
+    import jax.numpy as jnp
+
+    from controllers.physics import amp, networks, ppo
+    ref = envmod.build_reference(db, h, [walk_clip])
+    env = envmod.TrackingEnv(h, ref, envmod.EnvConfig(), amp=True)
     cfg = ppo.PPOConfig(num_envs=4, unroll_length=8, num_minibatches=2, update_epochs=2,
                         network=networks.NetworkConfig(policy_hidden=(32, 32), value_hidden=(32, 32)))
-    ts = ppo.init_state(env, cfg, seed=0)
-    it = ppo.make_iteration(env, cfg)
+    acfg = amp.AMPConfig(hidden=(16, 16), batch_size=16, updates=2, replay_size=64)
+    motion = amp.motion_data(ref, h)
+    ts = ppo.init_state(env, cfg, seed=0, amp=(acfg, motion))
+    f0 = np.asarray(ts["env_state"].info["frame"])
+    it = ppo.make_iteration(env, cfg, acfg)
+    md = (jnp.asarray(motion.frames), jnp.asarray(motion.starts))
     ms = []
     for _ in range(3):
-        ts, m = it(ts)
+        ts, m = it(ts, md)
         ms.append({k: float(v) for k, v in jax.device_get(m).items()})
     for m in ms:
         assert all(np.isfinite(v) for v in m.values()), m
-        assert 0 <= m["reward"] <= 1
+        assert 0 <= m["reward"] <= 1 and 0 <= m["task_reward"] <= 1 and 0 <= m["style_reward"] <= 1
+        assert 0 <= m["disc_accuracy"] <= 1
+    assert int(ts["amp"]["replay_count"]) == 48            # 3 rollouts, each adding a quarter of the 64 slots
+    # the MJX env's transition features start from the JAX features of the reset frame (numpy: test_amp.py)
+    s1 = jax.vmap(env.reset_to)(jnp.asarray(f0), jax.random.split(jax.random.PRNGKey(0), 4))
+    n1 = jax.vmap(env.step)(s1, jnp.zeros((4, env.action_size)))
+    half = np.asarray(n1.info["amp_obs"])[:, :motion.frames.shape[1]]
+    assert np.abs(half - motion.frames[f0]).max() < 1e-3
     assert float(ts["env_steps"]) == 3 * cfg.batch_size
     path = tmp_path / "policy.npz"
     ppo.save_policy(str(path), ts, h, env.cfg, cfg, seed=0)
@@ -671,17 +686,19 @@ def test_tiny_ppo_run_is_finite(db, h, walk_clip, tmp_path):
     assert np.allclose(pol(obs), ref_a, atol=1e-4)
     ck = tmp_path / "ck.npz"
     ppo.save_checkpoint(str(ck), ts, {"seed": 0})
-    ts2, _ = ppo.load_checkpoint(str(ck), ppo.init_state(env, cfg, seed=1))
+    ts2, _ = ppo.load_checkpoint(str(ck), ppo.init_state(env, cfg, seed=1, amp=(acfg, motion)))
     assert int(ts2["iteration"]) == 3
-    assert np.array_equal(np.asarray(ts2["opt"]["v"]["log_std"]), np.asarray(ts["opt"]["v"]["log_std"]))
+    adam = lambda t: t["opt"][1][0]  # noqa: E731   (optax chain: clipping, then Adam's state)
+    assert np.array_equal(np.asarray(adam(ts2).nu["log_std"]), np.asarray(adam(ts).nu["log_std"]))
+    assert np.array_equal(np.asarray(ts2["amp"]["params"][0][0]), np.asarray(ts["amp"]["params"][0][0]))
     light = tmp_path / "light.npz"
     ppo.save_checkpoint(str(light), ts, {"seed": 0}, light=True)
     assert light.stat().st_size < 0.5 * ck.stat().st_size
-    fresh = ppo.init_state(env, cfg, seed=1)
+    fresh = ppo.init_state(env, cfg, seed=1, amp=(acfg, motion))
     ts3, _ = ppo.load_checkpoint(str(light), fresh)
-    assert int(ts3["iteration"]) == 3 and int(ts3["opt"]["count"]) == 0       # Adam starts afresh
+    assert int(ts3["iteration"]) == 3 and int(adam(ts3).count) == 0       # Adam starts afresh
     assert np.array_equal(np.asarray(ts3["params"]["policy"][0][0]), np.asarray(ts["params"]["policy"][0][0]))
-    ts3, _ = it(ts3)                                                            # and trains on
+    ts3, _ = it(ts3, md)                                                        # and trains on
     assert int(ts3["iteration"]) == 4
 
 

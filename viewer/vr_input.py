@@ -26,7 +26,10 @@ WebXR bridge: `viewer.webxr_bridge.WebXRBridge` serves viewer/webxr/index.html
 and a WebSocket (the `websockets` library) over which the headset's page
 streams its poses in WebXR axes; it accepts only its own page (or allowed
 origins), needs a token beyond loopback, and bounds message size, rate and
-idle time (see that module). WebXR needs a secure context: on a Quest,
+idle time (see that module). The avatar goes back to the page, which draws it
+in the headset with the connection state, latency and errors
+(`AvatarPublisher`, `drive_from_bridge`); tests/test_webxr_browser.py runs the
+page in headless Chromium with the `iwer` emulator as the headset. WebXR needs a secure context: on a Quest,
 `adb reverse tcp:8765 tcp:8765` then open http://localhost:8765/ in the
 headset's browser (localhost counts as secure), or serve it behind HTTPS
 (`--allow-origin https://...` for the proxy's origin).
@@ -38,6 +41,7 @@ OpenXR runtime is installed; absent either, a clear RuntimeError says so.
     python -m viewer.vr_input replay out/vr/traces/<clip>.jsonl [--model ...] [--headless DIR]
     python -m viewer.vr_input webxr [--port 8765] [--model ...]          # live, from a headset
     python -m viewer.vr_input webxr --headless DIR [--seconds 30]        # no display: PNGs + stats
+    python -m viewer.vr_input webxr --no-window                          # only the headset's page draws
     python -m viewer.vr_input send-trace TRACE --url ws://127.0.0.1:8765/ws   # fake a headset
 """
 
@@ -445,7 +449,33 @@ def run_webxr_headless(ctrl, bridge, seconds: float, out_dir: str, frames_to_sav
             time.sleep(wait)
         h, lh, rh = bridge.latest() or (None, None, None)
         return ControlInput(head=h, left_hand=lh, right_hand=rh)
-    return run_headless(ctrl, ctrl.skeleton.parents, script, seconds, out_dir, frames_to_save, render_every=15)
+    return run_headless(_named(ctrl), ctrl.skeleton.parents, script, seconds, out_dir, frames_to_save,
+                        render_every=15)
+
+
+def _named(ctrl) -> dict:
+    """{the controller's class name: ctrl} for the viewer's HUD (the wrapped
+    controller's name when ctrl is an AvatarPublisher)."""
+    return {type(getattr(ctrl, "controller", ctrl)).__name__: ctrl}
+
+
+def drive_from_bridge(ctrl, bridge, stop: threading.Event, seconds: float | None = None, hz: float = 60.0) -> int:
+    """Step `ctrl` from the bridge's newest pose at `hz` (paced to the clock)
+    until `stop` is set or `seconds` have passed, without drawing: the
+    headset's page draws the avatar, which `ctrl` (an AvatarPublisher) sends
+    it. Before any pose arrives the avatar waits standing. Returns the ticks."""
+    from anim.control import ControlInput
+    dt, start, ticks = 1.0 / hz, time.perf_counter(), 0
+    while not stop.is_set() and (seconds is None or ticks < seconds * hz):
+        h, lh, rh = bridge.latest() or (None, None, None)
+        ctrl.step(ControlInput(head=h, left_hand=lh, right_hand=rh), dt)
+        ticks += 1
+        wait = start + ticks * dt - time.perf_counter()
+        if wait > 0:
+            stop.wait(wait)
+        elif wait < -0.25:                 # too slow to keep up: drop time rather than spiral
+            start = time.perf_counter() - ticks * dt
+    return ticks
 
 
 def _port(text: str) -> int:
@@ -482,7 +512,11 @@ def main(argv=None) -> int:
                    help="also accept pages from this origin (scheme://host[:port], e.g. an HTTPS proxy); repeatable")
     w.add_argument("--headless", default=None, metavar="OUT_DIR",
                    help="no window: serve the page, drive the avatar for --seconds, write PNGs and a contact sheet")
-    w.add_argument("--seconds", type=float, default=30.0, help="with --headless: how long to serve (default 30)")
+    w.add_argument("--no-window", action="store_true",
+                   help="no window of the engine's own: the headset's page draws the avatar "
+                        "(until Ctrl-C or --seconds)")
+    w.add_argument("--seconds", type=float, default=None,
+                   help="with --headless (default 30) or --no-window (default: until Ctrl-C): how long to serve")
     o = sub.add_parser("openxr", help="drive the VR controller from an OpenXR runtime (pyopenxr)")
     o.add_argument("--model", default=None)
     s = sub.add_parser("send-trace", help="stream a trace to a running bridge (a fake headset)")
@@ -500,7 +534,9 @@ def main(argv=None) -> int:
         print(f"sent {send_trace(args.trace, args.url)} poses")
         return 0
     if args.cmd == "webxr":
-        if args.headless and not (math.isfinite(args.seconds) and 0 < args.seconds <= 86400):
+        if args.seconds is None and args.headless:
+            args.seconds = 30.0
+        if args.seconds is not None and not (math.isfinite(args.seconds) and 0 < args.seconds <= 86400):
             p.error(f"--seconds {args.seconds}: give a number of seconds in (0, 86400]")
         from viewer.webxr_bridge import access_policy
         try:
@@ -524,13 +560,14 @@ def main(argv=None) -> int:
         run_live(ctrl, parents, input_device=VRInput(replay), title="anim: VR trace replay")
         return 0
     if args.cmd == "webxr":
-        from viewer.webxr_bridge import WebXRBridge
+        from viewer.webxr_bridge import AvatarPublisher, WebXRBridge
         try:
             bridge = WebXRBridge(args.host, args.port, token=args.token, allow_origins=args.allow_origin).start()
         except RuntimeError as e:
             print(f"anim: error: {e}", file=sys.stderr)
             return 1
         with bridge:
+            ctrl = AvatarPublisher(ctrl, bridge)      # the avatar goes back to the page too
             print(f"open {bridge.page_url} in the headset's browser"
                   + (" (the token is part of the address)" if bridge.token else "")
                   + "; viewer/webxr_bridge.py explains adb reverse, HTTPS and the token", flush=True)
@@ -539,9 +576,17 @@ def main(argv=None) -> int:
                 counts, _ = bridge.error_summary()
                 print(f"{stats['ticks']} ticks over {args.seconds:g} s; {bridge.messages} poses received, "
                       f"{sum(counts.values())} rejected {counts}; contact sheet {stats['contact_sheet']}")
+            elif args.no_window:
+                try:
+                    ticks = drive_from_bridge(ctrl, bridge, threading.Event(), args.seconds)
+                except KeyboardInterrupt:
+                    ticks = None
+                counts, _ = bridge.error_summary()
+                print(f"{'' if ticks is None else f'{ticks} ticks; '}{bridge.messages} poses received, "
+                      f"{sum(counts.values())} rejected {counts}; {bridge.avatar_frames} avatars sent")
             else:
                 try:
-                    run_live(ctrl, parents, input_device=VRInput(bridge), title="anim: WebXR")
+                    run_live(_named(ctrl), parents, input_device=VRInput(bridge), title="anim: WebXR")
                 except RuntimeError as e:       # no display / OpenGL window
                     print(f"anim: error: {e}\n(webxr serves without a window too: add --headless DIR)",
                           file=sys.stderr)

@@ -3,9 +3,25 @@
 One port serves both: `GET /` is the page (viewer/webxr/index.html), `/ws` is
 the WebSocket the page streams {"type": "pose", "t", "head", "left", "right"}
 JSON messages over, in WebXR axes ('local-floor' space); each device is
-[px, py, pz, qw, qx, qy, qz] or null. The `websockets` library speaks the
-protocol (its asyncio server, in a background thread: the 60 Hz loop only
-reads `latest()` under a lock and never waits on the network).
+[px, py, pz, qw, qx, qy, qz] or null, and `t` is the page's clock (seconds)
+when it sent the pose. The `websockets` library speaks the protocol (its
+asyncio server, in a background thread: the 60 Hz loop only reads `latest()`
+under a lock and never waits on the network).
+
+The avatar goes back the same way, so the headset shows the body the engine
+made of its motion: `set_skeleton(names, parents)` once (sent to every page
+as {"type": "skeleton", "names", "parents"} when it connects), then
+`publish(positions)` after each tick sends {"type": "avatar", "seq",
+"joints": [x, y, z, ...] (WebXR axes, mm precision), "t", "engine_ms"} to
+every open page. `t` echoes the page's own `t` of the pose the avatar was
+made from (the pose `latest()` handed out last, only to the page that sent
+it, else null), so the page measures its motion-to-avatar latency on its own
+clock. A page whose socket cannot keep up misses avatar frames (counted in
+`avatar_dropped`) rather than queueing them. `AvatarPublisher` wraps a
+controller so that every step is published (what `python -m viewer.vr_input
+webxr` runs). A page that reloads simply connects again: the bridge keeps
+serving, the old connection is closed by the browser, and the stream
+resumes on the new one.
 
 Who may drive the avatar (`AccessPolicy`, decided before the handshake):
 - Origin: a browser page may connect only from the bridge's own page, i.e. an
@@ -36,11 +52,15 @@ Who may drive the avatar (`AccessPolicy`, decided before the handshake):
 A bad message (not JSON, NaN or Infinity, `null`, `[]`, a wrong type or
 shape, a non-finite or absurd pose) never ends the connection or reaches the
 controller: it is rejected, counted in `error_counts` (by kind) and its
-reason kept in `errors` (the last 50).
+reason kept in `errors` (the last 50), and told to the page that sent it as
+{"type": "error", "kind", "reason"} (at most `ERROR_REPLIES_PER_S` a second
+per connection, so a flood of bad messages is not answered by a flood), for
+the page to show its user.
 
     with WebXRBridge(port=8765) as bridge:            # serves in a background thread
         print(bridge.page_url)                        # with the token, when one is needed
         head, left, right = bridge.latest() or (None, None, None)   # engine axes
+        bridge.publish(joint_positions)               # the avatar back to the page (engine axes)
 """
 
 from __future__ import annotations
@@ -59,11 +79,15 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
+import numpy as np
+
 from anim.control import MAX_DEVICE_DISTANCE, sanitize_device
 
 from .vr_input import WEBXR_PAGE, Trace, TraceReplay, engine_to_webxr, webxr_to_engine
 
 MESSAGE_TYPES = ("pose", "hello", "keepalive")
+ERROR_REPLIES_PER_S = 4.0           # error messages told back to one page, per second (burst 4)
+AVATAR_BUFFER = 1 << 16             # bytes unsent to a page beyond which its avatar frames are dropped
 
 
 # ====================================================================== access policy
@@ -185,6 +209,18 @@ def parse_message(text) -> tuple[str, object]:
     """(type, payload) of one message: for 'pose' (head, left, right) in engine
     axes, for 'hello' the browser's user agent (or None), else None. Anything
     else is a MessageError naming what is wrong."""
+    kind, payload, _ = _parse(text)
+    return kind, payload
+
+
+def _page_time(msg: dict) -> float | None:
+    """A pose message's optional send time `t` (the page's clock, seconds)."""
+    t = msg.get("t")
+    return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) else None
+
+
+def _parse(text) -> tuple[str, object, dict]:
+    """parse_message's (type, payload) and the decoded message."""
     if not isinstance(text, str):
         raise MessageError("binary", "binary message (the page sends JSON text)")
     try:
@@ -200,10 +236,10 @@ def parse_message(text) -> tuple[str, object]:
         raise MessageError("type", f"unknown message type {str(kind)[:40]!r}")
     if kind == "hello":
         ua = msg.get("userAgent")
-        return kind, ua[:200] if isinstance(ua, str) else None
+        return kind, ua[:200] if isinstance(ua, str) else None, msg
     if kind != "pose":
-        return kind, None
-    return kind, tuple(_device(msg, k) for k in ("head", "left", "right"))
+        return kind, None, msg
+    return kind, tuple(_device(msg, k) for k in ("head", "left", "right")), msg
 
 
 class _Bucket:
@@ -232,7 +268,8 @@ class WebXRBridge:
     messages, `clients` the open connections, `refused` the handshakes refused
     by the policy or the connection limit; `errors` keeps the last 50 problems,
     `error_counts` counts them by kind (json, non-finite, shape, type, range,
-    binary, rate, size, idle, ...)."""
+    binary, rate, size, idle, ...). `avatar_frames` counts published avatar
+    frames, `avatar_dropped` the copies not sent to a page that lagged."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, stale_s: float = 0.5, page: Path = WEBXR_PAGE,
                  token: str | None = None, allow_origins=(), max_message: int = 1 << 16, rate: float = 240.0,
@@ -249,8 +286,14 @@ class WebXRBridge:
         self.errors: collections.deque = collections.deque(maxlen=50)
         self.error_counts: collections.Counter = collections.Counter()
         self.user_agent: str | None = None
+        self.avatar_frames = 0
+        self.avatar_dropped = 0
         self._latest = None
         self._latest_time = 0.0
+        self._latest_stamp = None         # (connection, page time) of the newest pose
+        self._served_stamp = None         # ... of the pose latest() handed out last
+        self._skeleton_msg: str | None = None
+        self._conns: set = set()          # open connections (touched on the bridge's loop only)
         self._lock = threading.Lock()
         self._loop = None
         self._server = None
@@ -342,10 +385,13 @@ class WebXRBridge:
     # ------------------------------------------------------------ poses
     def latest(self):
         """(head, left_hand, right_hand), each (pos, rot) in engine axes or None;
-        None when nothing fresh has arrived."""
+        None when nothing fresh has arrived. The next `publish` answers the page
+        that sent this pose with its time (its latency)."""
         with self._lock:
             if self._latest is None or time.perf_counter() - self._latest_time > self.stale_s:
+                self._served_stamp = None
                 return None
+            self._served_stamp = self._latest_stamp
             return self._latest
 
     def wait_for_messages(self, n: int, timeout: float = 5.0) -> bool:
@@ -355,21 +401,77 @@ class WebXRBridge:
         return self.messages >= n
 
     def on_message(self, text) -> bool:
-        """Take one message (what the connection handler does with each):
-        True when it was accepted; a bad one is counted, never raised."""
+        """Take one message: True when it was accepted; a bad one is counted,
+        never raised."""
+        return self._take(text, None) is None
+
+    def _take(self, text, conn) -> MessageError | None:
+        """What the connection handler does with each message of `conn`: None
+        when accepted, else the (counted) MessageError to tell the page."""
         try:
-            kind, devs = parse_message(text)
+            kind, devs, msg = _parse(text)
         except MessageError as e:
             self._error(e.kind, str(e))
-            return False
+            return e
         if kind == "hello":
             self.user_agent = devs
         elif kind == "pose":
             with self._lock:
                 self._latest = devs
                 self._latest_time = time.perf_counter()
+                self._latest_stamp = (conn, _page_time(msg))
                 self.messages += 1
-        return True
+        return None
+
+    # ------------------------------------------------------------ the avatar, back to the pages
+    def set_skeleton(self, names, parents) -> None:
+        """The avatar's joint names and parent indices (-1: a root), sent to
+        every page now and to each page that connects later."""
+        names, parents = [str(n) for n in names], [int(p) for p in parents]
+        if len(names) != len(parents):
+            raise ValueError(f"{len(names)} joint names but {len(parents)} parents")
+        self._skeleton_msg = json.dumps({"type": "skeleton", "names": names, "parents": parents})
+        self._call(self._send_all, self._skeleton_msg, None)
+
+    def publish(self, positions, engine_ms: float | None = None) -> None:
+        """Send the avatar's joint world positions ([J, 3], engine axes) to every
+        open page, from any thread (the sending happens on the bridge's loop;
+        this never waits on the network)."""
+        p = np.asarray(positions, np.float64).reshape(-1, 3) * (-1.0, 1.0, -1.0)   # engine -> WebXR axes
+        if not np.isfinite(p).all():
+            return
+        with self._lock:
+            stamp = self._served_stamp
+            self.avatar_frames += 1
+            seq = self.avatar_frames
+        if self.clients == 0:         # no page to send it to
+            return
+        body = {"type": "avatar", "seq": seq, "joints": [round(float(v), 3) for v in p.ravel()],
+                "engine_ms": None if engine_ms is None else round(float(engine_ms), 3)}
+        plain = json.dumps(dict(body, t=None))
+        answer = json.dumps(dict(body, t=stamp[1])) if stamp is not None and stamp[1] is not None else plain
+        self._call(self._send_all, plain, (stamp[0], answer) if stamp is not None else None)
+
+    def _call(self, fn, *args) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:          # the loop closed in between
+            pass
+
+    def _send_all(self, text: str, special) -> None:
+        """On the loop: `text` to every open page (`special` = (connection,
+        text): that one gets its own), skipping a page that lags."""
+        from websockets.asyncio.server import broadcast
+        for ws in list(self._conns):
+            transport = ws.transport
+            if transport is not None and transport.get_write_buffer_size() > AVATAR_BUFFER:
+                with self._lock:
+                    self.avatar_dropped += 1
+                continue
+            broadcast([ws], special[1] if special is not None and ws is special[0] else text)
 
     # ------------------------------------------------------------ protocol
     def _process_request(self, connection, request):
@@ -397,9 +499,14 @@ class WebXRBridge:
         return None
 
     async def _handler(self, ws):
+        from websockets.asyncio.server import broadcast
         from websockets.exceptions import ConnectionClosed
         self.clients += 1
+        self._conns.add(ws)
         bucket = _Bucket(self.rate, self.burst)
+        replies = _Bucket(ERROR_REPLIES_PER_S, ERROR_REPLIES_PER_S)
+        if self._skeleton_msg is not None:
+            broadcast([ws], self._skeleton_msg)
         try:
             while True:
                 try:
@@ -411,14 +518,43 @@ class WebXRBridge:
                 if not bucket.take():
                     self._error("rate", f"over {self.rate:g} messages/s: dropped")
                     continue
-                self.on_message(text)
+                problem = self._take(text, ws)
+                if problem is not None and replies.take():
+                    broadcast([ws], json.dumps({"type": "error", "kind": problem.kind, "reason": str(problem)}))
         except ConnectionClosed as e:
             if e.sent is not None and e.sent.code == 1009:
                 self._error("size", f"message over {self.max_message} bytes: connection closed (1009)")
         except Exception as e:      # never let one connection take the bridge down; remember why
             self._error("internal", repr(e)[:200])
         finally:
+            self._conns.discard(ws)
             self.clients -= 1
+
+
+# ====================================================================== the engine side
+class AvatarPublisher:
+    """A controller whose every step is published to the bridge's pages: the
+    pose's joint world positions (forward kinematics) and the step's time.
+    Everything else (reset, skeleton, ...) is the wrapped controller's, so it
+    stands wherever the controller does (run_live, run_headless)."""
+
+    def __init__(self, controller, bridge: WebXRBridge):
+        self.controller, self.bridge = controller, bridge
+        sk = controller.skeleton
+        self.parents = np.asarray(sk.parents)
+        bridge.set_skeleton(sk.names, sk.parents)
+
+    def step(self, control_input, dt):
+        from anim import quat
+        t0 = time.perf_counter()
+        pose = self.controller.step(control_input, dt)
+        ms = (time.perf_counter() - t0) * 1e3
+        _, g = quat.fk(pose.rotations, pose.positions, self.parents)
+        self.bridge.publish(g, ms)
+        return pose
+
+    def __getattr__(self, name):
+        return getattr(self.controller, name)
 
 
 # ====================================================================== a fake headset

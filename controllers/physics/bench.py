@@ -155,20 +155,23 @@ def latency(db, policy: str | None, ticks: int = 600, clip=None) -> dict:
 
 
 def quality(db, policy: str | None, seconds: float = 10.0, max_clips: int | None = None,
-            humanoid=None, env_cfg=None, split: str = "holdout", starts: int = 1) -> dict:
+            humanoid=None, env_cfg=None, split: str = "holdout", starts: int = 1, clip_tags: tuple = ()) -> dict:
     """Held-out clips of the policy's tags (split "train": its training
     clips), each from its start for up to `seconds` (clips shorter than that
     end with the clip): fraction without a fall, mean global joint error (cm),
     mean episode seconds. `starts` > 1 also starts each clip at that many
     evenly spaced frames (one episode each), for a less noisy score on few
     clips. With policy None: the PD-only baseline (reference targets, no
-    residual) on `humanoid`."""
+    residual) on `humanoid`. clip_tags: other clips than the policy's (as
+    EnvConfig.tags), e.g. mocap clips for a policy trained on streams."""
     from . import ppo
     from .env import EnvConfig, select_clips
     from .runtime import PhysicsController, PhysicsRuntimeConfig
     if policy is not None:
         _, humanoid, env_cfg, _ = ppo.load_policy(policy, db.skeleton)
     env_cfg = env_cfg or EnvConfig()
+    if clip_tags:
+        env_cfg = dataclasses.replace(env_cfg, tags=clip_tags)
     clips = select_clips(db, dataclasses.replace(env_cfg, split=split))
     if max_clips:
         clips = clips[:max_clips]

@@ -18,7 +18,9 @@ nor costs reward beyond what the runtime will ever see.
 auto-reset), reward, done, termination (done by a fall/deviation, not by the
 time limit), final_obs (before the reset), ended_return, ended_length (of
 episodes that ended this step, else 0) and m_* metrics, the keys of the MJX
-rollout's trajectory.
+rollout's trajectory; with amp=True also amp_obs, the step's transition
+features for the style discriminator (`amp.frame_features` of the state
+before and after it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from .env import EnvConfig, Reference
 
 
 class BatchTrackingEnv:
-    def __init__(self, h, ref: Reference, cfg: EnvConfig, num_envs: int, nthread: int = 0, seed: int = 0):
+    def __init__(self, h, ref: Reference, cfg: EnvConfig, num_envs: int, nthread: int = 0, seed: int = 0,
+                 amp: bool = False):
         import os
 
         import mujoco
@@ -63,6 +66,12 @@ class BatchTrackingEnv:
         self.length = np.zeros(num_envs)
         self.obs = np.zeros((num_envs, self.obs_size), np.float32)
         self.offset = np.zeros((num_envs, 3))          # ground shift of each reference (MuJoCo axes)
+        self.amp = amp
+        if amp:
+            from . import amp as ampmod
+            self._amp_frame = lambda feats, qvel: ampmod.frame_features(np, feats, qvel, self.parent, self.ee,
+                                                                        self.hips_forward)
+            self.amp_prev = np.zeros((num_envs, ampmod.frame_size(len(self.mass), m.nv, len(self.ee))))
         self.reset(np.arange(num_envs))
 
     def _ref(self, f):
@@ -101,6 +110,9 @@ class BatchTrackingEnv:
         self.offset[ids] = 0.0
         fut = [{k: v[ids] for k, v in r.items()} for r in self._future(self.frame)]
         self.obs[ids] = envmod.observation(np, {k: v[f] for k, v in self.feats.items()}, fut, self.hips_forward)
+        if self.amp:
+            self.amp_prev[ids] = self._amp_frame({k: v[f] for k, v in self.feats.items()},
+                                                 np.asarray(self.ref.qvel[f], np.float64))
 
     def step(self, action: np.ndarray) -> dict:
         cfg = self.cfg
@@ -140,6 +152,11 @@ class BatchTrackingEnv:
                "ended_length": np.where(done, self.length, 0.0).astype(np.float32),
                **{f"m_{k}": np.where(finite, v, 0.0).astype(np.float32) for k, v in terms.items()},
                "m_fallen": fallen.astype(np.float32)}
+        if self.amp:
+            with np.errstate(invalid="ignore", over="ignore"):
+                cur = np.nan_to_num(self._amp_frame(sim, qvel), nan=0.0, posinf=0.0, neginf=0.0)
+            out["amp_obs"] = np.concatenate([self.amp_prev, cur], axis=-1).astype(np.float32)
+            self.amp_prev = cur
         self.obs = obs.copy()
         self.reset(np.flatnonzero(done))
         return out

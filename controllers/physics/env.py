@@ -322,7 +322,7 @@ class TrackingEnv:
     hit the time limit or the clip end, not a fall), final_obs (the observation
     before an auto-reset; equals obs otherwise), episode return and length."""
 
-    def __init__(self, h: Humanoid, ref: Reference, cfg: EnvConfig = EnvConfig()):
+    def __init__(self, h: Humanoid, ref: Reference, cfg: EnvConfig = EnvConfig(), amp: bool = False):
         if cfg.max_root_distance > 0:
             raise ValueError("EnvConfig.max_root_distance (the live loop's re-anchoring) is implemented by the C "
                              "MuJoCo environment only: train with --engine mujoco")
@@ -349,8 +349,14 @@ class TrackingEnv:
         self._data0 = mjx.put_data(m, d0, impl="jax")
         self.action_size = h.nu
         self.obs_size = int(1 + ref.feats["pos"].shape[1] * (15 + 9 * len(cfg.future_frames)))
+        self.amp = amp
 
     # ------------------------------------------------------------ helpers
+    def _amp_frame(self, feats, qvel):
+        import jax.numpy as jnp
+
+        from . import amp
+        return amp.frame_features(jnp, feats, qvel, self.parent, self.ee, self.hips_forward)
     def ref_feats(self, f):
         return {k[2:]: v[f] for k, v in self.ref.items() if k.startswith("f_")}
 
@@ -384,6 +390,9 @@ class TrackingEnv:
         info = {"rng": rng, "frame": jnp.asarray(f, jnp.int32), "steps": jnp.zeros((), jnp.int32),
                 "truncation": zero, "final_obs": obs, "episode_return": zero, "episode_length": zero,
                 "ended_return": zero, "ended_length": zero}
+        if self.amp:        # the step's transition features for AMP (amp_obs) and the state's (amp_feat)
+            info["amp_feat"] = self._amp_frame(self.ref_feats(f), qvel)
+            info["amp_obs"] = jnp.zeros(2 * info["amp_feat"].shape[-1], jnp.float32)
         return State(data=data, obs=obs, reward=zero, done=zero, metrics=metrics, info=info)
 
     def step(self, state, action):
@@ -410,6 +419,10 @@ class TrackingEnv:
         info = {**state.info, "frame": f1, "steps": steps, "truncation": truncated.astype(jnp.float32),
                 "final_obs": obs, "episode_return": state.info["episode_return"] + reward,
                 "episode_length": state.info["episode_length"] + 1.0}
+        if self.amp:
+            cur = jnp.nan_to_num(self._amp_frame(sim, data.qvel), nan=0.0, posinf=0.0, neginf=0.0)
+            info["amp_obs"] = jnp.concatenate([state.info["amp_feat"], cur], axis=-1).astype(jnp.float32)
+            info["amp_feat"] = cur
         return State(data=data, obs=obs, reward=reward, done=done, metrics=metrics, info=info)
 
     def step_autoreset(self, state, action):
@@ -433,6 +446,8 @@ class TrackingEnv:
                 "episode_return": jnp.where(done, 0.0, nxt.info["episode_return"]),
                 "episode_length": jnp.where(done, 0.0, nxt.info["episode_length"]),
                 "ended_return": nxt.info["episode_return"], "ended_length": nxt.info["episode_length"]}
+        if self.amp:
+            info["amp_feat"] = pick(fresh.info["amp_feat"], nxt.info["amp_feat"])
         return nxt.replace(data=data, obs=obs, info=info)
 
 

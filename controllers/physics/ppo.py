@@ -9,8 +9,10 @@ steps (Adam, global-norm gradient clipping), then the observation normalizer
 takes the rollout's statistics. The whole iteration is one jitted pure
 function of an explicit `TrainState` pytree.
 
-optax is not a dependency of the project, so Adam and the clipping are the
-few lines below (Kingma & Ba 2015, with optax's defaults).
+The optimizer and its schedule are optax's (`optimizer`). With an AMP
+configuration (`amp.AMPConfig`) the TrainState also holds a style
+discriminator: each update mixes its style reward into the rollout's reward
+before GAE, then trains it on the rollout's transitions (`amp.make_update`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from . import losses, networks
 
 POLICY_FORMAT = "anim-physics-policy"
 POLICY_VERSION = 1
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2          # 2: optax optimizer state (a version 1 file resumes with Adam afresh)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class PPOConfig:
     iteration; num_minibatches, update_epochs: SGD passes over each rollout.
     gamma 0.95 and lambda 0.95 as DeepMimic; clip_eps 0.2; vf_coef: value loss
     weight; ent_coef: entropy bonus; max_grad_norm: global-norm clipping;
-    learning_rate: Adam step size (b1 0.9, b2 0.999, eps 1e-8)."""
+    learning_rate: Adam step size (b1 0.9, b2 0.999, eps 1e-8); lr_schedule:
+    'constant' or 'linear' (to a tenth of it over schedule_steps env steps)."""
 
     num_envs: int = 256
     unroll_length: int = 16
@@ -48,6 +51,8 @@ class PPOConfig:
     ent_coef: float = 1e-3
     max_grad_norm: float = 1.0
     normalize_advantages: bool = True
+    lr_schedule: str = "constant"
+    schedule_steps: float = 0.0
     network: networks.NetworkConfig = field(default_factory=networks.NetworkConfig)
 
     @property
@@ -55,53 +60,43 @@ class PPOConfig:
         return self.num_envs * self.unroll_length
 
 
-# ------------------------------------------------------------------ Adam
-def adam_init(params):
-    import jax
-    import jax.numpy as jnp
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    return {"m": zeros, "v": jax.tree.map(jnp.zeros_like, params), "count": jnp.zeros((), jnp.int32)}
-
-
-def clip_by_global_norm(grads, max_norm):
-    import jax
-    import jax.numpy as jnp
-    norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
-    scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
-    return jax.tree.map(lambda g: g * scale, grads), norm
-
-
-def adam_update(grads, opt, params, lr, b1=0.9, b2=0.999, eps=1e-8):
-    import jax
-    import jax.numpy as jnp
-    count = opt["count"] + 1
-    m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, opt["m"], grads)
-    v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, opt["v"], grads)
-    c1 = 1 - b1 ** count.astype(jnp.float32)
-    c2 = 1 - b2 ** count.astype(jnp.float32)
-    params = jax.tree.map(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v)
-    return params, {"m": m, "v": v, "count": count}
+# ------------------------------------------------------------------ optimizer
+def optimizer(cfg: PPOConfig):
+    """optax: global-norm gradient clipping, then Adam (b1 0.9, b2 0.999, eps
+    1e-8) at the configured learning rate, constant or decaying linearly to a
+    tenth of it over `schedule_steps` environment steps."""
+    import optax
+    lr = cfg.learning_rate
+    if cfg.lr_schedule == "linear" and cfg.schedule_steps > 0:
+        updates = cfg.schedule_steps / cfg.batch_size * cfg.update_epochs * cfg.num_minibatches
+        lr = optax.linear_schedule(cfg.learning_rate, 0.1 * cfg.learning_rate, max(1, int(updates)))
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8))
 
 
 # ------------------------------------------------------------------ state
-def init_state(env, cfg: PPOConfig, seed: int, sizes: tuple | None = None) -> dict:
-    """The TrainState pytree: params, opt, norm, env_state, rng, env_steps.
+def init_state(env, cfg: PPOConfig, seed: int, sizes: tuple | None = None, amp=None) -> dict:
+    """The TrainState pytree: params, opt, norm, env_state, rng, env_steps
+    (and amp: the discriminator's state, with amp = (AMPConfig, MotionData)).
     With env None (rollouts collected elsewhere): sizes = (obs, action) and no env_state."""
     import jax
     import jax.numpy as jnp
     rng = jax.random.PRNGKey(seed)
-    rng, k_net, k_env = jax.random.split(rng, 3)
+    rng, k_net, k_env, k_amp = jax.random.split(rng, 4)
     obs_size, action_size = sizes or (env.obs_size, env.action_size)
     params = networks.init(k_net, obs_size, action_size, cfg.network)
-    ts = {"params": params, "opt": adam_init(params), "norm": networks.init_normalizer(obs_size),
+    ts = {"params": params, "opt": optimizer(cfg).init(params), "norm": networks.init_normalizer(obs_size),
           "rng": rng, "env_steps": jnp.zeros((), jnp.float32), "iteration": jnp.zeros((), jnp.int32)}
+    if amp is not None:
+        from . import amp as ampmod
+        ts["amp"] = ampmod.init(k_amp, amp[1], amp[0])
     if env is not None:
         ts["env_state"] = jax.jit(jax.vmap(env.reset))(jax.random.split(k_env, cfg.num_envs))
     return ts
 
 
-def make_iteration(env, cfg: PPOConfig):
-    """A jitted function TrainState -> (TrainState, metrics)."""
+def make_iteration(env, cfg: PPOConfig, amp_cfg=None):
+    """A jitted function (TrainState, motion) -> (TrainState, metrics); motion:
+    the mocap side of AMP, (frames, transition starts) as device arrays, or None."""
     import jax
     import jax.numpy as jnp
 
@@ -123,33 +118,38 @@ def make_iteration(env, cfg: PPOConfig):
                   "ended_return": nxt.info["ended_return"] * nxt.done,
                   "ended_length": nxt.info["ended_length"] * nxt.done,
                   **{f"m_{k}": v for k, v in nxt.metrics.items()}}
+            if amp_cfg is not None:
+                tr["amp_obs"] = nxt.info["amp_obs"]
             return (nxt, rng), tr
 
         (env_state, rng), traj = jax.lax.scan(one, (env_state, rng), None, length=cfg.unroll_length)
         return env_state, rng, traj
 
-    def iteration(ts):
+    def iteration(ts, motion=None):
         env_state, rng, traj = rollout(ts["params"], ts["norm"], ts["env_state"], ts["rng"])
-        ts, metrics = update({**ts, "rng": rng}, traj)
+        ts, metrics = update({**ts, "rng": rng}, traj, motion)
         return {**ts, "env_state": env_state}, metrics
 
-    update = _make_update(cfg, _make_sgd(cfg))
+    update = _make_update(cfg, _make_sgd(cfg), amp_cfg)
     return jax.jit(iteration, donate_argnums=0)
 
 
-def make_update(cfg: PPOConfig):
-    """A jitted (TrainState, trajectory) -> (TrainState, metrics): the learning
-    half of an iteration, for rollouts collected elsewhere (the C MuJoCo
-    trainer). trajectory: [T, N] arrays obs, action, logp, reward, done,
-    termination, final_obs, ended_return, ended_length and m_* metrics."""
+def make_update(cfg: PPOConfig, amp_cfg=None):
+    """A jitted (TrainState, trajectory, motion) -> (TrainState, metrics): the
+    learning half of an iteration, for rollouts collected elsewhere (the C
+    MuJoCo trainer). trajectory: [T, N] arrays obs, action, logp, reward, done,
+    termination, final_obs, ended_return, ended_length, m_* metrics (and
+    amp_obs with AMP); motion: as make_iteration's."""
     import jax
-    return jax.jit(_make_update(cfg, _make_sgd(cfg)))
+    return jax.jit(_make_update(cfg, _make_sgd(cfg), amp_cfg))
 
 
 def _make_sgd(cfg: PPOConfig):
     import jax
     import jax.numpy as jnp
+    import optax
     clip = cfg.network.obs_clip
+    tx = optimizer(cfg)
 
     def sgd(params, opt, norm, data, rng):
         n = cfg.batch_size
@@ -166,8 +166,9 @@ def _make_sgd(cfg: PPOConfig):
                 params, opt = carry
                 (_, m), g = grad_fn(params, norm, batch, cfg.clip_eps, cfg.vf_coef, cfg.ent_coef,
                                     cfg.normalize_advantages, clip)
-                g, gnorm = clip_by_global_norm(g, cfg.max_grad_norm)
-                params, opt = adam_update(g, opt, params, cfg.learning_rate)
+                gnorm = optax.global_norm(g)
+                upd, opt = tx.update(g, opt, params)
+                params = optax.apply_updates(params, upd)
                 return (params, opt), {**m, "grad_norm": gnorm}
 
             (params, opt), ms = jax.lax.scan(minibatch, (params, opt), shuffled)
@@ -178,12 +179,22 @@ def _make_sgd(cfg: PPOConfig):
     return sgd
 
 
-def _make_update(cfg: PPOConfig, sgd):
+def _make_update(cfg: PPOConfig, sgd, amp_cfg=None):
+    import jax
     import jax.numpy as jnp
     clip = cfg.network.obs_clip
+    if amp_cfg is not None:
+        from . import amp as ampmod
+        disc_update = ampmod.make_update(amp_cfg)
 
-    def update(ts, traj):
+    def update(ts, traj, motion=None):
         params, norm, rng = ts["params"], ts["norm"], ts["rng"]
+        extra = {}
+        if amp_cfg is not None:
+            ds = ts["amp"]
+            style = ampmod.style_reward(ds["params"], ds["norm"], traj["amp_obs"], amp_cfg.objective)
+            extra = {"task_reward": jnp.mean(traj["reward"]), "style_reward": jnp.mean(style)}
+            traj = {**traj, "reward": amp_cfg.task_weight * traj["reward"] + amp_cfg.style_weight * style}
         v = networks.value(params, networks.normalize(norm, traj["obs"], clip))
         v_next = networks.value(params, networks.normalize(norm, traj["final_obs"], clip))
         adv, target = losses.gae(traj["reward"], v, v_next, traj["termination"], traj["done"],
@@ -193,6 +204,11 @@ def _make_update(cfg: PPOConfig, sgd):
                 "advantage": flat(adv), "target": flat(target)}
         params, opt, rng, m = sgd(params, ts["opt"], norm, data, rng)
         norm = networks.update_normalizer(norm, traj["obs"])
+        if amp_cfg is not None:
+            rng, k = jax.random.split(rng)
+            ds, dm = disc_update(ts["amp"], motion[0], motion[1], flat(traj["amp_obs"]), k)
+            extra.update(dm)
+            ts = {**ts, "amp": ds}
         ended = jnp.sum(traj["done"])
         metrics = {**m, "reward": jnp.mean(traj["reward"]),
                    "episodes": ended,
@@ -200,7 +216,7 @@ def _make_update(cfg: PPOConfig, sgd):
                    "episode_length": jnp.sum(traj["ended_length"]) / jnp.maximum(ended, 1.0),
                    "fall_rate": jnp.sum(traj["termination"]) / jnp.maximum(ended, 1.0),
                    "action_std": jnp.mean(jnp.exp(params["log_std"])),
-                   **{k[2:]: jnp.mean(v) for k, v in traj.items() if k.startswith("m_")}}
+                   **{k[2:]: jnp.mean(v) for k, v in traj.items() if k.startswith("m_")}, **extra}
         ts = {**ts, "params": params, "opt": opt, "norm": norm, "rng": rng,
               "env_steps": ts["env_steps"] + cfg.batch_size, "iteration": ts["iteration"] + 1}
         return ts, metrics
@@ -228,6 +244,9 @@ def save_checkpoint(path: str, ts: dict, meta: dict, light: bool = False) -> Non
     starts Adam afresh)."""
     import jax
     keep = {k: ts[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration") if not (light and k == "opt")}
+    if "amp" in ts:
+        from .amp import checkpoint_part
+        keep["amp"] = checkpoint_part(ts["amp"])
     arrays = _flatten(keep)
     meta = {**meta, "checkpoint_version": CHECKPOINT_VERSION,
             "treedef": str(jax.tree.structure(keep))}
@@ -237,7 +256,9 @@ def save_checkpoint(path: str, ts: dict, meta: dict, light: bool = False) -> Non
 def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
     """Fill a freshly initialized TrainState with a checkpoint's arrays. Read
     without pickles; a damaged file, one for another network or holding NaN
-    is an ArtefactError naming it."""
+    is an ArtefactError naming it. A version 1 file (hand-written Adam) or a
+    light one resumes with the optimizer afresh; one without a discriminator
+    resumed with AMP starts the discriminator afresh (meta['amp_fresh'])."""
     import jax
     import jax.numpy as jnp
 
@@ -249,13 +270,19 @@ def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
             raise ValueError("meta is not an object")
     except (KeyError, ValueError) as e:
         raise ArtefactError(f"{path}: damaged checkpoint (meta: {type(e).__name__}: {e})") from None
-    if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
-        raise ArtefactError(f"{path}: checkpoint version {meta.get('checkpoint_version')}, expected "
-                            f"{CHECKPOINT_VERSION}")
+    version = meta.get("checkpoint_version")
+    if version not in (1, CHECKPOINT_VERSION):
+        raise ArtefactError(f"{path}: checkpoint version {version}, expected {CHECKPOINT_VERSION}")
     names = ("params", "opt", "norm", "rng", "env_steps", "iteration")
-    if not any(k.startswith("['opt']") for k in z):
-        names = tuple(n for n in names if n != "opt")      # a light checkpoint: Adam starts afresh
+    if version == 1 or not any(k.startswith("['opt']") for k in z):
+        names = tuple(n for n in names if n != "opt")      # light or version 1: the optimizer starts afresh
     keep = {k: ts_template[k] for k in names}
+    if "amp" in ts_template:
+        if any(k.startswith("['amp']") for k in z):
+            from .amp import checkpoint_part
+            keep["amp"] = checkpoint_part(ts_template["amp"])
+        else:
+            meta["amp_fresh"] = True
     paths, treedef = jax.tree_util.tree_flatten_with_path(keep)
     leaves = []
     for p, v in paths:
@@ -266,6 +293,8 @@ def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
             raise ArtefactError(f"{path}: damaged checkpoint ({key} holds NaN or infinite values)")
         leaves.append(jnp.asarray(z[key], dtype=v.dtype))
     restored = jax.tree_util.tree_unflatten(treedef, leaves)
+    if "amp" in restored:
+        restored["amp"] = {**ts_template["amp"], **restored["amp"]}
     return {**ts_template, **restored}, meta
 
 

@@ -4,6 +4,14 @@
     python -m controllers.physics.train --out out/physics/walk-run --resume          # go on from the checkpoint
     python -m controllers.physics.train --out out/physics/walk-run --plot-only       # curves.png from log.jsonl
 
+With --amp the policy also learns from a style reward (`amp`, Adversarial
+Motion Priors): a discriminator trained on mocap transitions (--amp-db and
+--amp-tag choose them; default the reference clips' database and tags, the
+training split) against the policy's; the progress line shows its accuracy,
+its style reward and gradient penalty:
+
+    python -m controllers.physics.train --engine mujoco --amp --amp-objective lsgan --out out/physics/amp
+
 --db takes a database (.animdb) or a clip pack (.npz, `python -m
 controllers.physics.clips`: only the reference clips, a few MB, for training
 on another machine). --time-limit ends a run after that many seconds of
@@ -27,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 
 from anim.fileio import atomic_write, truncate_jsonl, write_text
 
+from .amp import AMPConfig
 from .env import EnvConfig, tags_from_dict
 from .humanoid import HumanoidConfig
 from .ppo import PPOConfig
@@ -41,7 +50,9 @@ class TrainConfig:
     (C MuJoCo simulations on CPU threads, `cpu_env`: the fast way without a GPU);
     checkpoint_every: iterations between checkpoints; time_limit: seconds
     (setup and compilation included) after which the run stops with a
-    checkpoint (0: none)."""
+    checkpoint (0: none); amp: the style discriminator's configuration (None:
+    the tracking reward alone); amp_db, amp_tags: its mocap (default: db and
+    env.tags), always the training split."""
 
     db: str = os.path.join("out", "databases", "locomotion-normal.animdb")
     out: str = os.path.join("out", "physics", "walk-run")
@@ -55,6 +66,9 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     humanoid: HumanoidConfig = field(default_factory=HumanoidConfig)
+    amp: AMPConfig | None = None
+    amp_db: str = ""
+    amp_tags: tuple = ()
 
 
 def _select_device(device: str) -> None:
@@ -72,10 +86,29 @@ def _select_device(device: str) -> None:
 
 
 def _log_line(m: dict) -> str:
-    return (f"it {m['iteration']:>5} | {m['env_steps']:>11,.0f} steps | {m['steps_per_s']:>7,.0f} steps/s | "
+    line = (f"it {m['iteration']:>5} | {m['env_steps']:>11,.0f} steps | {m['steps_per_s']:>7,.0f} steps/s | "
             f"reward {m['reward']:.3f} | ep len {m['episode_length']:6.1f} | "
             f"err {100 * m['tracking_error']:5.1f} cm | falls {m['fall_rate']:.2f} | "
             f"loss {m['loss']:+.3f} | std {m['action_std']:.3f}")
+    if "disc_accuracy" in m:
+        line += (f" | disc acc {m['disc_accuracy']:.2f} style {m['style_reward']:.3f} "
+                 f"gp {m['disc_gp']:.3f}")
+    return line
+
+
+def amp_motion(cfg: TrainConfig, db, h):
+    """The discriminator's mocap (`amp.MotionData`): the training split of
+    cfg.amp_tags (default the reference's tags) in cfg.amp_db (default cfg.db)."""
+    import dataclasses
+
+    from . import amp, clips
+    from . import env as envmod
+    mdb = clips.load_motion(cfg.amp_db) if cfg.amp_db else db
+    if cfg.amp_db and mdb.skeleton.signature() != db.skeleton.signature():
+        raise ValueError(f"{cfg.amp_db}: its skeleton differs from {cfg.db}'s: the discriminator's mocap must be "
+                         "of the skeleton the humanoid was built for")
+    sel = dataclasses.replace(cfg.env, tags=cfg.amp_tags or cfg.env.tags, split="train")
+    return amp.motion_data(envmod.build_reference(mdb, h, envmod.select_clips(mdb, sel)), h)
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: int | None = None) -> dict:
@@ -108,20 +141,30 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
         h = hum.from_database(db, cfg.humanoid)
         hum.save(h, paths["humanoid"])
     ref = envmod.build_reference(db, h, envmod.select_clips(db, cfg.env))
+    use_amp = cfg.amp is not None
     if cfg.engine == "mujoco":
         from .cpu_env import BatchTrackingEnv
-        env = BatchTrackingEnv(h, ref, cfg.env, cfg.ppo.num_envs, seed=cfg.seed)
+        env = BatchTrackingEnv(h, ref, cfg.env, cfg.ppo.num_envs, seed=cfg.seed, amp=use_amp)
         where = f"C MuJoCo on {env.batch.nthread} threads, PPO update in JAX on {jax.default_backend()}"
     else:
-        env = envmod.TrackingEnv(h, ref, cfg.env)
+        env = envmod.TrackingEnv(h, ref, cfg.env, amp=use_amp)
         where = f"MJX, JAX on {jax.default_backend()}"
     echo(f"humanoid: {h.num_bodies} bodies, {h.nu} actuators, {env.substeps} substeps of "
          f"{1e3 * h.model().opt.timestep:.2f} ms; reference: {len(ref.clip_names)} clips, "
          f"{ref.num_frames} frames; obs {env.obs_size}, action {env.action_size}; {where}")
+    motion = motion_dev = None
+    if use_amp:
+        import jax.numpy as jnp
+        motion = amp_motion(cfg, db, h)
+        motion_dev = (jnp.asarray(motion.frames), jnp.asarray(motion.starts))
+        echo(f"AMP ({cfg.amp.objective}, gradient penalty {cfg.amp.gp:g}, reward {cfg.amp.task_weight:g} task + "
+             f"{cfg.amp.style_weight:g} style): {len(motion.clip_names)} mocap clips, "
+             f"{motion.num_transitions:,} transitions of {motion.frames.shape[1]} x 2 features")
+    amp_arg = (cfg.amp, motion) if use_amp else None
     if cfg.engine == "mujoco":
-        ts = ppo.init_state(None, cfg.ppo, cfg.seed, sizes=(env.obs_size, env.action_size))
+        ts = ppo.init_state(None, cfg.ppo, cfg.seed, sizes=(env.obs_size, env.action_size), amp=amp_arg)
     else:
-        ts = ppo.init_state(env, cfg.ppo, cfg.seed)
+        ts = ppo.init_state(env, cfg.ppo, cfg.seed, amp=amp_arg)
     meta = {"seed": cfg.seed, "config": json.loads(json.dumps(asdict(cfg), default=str))}
     if resume and os.path.exists(paths["ckpt"]):
         ts, old = ppo.load_checkpoint(paths["ckpt"], ts)
@@ -129,6 +172,10 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
             echo(f"note: checkpoint seed {old.get('seed')} differs from --seed {cfg.seed}; keeping the checkpoint's")
             meta["seed"] = old.get("seed")
         echo(f"resumed from {paths['ckpt']} at iteration {int(ts['iteration'])}, {float(ts['env_steps']):,.0f} steps")
+        if old.get("amp_fresh"):
+            echo("the checkpoint has no discriminator: AMP starts with a fresh one")
+        if old.get("checkpoint_version") == 1:
+            echo("a version 1 checkpoint (before optax): the optimizer starts afresh")
         done = int(ts["iteration"])          # the log ends where the checkpoint does
         truncate_jsonl(paths["log"], lambda r: r.get("iteration", 0) <= done)
         if float(ts["env_steps"]) >= cfg.steps:
@@ -147,8 +194,11 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
 
-    iteration = (ppo.make_iteration(env, cfg.ppo) if cfg.engine != "mujoco"
-                 else _cpu_iteration(env, cfg.ppo, cfg.seed + int(ts["iteration"])))
+    if cfg.engine != "mujoco":
+        step = ppo.make_iteration(env, cfg.ppo, cfg.amp)
+        iteration = lambda ts: step(ts, motion_dev)  # noqa: E731
+    else:
+        iteration = _cpu_iteration(env, cfg.ppo, cfg.seed + int(ts["iteration"]), cfg.amp, motion_dev)
     t0 = time.perf_counter()
     ts, m = iteration(ts)
     jax.block_until_ready(ts["params"])
@@ -156,13 +206,15 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
     echo(f"compiled and ran the first iteration in {compile_s:.1f} s (setup {t0 - t_start:.1f} s)")
     last = None
     diverged = False
+    policy_extra = {"amp": asdict(cfg.amp)} if use_amp else None
     try:
         from tqdm import tqdm
         bar = tqdm(total=int(cfg.steps), initial=int(float(ts["env_steps"])), unit="step", unit_scale=True,
                    dynamic_ncols=True, disable=not sys.stderr.isatty())
         n_it = 0
         t_prev = time.perf_counter()
-        while float(ts["env_steps"]) < cfg.steps and (max_iterations is None or n_it < max_iterations):
+        # the first iteration (run above, with the compile) is logged even when it reaches the budget
+        while (n_it == 0 or float(ts["env_steps"]) < cfg.steps) and (max_iterations is None or n_it < max_iterations):
             if n_it > 0 and cfg.time_limit > 0 and time.perf_counter() - t_start > cfg.time_limit:
                 echo(f"time limit: the run has taken {time.perf_counter() - t_start:.0f} s "
                      f"(--time-limit {cfg.time_limit:g})")
@@ -185,27 +237,31 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
             with open(paths["log"], "a") as f:
                 f.write(json.dumps(m) + "\n")
             bar.update(cfg.ppo.batch_size)
-            bar.set_postfix(reward=f"{m['reward']:.3f}", len=f"{m['episode_length']:.0f}",
-                            err=f"{100 * m['tracking_error']:.1f}cm")
+            post = {"reward": f"{m['reward']:.3f}", "len": f"{m['episode_length']:.0f}",
+                    "err": f"{100 * m['tracking_error']:.1f}cm"}
+            if "disc_accuracy" in m:
+                post.update(disc=f"{m['disc_accuracy']:.2f}", style=f"{m['style_reward']:.3f}",
+                            gp=f"{m['disc_gp']:.3f}")
+            bar.set_postfix(**post)
             if bar.disable:
                 echo(_log_line(m))
             n_it += 1
             last = m
             if m["iteration"] % cfg.checkpoint_every == 0:
                 ppo.save_checkpoint(paths["ckpt"], ts, meta)
-                ppo.save_policy(paths["policy"], ts, h, cfg.env, cfg.ppo, meta["seed"])
+                ppo.save_policy(paths["policy"], ts, h, cfg.env, cfg.ppo, meta["seed"], extra=policy_extra)
         bar.close()
     except KeyboardInterrupt:
         echo("interrupted: saving the checkpoint")
     if diverged:
         return last or {}
     ppo.save_checkpoint(paths["ckpt"], ts, meta)
-    ppo.save_policy(paths["policy"], ts, h, cfg.env, cfg.ppo, meta["seed"])
+    ppo.save_policy(paths["policy"], ts, h, cfg.env, cfg.ppo, meta["seed"], extra=policy_extra)
     echo(f"wrote {paths['ckpt']}, {paths['policy']} and {paths['log']}")
     return last or {}
 
 
-def _cpu_iteration(env, pcfg, seed: int):
+def _cpu_iteration(env, pcfg, seed: int, amp_cfg=None, motion=None):
     """TrainState -> (TrainState, metrics) with the rollout on C MuJoCo
     (`cpu_env.BatchTrackingEnv`, the policy sampled in numpy) and the jitted
     PPO update of the MJX path on the trajectory."""
@@ -214,7 +270,7 @@ def _cpu_iteration(env, pcfg, seed: int):
     import numpy as np
 
     from . import networks, ppo
-    update = ppo.make_update(pcfg)
+    update = ppo.make_update(pcfg, amp_cfg)
     rng = np.random.default_rng(seed)
     clip = pcfg.network.obs_clip
 
@@ -233,7 +289,7 @@ def _cpu_iteration(env, pcfg, seed: int):
             out = env.step(a)
             steps.append({"obs": obs, "action": a, "logp": logp, **out})
         traj = {k: jnp.asarray(np.stack([s[k] for s in steps])) for k in steps[0]}
-        return update(ts, traj)
+        return update(ts, traj, motion)
     return iteration
 
 
@@ -317,6 +373,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep each reference's hips within M metres of the body's, moving the reference on the "
                         "ground as the live loop does (0: off; the live loop uses 0.15; --engine mujoco)")
     p.add_argument("--lr", type=float, default=d.ppo.learning_rate, help="Adam learning rate")
+    p.add_argument("--lr-schedule", choices=["constant", "linear"], default=d.ppo.lr_schedule,
+                   help="constant, or linear decay to a tenth of --lr at --steps (optax)")
+    g = p.add_argument_group("style reward (AMP)")
+    g.add_argument("--amp", action="store_true",
+                   help="add the style reward of a motion discriminator (Adversarial Motion Priors)")
+    g.add_argument("--amp-objective", choices=["lsgan", "bce"], default="lsgan",
+                   help="lsgan (the AMP paper; gradient penalty 10) or bce (MimicKit, PHC; gradient penalty 5)")
+    g.add_argument("--amp-gp", type=float, default=0.0, metavar="W",
+                   help="gradient penalty weight (default: the objective's, 10 or 5)")
+    g.add_argument("--amp-db", default="", metavar="FILE",
+                   help="database or clip pack of the discriminator's mocap (default --db)")
+    g.add_argument("--amp-tag", action="append", metavar="KEY=V[,V]",
+                   help="the discriminator's mocap by tag (repeatable; default the reference's --tag)")
+    g.add_argument("--style-weight", type=float, default=0.5, metavar="W",
+                   help="reward = (1 - W) tracking + W style (default 0.5, the AMP paper's mix)")
     p.add_argument("--hidden", default="256,256", help="policy/value hidden widths (default 256,256)")
     p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
@@ -344,11 +415,19 @@ def config_from_args(a) -> TrainConfig:
     tags = parse_tags(a.tag) if a.tag else {"content": ["run", "walk"], "style": "normal"}
     hidden = tuple(int(x) for x in str(a.hidden).split(",") if x)
     net = NetworkConfig(policy_hidden=hidden, value_hidden=hidden)
+    amp_cfg = None
+    if a.amp:
+        if not 0.0 <= a.style_weight <= 1.0:
+            raise SystemExit(f"train: --style-weight {a.style_weight} is outside [0, 1]")
+        amp_cfg = AMPConfig(objective=a.amp_objective, gp_weight=a.amp_gp, task_weight=1.0 - a.style_weight,
+                            style_weight=a.style_weight)
+    amp_tags = tags_from_dict(parse_tags(a.amp_tag)) if a.amp_tag else ()
     return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
                        checkpoint_every=a.checkpoint_every, time_limit=a.time_limit, humanoid_file=a.humanoid,
-                       engine=a.engine,
+                       engine=a.engine, amp=amp_cfg, amp_db=a.amp_db, amp_tags=amp_tags,
                        env=EnvConfig(tags=tags_from_dict(tags), max_root_distance=a.max_root_distance),
                        ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
+                                     lr_schedule=a.lr_schedule, schedule_steps=a.steps,
                                      num_minibatches=a.minibatches, update_epochs=a.epochs),
                        humanoid=HumanoidConfig(self_collision=a.self_collision, ground_contacts=a.ground_contacts,
                                                timestep=1.0 / (60.0 * a.substeps)))
