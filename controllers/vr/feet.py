@@ -15,9 +15,14 @@ one threshold would flicker). Speed is the toe's 3D backward difference
 (causal: the live loop has no future frames). This works with every
 predictor (diffusion, MLP, the motion-matching baseline) and with weights
 already trained, where a contact head would need the model retrained with
-it. The thresholds are tuned on the val split for F1 against the data's
-contacts (`tune`, `python -m controllers.vr.feet`); the test split's
-precision, recall and F1 are in `anim eval vr` (BENCHMARKS.md).
+it. The thresholds were chosen on the val split (FeetConfig says how;
+`python -m controllers.vr.feet` ranks a grid of them by F1 against the
+data's contacts there); the test split's precision, recall and F1 are in
+`anim eval vr` (BENCHMARKS.md). What limits the locking is recall: on the
+val split, the data's contact frames that the predicted toes do not show as
+a contact (the prediction's foot still moving at 55 cm/s on average there)
+leave 9.8 of the 13 cm/s of skating; thresholds loose enough to catch them
+pin feet where the prediction has them wrong (lower-body error +9%).
 
 Locking. The contacts drive `controllers.motion_matching.runtime.FootLocks`
 (the motion-matching controller's foot locking, two-bone IK and pelvis drop,
