@@ -360,3 +360,23 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = No
     if np.iscomplexobj(root):
         root = root.real
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(sa + sb - 2 * root))
+
+
+def upright_segments(fallen, after: int, min_len: int = 10) -> list:
+    """[start, stop) frame ranges of a session with the body up: neither
+    fallen nor within `after` frames of a fallen frame (the recovery's reset
+    and blend). Falls are counted apart; the naturalness and acceleration
+    figures are those of the motion between them."""
+    f = np.asarray(fallen, bool)
+    bad = f.copy()
+    for k in range(1, after + 1):
+        bad[k:] |= f[:-k]
+    out, start = [], None
+    for i, b in enumerate(np.append(bad, True)):
+        if not b and start is None:
+            start = i
+        elif b and start is not None:
+            if i - start >= min_len:
+                out.append((start, i))
+            start = None
+    return out

@@ -14,8 +14,9 @@ For each policy:
   (99.9th percentile and maximum) and the naturalness distance below;
 * pushes of 30 N s from 8 directions, walking and running.
 
-Naturalness: the Fréchet distance between Gaussians fitted to per-frame
-motion statistics (`anim.metrics.motion_statistics`: joint speeds and
+Naturalness: over the frames with the body up (not fallen, and not within
+1 s after a fall: the recovery's reset and blend; falls are counted apart),
+the Fréchet distance between Gaussians fitted to per-frame motion statistics (`anim.metrics.motion_statistics`: joint speeds and
 accelerations, foot heights and contact speeds, hips speed and turn rate) of
 the simulated sessions and of held-out mocap (the locomotion database's
 held-out eighth, every style), features scaled by the training mocap's
@@ -68,7 +69,7 @@ def sessions(db, policy, seeds, seconds: float) -> dict:
 
     toes = [db.skeleton.index(f) for f in db.config.toes]
     styles = db.tag_values("style")
-    out, stats, acc = [], [], []
+    out, stats, acc, upright = [], [], [], []
     for seed in seeds:
         s = scripts.random_script(seed, seconds, styles=styles)
         st = _stage(db, policy)
@@ -76,8 +77,11 @@ def sessions(db, policy, seeds, seconds: float) -> dict:
         m = runner.evaluate(rec, db, st.speeds, series=False)
         ph = m["physics"]
         g = rec.global_positions()
-        stats.append(metrics.motion_statistics(g, rec.rotations[:, 0], rec.contacts, toes, rec.fps))
-        acc.append(metrics.joint_accelerations(g, rec.fps).ravel())
+        for a, b in metrics.upright_segments(rec.tracking["fallen"], int(round(RECOVERY_S * rec.fps))):
+            stats.append(metrics.motion_statistics(g[a:b], rec.rotations[a:b, 0], rec.contacts[a:b], toes, rec.fps))
+            acc.append(metrics.joint_accelerations(g[a:b], rec.fps).ravel())
+        upright.append(sum(b - a for a, b in metrics.upright_segments(rec.tracking["fallen"],
+                                                               int(round(RECOVERY_S * rec.fps)))) / len(g))
         out.append({"seed": seed, "falls": ph["falls"], "pose_error_cm": ph["pose_error_cm"],
                     "global_error_cm": ph["tracking_error_cm"], "skating_cm_s": m["foot_skating"]["mean_cm_s"]})
         print(f"    session {seed}: {ph['falls']} falls, pose {ph['pose_error_cm']:.1f} cm", flush=True)
@@ -89,7 +93,11 @@ def sessions(db, policy, seeds, seconds: float) -> dict:
             "pose_error_cm": float(np.mean([r["pose_error_cm"] for r in out])),
             "global_error_cm": float(np.mean([r["global_error_cm"] for r in out])),
             "skating_cm_s": float(np.mean([r["skating_cm_s"] for r in out])),
-            "acc_p999_m_s2": float(np.percentile(acc, 99.9)), "acc_max_m_s2": float(acc.max())}
+            "acc_p999_m_s2": float(np.percentile(acc, 99.9)), "acc_max_m_s2": float(acc.max()),
+            "upright_share": float(np.mean(upright))}
+
+
+RECOVERY_S = 1.0
 
 
 def evaluate(policy: str, db, db_normal, seeds, seconds: float, quick: bool = False) -> dict:
@@ -106,6 +114,14 @@ def evaluate(policy: str, db, db_normal, seeds, seconds: float, quick: bool = Fa
     return {"clips": q, "sessions": ses, "pushes": pu}
 
 
+def _evaluate_files(policy: str, db_path: str, seeds, seconds: float, quick: bool) -> dict:
+    """evaluate() in a worker process (it opens the databases itself)."""
+    from anim import database
+    from anim_app.cli import ensure_db
+    return evaluate(policy, database.load(db_path), database.load(ensure_db(None, "locomotion-normal")), seeds,
+                    seconds, quick)
+
+
 def run(quick: bool = False, base: str = BASE, amp_policy: str = AMP, n_sessions: int | None = None,
         seconds: float | None = None) -> str:
     from anim import database, metrics
@@ -120,7 +136,7 @@ def run(quick: bool = False, base: str = BASE, amp_policy: str = AMP, n_sessions
                                     "controllers/physics/weights/README.md, 'Style reward A/B')")
     path = ensure_db(None, "locomotion")
     db = database.load(path)
-    db_normal = database.load(ensure_db(None, "locomotion-normal"))
+    ensure_db(None, "locomotion-normal")
     n_sessions = n_sessions or (2 if quick else 10)
     seconds = seconds or (20.0 if quick else 60.0)
     seeds = HELDOUT_SEEDS[:n_sessions]
@@ -130,8 +146,15 @@ def run(quick: bool = False, base: str = BASE, amp_policy: str = AMP, n_sessions
     scale = train_stats.std(0)
     floor = metrics.frechet_distance(held_stats, train_stats, scale)
     res, rows = {}, []
-    for label, pol in (("tracking only", base), ("tracking + style (AMP)", amp_policy)):
-        r = res[label] = evaluate(pol, db, db_normal, seeds, seconds, quick)
+    pairs = (("tracking only", base), ("tracking + style (AMP)", amp_policy))
+    # the two policies in two processes: one thread each, as the live loop runs
+    import concurrent.futures
+    import multiprocessing
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
+        jobs = {label: ex.submit(_evaluate_files, pol, path, seeds, seconds, quick) for label, pol in pairs}
+        res = {label: j.result() for label, j in jobs.items()}
+    for label, pol in pairs:
+        r = res[label]
         meta = ppo.load_policy(pol, db.skeleton)[3]
         nat = metrics.frechet_distance(r["sessions"]["stats"], held_stats, scale)
         q, s, pu = r["clips"], r["sessions"], r["pushes"]
@@ -153,13 +176,16 @@ def run(quick: bool = False, base: str = BASE, amp_policy: str = AMP, n_sessions
           "trained on from the same checkpoint for the same number of env steps (commands: "
           "`controllers/physics/weights/README.md`). One thread each.",
         "",
-        f"Held-out clips: walk and run of the normal style (held-out split, {res['tracking only']['clips']['episodes']}"
+        f"Held-out clips: walk and run of the normal style (held-out split, {res[pairs[0][0]]['clips']['episodes']}"
         f" episodes, from each clip's start and middle, up to 10 s). Sessions: {n_sessions} held-out random-stick "
         f"sessions of {seconds:g} s through the live loop (seeds {seeds[0]}-{seeds[-1]}, every style). Pushes: 30 N s "
         f"from 8 directions.",
         "",
         table(rows),
-        f"Naturalness: Fréchet distance of the sessions' motion statistics to held-out mocap "
+        f"Naturalness: Fréchet distance of the sessions' motion statistics (frames with the body up: "
+        f"{100 * res[pairs[0][0]]['sessions']['upright_share']:.0f}% and "
+        f"{100 * res[pairs[1][0]]['sessions']['upright_share']:.0f}% of them; the largest accelerations too) to "
+        f"held-out mocap "
         f"({len(held_stats):,} frames, every style); floor (held-out mocap to training mocap, "
         f"{len(train_stats):,} frames): **{floor:.2f}**. Above the floor: tracking only {b['above floor']:.2f}, "
         f"with the style reward {a['above floor']:.2f} (ratio {ratio:.2f}; the target is 0.5 or less, with no more "

@@ -185,3 +185,13 @@ def test_motion_statistics_of_a_known_motion():
     assert np.allclose(s[:, 2:4], 0.0, atol=1e-9)                        # no acceleration
     assert np.allclose(s[:, 4], 0.07) and np.allclose(s[:, 5], 0.0)      # foot height, contact speed
     assert np.allclose(s[:, 6], 1.5) and np.allclose(s[:, 7], 0.5)       # root speed, turn rate
+
+
+def test_upright_segments_leave_out_falls_and_their_recovery():
+    from anim.metrics import upright_segments
+    fallen = np.zeros(200, bool)
+    fallen[50:60] = True
+    fallen[195:] = True
+    assert upright_segments(fallen, after=20) == [(0, 50), (80, 195)]
+    assert upright_segments(fallen, after=20, min_len=60) == [(80, 195)]
+    assert upright_segments(np.zeros(5, bool), after=3) == []

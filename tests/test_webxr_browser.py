@@ -41,8 +41,8 @@ STREAMING = np.array([119, 221, 119])      # the VR panel's connection state whe
 # tolerances (metres). The avatar's head is carried rigidly by the headset: its
 # offset from the headset, in the headset's own frame, varies by at most
 # HEAD_SPREAD over the run and is at most HEAD_OFFSET (a head joint sits a few cm
-# behind and below the eyes a headset reports; today the predictor puts it on the
-# headset itself). Its hands near the controllers (a grip is not a wrist, and the
+# behind and below the eyes a headset reports: controllers/vr/calibrate.py's
+# table, grown by the user's calibrated scale). Its hands near the controllers (a grip is not a wrist, and the
 # predictor places the arm): median distance at most HAND_TOL.
 HEAD_SPREAD = 0.02
 HEAD_OFFSET = 0.20
@@ -86,12 +86,13 @@ def session(tmp_path_factory):
     need_browser()
     from controllers.vr.controller import VRController
     from controllers.vr.evaluate import DEFAULT_WEIGHTS
-    from viewer.vr_input import drive_from_bridge
+    from viewer.vr_input import drive_from_bridge, fit_controller
     from viewer.webxr_bridge import AvatarPublisher, WebXRBridge
     out = tmp_path_factory.mktemp("webxr")
     ctrl = VRController.load(str(DEFAULT_WEIGHTS["diffusion"]))
     stop = threading.Event()
     with WebXRBridge(port=0) as bridge:
+        fit_controller(ctrl, bridge)
         engine = threading.Thread(target=drive_from_bridge, args=(AvatarPublisher(ctrl, bridge), bridge, stop),
                                   daemon=True)
         engine.start()
@@ -301,4 +302,7 @@ def test_webxr_no_window_drives_the_page_avatar(capsys):
     answered = [a for a in avatars if a["t"] is not None]
     assert rc == [0] and answered and "avatars sent" in capsys.readouterr().out
     joints = np.array(answered[-1]["joints"]).reshape(-1, 3)
-    assert np.allclose(joints[names.index("Head")], [-0.3, 1.45, 0.2], atol=2e-3)     # WebXR axes
+    # the head joint where the WebXR row of the offsets table puts it from the eyes (a level headset: XR view axes)
+    from controllers.vr.calibrate import DEVICE_OFFSETS
+    assert np.allclose(joints[names.index("Head")], np.add([-0.3, 1.45, 0.2], DEVICE_OFFSETS["webxr"].head),
+                       atol=2e-3)     # WebXR axes

@@ -217,6 +217,8 @@ class TraceReplay:
     `ghost_at(t)` the ground-truth pose if the trace has one. Calling the
     replay with t does control_at (usable as run_headless's input script)."""
 
+    DEVICE_API = "joints"          # traces hold joint poses (controllers.vr.calibrate.DEVICE_OFFSETS)
+
     def __init__(self, trace: Trace | str, loop: bool = False):
         self.trace = read_trace(trace) if isinstance(trace, (str, os.PathLike)) else trace
         self.loop = loop
@@ -352,7 +354,11 @@ class OpenXRSource:
     background thread (pyopenxr's ContextObject, which opens its own small
     OpenGL window as OpenXR requires a graphics binding); `latest()` gives the
     newest poses in engine axes. Not exercised by the test suite (no runtime
-    there): only the clear error when pyopenxr or a runtime is missing is."""
+    there): only the clear error when pyopenxr or a runtime is missing is.
+    Poses are located in the STAGE space (y = 0 on the floor, as WebXR's
+    'local-floor'), which the user's height calibration needs."""
+
+    DEVICE_API = "openxr"          # its row of controllers.vr.calibrate.DEVICE_OFFSETS
 
     def __init__(self):
         try:
@@ -377,7 +383,9 @@ class OpenXRSource:
 
             import xr
             with xr.ContextObject(instance_create_info=xr.InstanceCreateInfo(
-                    enabled_extension_names=[xr.KHR_OPENGL_ENABLE_EXTENSION_NAME])) as ctx:
+                    enabled_extension_names=[xr.KHR_OPENGL_ENABLE_EXTENSION_NAME]),
+                    reference_space_create_info=xr.ReferenceSpaceCreateInfo(
+                        reference_space_type=xr.ReferenceSpaceType.STAGE)) as ctx:
                 paths = (xr.Path * 2)(xr.string_to_path(ctx.instance, "/user/hand/left"),
                                       xr.string_to_path(ctx.instance, "/user/hand/right"))
                 action = xr.create_action(action_set=ctx.default_action_set, create_info=xr.ActionCreateInfo(
@@ -432,6 +440,19 @@ def _controller(model: str | None):
     from controllers.vr.controller import VRController
     from controllers.vr.evaluate import DEFAULT_WEIGHTS
     return VRController.load(model or str(DEFAULT_WEIGHTS["diffusion"]))
+
+
+def fit_controller(ctrl, source, auto: bool = True):
+    """Fit the VR controller to the devices of `source` (its DEVICE_API: which
+    row of controllers.vr.calibrate.DEVICE_OFFSETS turns the reported head and
+    grip poses into joints) and, with `auto`, to the user's size from their
+    first still, upright second (calibrate.AutoCalibrator). Returns ctrl."""
+    from controllers.vr import calibrate
+    api = getattr(source, "DEVICE_API", "joints")
+    ref = calibrate.reference_of_predictor(ctrl.predictor)
+    ctrl.set_calibration(calibrate.Calibration(api=api, reference=ref))
+    ctrl.calibrator = calibrate.AutoCalibrator(ref, api) if auto and api != "joints" else None
+    return ctrl
 
 
 def run_webxr_headless(ctrl, bridge, seconds: float, out_dir: str, frames_to_save: int = 6) -> dict:
@@ -566,6 +587,7 @@ def main(argv=None) -> int:
         except RuntimeError as e:
             print(f"anim: error: {e}", file=sys.stderr)
             return 1
+        fit_controller(ctrl, bridge)
         with bridge:
             ctrl = AvatarPublisher(ctrl, bridge)      # the avatar goes back to the page too
             print(f"open {bridge.page_url} in the headset's browser"
@@ -594,6 +616,7 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "openxr":
         src = OpenXRSource()
+        fit_controller(ctrl, src)
         try:
             run_live(ctrl, parents, input_device=VRInput(src), title="anim: OpenXR")
         finally:

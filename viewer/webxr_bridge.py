@@ -269,7 +269,13 @@ class WebXRBridge:
     by the policy or the connection limit; `errors` keeps the last 50 problems,
     `error_counts` counts them by kind (json, non-finite, shape, type, range,
     binary, rate, size, idle, ...). `avatar_frames` counts published avatar
-    frames, `avatar_dropped` the copies not sent to a page that lagged."""
+    frames, `avatar_dropped` the copies not sent to a page that lagged. The
+    poses are the page's viewer pose (the centre of the eyes) and gripSpace
+    poses (the fist): DEVICE_API names their row of
+    controllers.vr.calibrate.DEVICE_OFFSETS, which the controller uses to
+    reach the head and wrist joints (viewer.vr_input.fit_controller)."""
+
+    DEVICE_API = "webxr"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, stale_s: float = 0.5, page: Path = WEBXR_PAGE,
                  token: str | None = None, allow_origins=(), max_message: int = 1 << 16, rate: float = 240.0,

@@ -166,7 +166,7 @@ def _make_sgd(cfg: PPOConfig):
                 params, opt = carry
                 (_, m), g = grad_fn(params, norm, batch, cfg.clip_eps, cfg.vf_coef, cfg.ent_coef,
                                     cfg.normalize_advantages, clip)
-                gnorm = optax.global_norm(g)
+                gnorm = optax.tree.norm(g)
                 upd, opt = tx.update(g, opt, params)
                 params = optax.apply_updates(params, upd)
                 return (params, opt), {**m, "grad_norm": gnorm}

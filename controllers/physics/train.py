@@ -191,8 +191,7 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
 
     def _stop(signum, frame):
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     if cfg.engine != "mujoco":
         step = ppo.make_iteration(env, cfg.ppo, cfg.amp)
@@ -253,6 +252,9 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, max_iterations: in
         bar.close()
     except KeyboardInterrupt:
         echo("interrupted: saving the checkpoint")
+    finally:
+        for sig, handler in previous.items():          # the caller's handlers again (a test runner's, a CLI's)
+            signal.signal(sig, handler)
     if diverged:
         return last or {}
     ppo.save_checkpoint(paths["ckpt"], ts, meta)

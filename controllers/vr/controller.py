@@ -32,7 +32,16 @@ differences x 60), whatever `dt` says.
 Feet (feet.py, on by default; foot_lock=False: off): the contacts are
 derived from the predicted toes and planted feet are locked with the
 motion-matching controller's foot locking and two-bone IK, no toe below the
-floor; Pose.contacts are the planted feet.
+floor, in the model's space (before the pose is scaled to the user);
+Pose.contacts are the planted feet.
+
+Fitting the user (controllers/vr/calibrate.py): `calibration` (a
+calibrate.Calibration; default: joint poses of the model's own size) moves
+each reported device position to its joint (the device API's offsets from
+calibrate.DEVICE_OFFSETS, grown by the user's scale) and into the model's
+space, and scales the output pose to the user; `calibrator` (a
+calibrate.AutoCalibrator, or None) makes one from the first still, upright
+second and sets it (`set_calibration`: the history restarts).
 
 Pose.info (a PoseInfo): controller, ms (time of this step), debug_lines (the
 three devices' forward axes), ghost when `ghost` is set (e.g. by a trace
@@ -54,6 +63,7 @@ from anim.skeleton import Pose, PoseInfo
 
 from . import data as vd
 from .blas import single_thread
+from .calibrate import Calibration
 
 
 class VRController:
@@ -78,6 +88,8 @@ class VRController:
         self.stats = {"ticks": 0, "recovered": 0}
         self.guard = InputGuard()
         self.feet = FootLocker(self.skeleton, feet or FeetConfig()) if foot_lock else None
+        self.calibration = Calibration()          # the user's fit (calibrate.py); identity: joint poses
+        self.calibrator = None                    # a calibrate.AutoCalibrator, run on the first ticks
         # warm up (numba compiles or loads its kernel) now, not on the first live tick
         y = predictor.predict(np.zeros((1, self.window, vd.SPARSE_DIM), np.float32), np.zeros(1, np.float32))
         r0, p0 = vd.poses_from_features(y[0], np.float32(0), np.zeros(3, np.float32), self.skeleton)
@@ -91,6 +103,15 @@ class VRController:
     def load(cls, path: str, skeleton=None, **kwargs) -> "VRController":
         from .infer import load_predictor
         return cls(load_predictor(path, skeleton, **kwargs))
+
+    def set_calibration(self, calibration: Calibration) -> None:
+        """Fit the avatar to a user (calibrate.Calibration); the history restarts."""
+        self.calibration = calibration
+        self._n = 0
+        if hasattr(self.predictor, "reset"):
+            self.predictor.reset()
+        if self.feet is not None:
+            self.feet.reset()
 
     # ---------------------------------------------------------------- protocol
     def reset(self, pose: Pose | None = None) -> Pose:
@@ -118,6 +139,9 @@ class VRController:
             pose = self._last_pose if self._last_pose is not None else self.reset()
             return Pose(pose.rotations, pose.positions, pose.contacts,
                         dataclasses.replace(pose.info, status="head lost"))
+        if self.calibrator is not None and (cal := self.calibrator.observe(control_input)) is not None:
+            self.calibrator = None
+            self.set_calibration(cal)
         q, p = self._joints(control_input)
         if self._n == 0:
             self._q[:] = q
@@ -134,6 +158,7 @@ class VRController:
         contacts = None
         if self.feet is not None and np.isfinite(rot).all() and np.isfinite(pos).all():
             rot, pos, contacts = self.feet.apply(rot, pos)
+        pos = self.calibration.pose_to_user(pos)
         if not (np.isfinite(rot).all() and np.isfinite(pos).all()):
             self.stats["recovered"] += 1
             last = self._last_pose
@@ -152,30 +177,37 @@ class VRController:
     def _joints(self, ci: ControlInput):
         """Device poses -> joint world rotations [3, 4] and positions [3, 3]."""
         q = np.empty((3, 4), np.float32)
-        p = np.empty((3, 3), np.float32)
+        p = np.zeros((3, 3), np.float32)
+        dq = np.tile(np.float32([1, 0, 0, 0]), (3, 1))
         for i, key in enumerate(vd.DEVICE_KEYS):
             dev = getattr(ci, key)
-            if dev is None:
-                if self._n > 0:      # keep the last known pose of this device
-                    q[i], p[i] = self._q[-1, i], self._p[-1, i]
-                    continue
-                hp, hq = ci.head     # no history: a rest pose relative to the head's heading
-                fwd = quat.rot(np.asarray(hq, np.float32), np.array([0, 0, 1], np.float32))
-                yaw = np.arctan2(fwd[0], fwd[2])
-                ry = quat.from_angle_axis(yaw, np.array([0, 1, 0], np.float32)).astype(np.float32)
-                p[i] = np.asarray(hp, np.float32) + quat.rot(ry, self._rest_hands[i - 1])
-                q[i] = quat.mul(ry, self._offset[i])
+            if dev is not None:
+                p[i] = dev[0]
+                dq[i] = quat.normalize(np.asarray(dev[1], np.float32))
+                q[i] = quat.mul(dq[i], self._offset[i])
+        cal = self.calibration     # reported points -> joints -> the model's space
+        pm = cal.to_model(cal.joint_points(p, dq), q)
+        for i, key in enumerate(vd.DEVICE_KEYS):
+            if getattr(ci, key) is not None:
+                p[i] = pm[i]
                 continue
-            pos, rot = dev
-            p[i] = pos
-            q[i] = quat.mul(quat.normalize(np.asarray(rot, np.float32)), self._offset[i])
+            if self._n > 0:          # keep the last known pose of this device
+                q[i], p[i] = self._q[-1, i], self._p[-1, i]
+                continue
+            hq = ci.head[1]          # no history: a rest pose relative to the head's heading
+            fwd = quat.rot(np.asarray(hq, np.float32), np.array([0, 0, 1], np.float32))
+            yaw = np.arctan2(fwd[0], fwd[2])
+            ry = quat.from_angle_axis(yaw, np.array([0, 1, 0], np.float32)).astype(np.float32)
+            p[i] = p[0] + quat.rot(ry, self._rest_hands[i - 1])
+            q[i] = quat.mul(ry, self._offset[i])
         return q, p
 
     def _device_lines(self):
         fwd = quat.rot(self._q[-1], np.broadcast_to(self.head_forward, (3, 3)))
         fwd[1:] = quat.rot(quat.mul(self._q[-1, 1:], quat.inv(self._offset[1:])), np.array([0, 0, 1], np.float32))
         colours = [(0.95, 0.85, 0.2), (0.2, 0.8, 0.3), (0.9, 0.3, 0.3)]
-        return [(np.stack([self._p[-1, i], self._p[-1, i] + 0.2 * fwd[i]]).astype(np.float32), colours[i])
+        s = np.float32(self.calibration.scale)          # the devices' joints at the user's size
+        return [(s * np.stack([self._p[-1, i], self._p[-1, i] + 0.2 * fwd[i]]).astype(np.float32), colours[i])
                 for i in range(3)]
 
     def _standing_pose(self) -> Pose:

@@ -341,6 +341,11 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-frames", type=int, default=600, help="frames timed per method (0: skip)")
     p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
                    help="skip the rows with the feet locked (controllers/vr/feet.py)")
+    p.add_argument("--users", default=None, metavar="HEIGHTS",
+                   help="also synthetic users of these heights (m, comma separated, e.g. 1.5,1.7,2.0): scaled "
+                        "clips, calibrated and predicted by the diffusion model (controllers/vr/calibrate.py)")
+    p.add_argument("--users-clips", type=int, default=0,
+                   help="with --users: that many clips, evenly spaced over the split (0: all)")
     p.add_argument("--json", default=None, help="also write the result dict here")
     p.add_argument("--quiet", action="store_true")
 
@@ -381,6 +386,10 @@ def run_from_args(args) -> dict:
     except ValueError as e:
         raise SystemExit(str(e)) from None
     print(res["table"])
+    if getattr(args, "users", None):
+        from . import calibrate
+        res["users"] = calibrate.run_users(args)
+        print("\n" + res["users"]["table"])
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
