@@ -64,24 +64,20 @@ def mocap_statistics(db, split: str, max_frames: int = 150_000, seed: int = 0) -
 def sessions(db, policy, seeds, seconds: float) -> dict:
     """Held-out random-stick sessions through the live loop: figures and the
     motion statistics of the simulated character."""
-    from anim import metrics, runner, scripts
-    from bench.live_physics import _stage
+    from anim import metrics
+    from bench.live_physics import session
 
     toes = [db.skeleton.index(f) for f in db.config.toes]
-    styles = db.tag_values("style")
     out, stats, acc, upright = [], [], [], []
     for seed in seeds:
-        s = scripts.random_script(seed, seconds, styles=styles)
-        st = _stage(db, policy)
-        rec = runner.run(st, s, seconds)
-        m = runner.evaluate(rec, db, st.speeds, series=False)
+        _, rec, m = session(db, policy, seed, seconds)
         ph = m["physics"]
         g = rec.global_positions()
-        for a, b in metrics.upright_segments(rec.tracking["fallen"], int(round(RECOVERY_S * rec.fps))):
+        up = metrics.upright_segments(rec.tracking["fallen"], int(round(RECOVERY_S * rec.fps)))
+        for a, b in up:
             stats.append(metrics.motion_statistics(g[a:b], rec.rotations[a:b, 0], rec.contacts[a:b], toes, rec.fps))
             acc.append(metrics.joint_accelerations(g[a:b], rec.fps).ravel())
-        upright.append(sum(b - a for a, b in metrics.upright_segments(rec.tracking["fallen"],
-                                                               int(round(RECOVERY_S * rec.fps)))) / len(g))
+        upright.append(sum(b - a for a, b in up) / len(g))
         out.append({"seed": seed, "falls": ph["falls"], "pose_error_cm": ph["pose_error_cm"],
                     "global_error_cm": ph["tracking_error_cm"], "skating_cm_s": m["foot_skating"]["mean_cm_s"]})
         print(f"    session {seed}: {ph['falls']} falls, pose {ph['pose_error_cm']:.1f} cm", flush=True)
@@ -171,7 +167,7 @@ def run(quick: bool = False, base: str = BASE, amp_policy: str = AMP, n_sessions
     b, a = rows
     ratio = a["above floor"] / b["above floor"] if b["above floor"] > 0 else float("nan")
     lines = [
-        f"Command: `python -m bench amp`" + (" --quick (NOT for the record)" if quick else "")
+        "Command: `python -m bench amp`" + (" --quick (NOT for the record)" if quick else "")
         + f". Policies `{base}` (tracking reward only) and `{amp_policy}` (tracking + AMP style reward), both "
           "trained on from the same checkpoint for the same number of env steps (commands: "
           "`controllers/physics/weights/README.md`). One thread each.",

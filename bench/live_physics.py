@@ -73,17 +73,22 @@ def scripts_table(db, db_path, policy, names=None) -> list[dict]:
     return rows
 
 
-def sessions(db, policy, seeds, seconds: float) -> dict:
-    """Held-out random-stick sessions: per session, falls and errors."""
+def session(db, policy, seed: int, seconds: float):
+    """One random-stick session (seed) through the live loop, every style of
+    the database: (script, recording, metrics)."""
     from anim import runner, scripts
 
-    styles = db.tag_values("style")
+    s = scripts.random_script(seed, seconds, styles=db.tag_values("style"))
+    st = _stage(db, policy)
+    rec = runner.run(st, s, seconds)
+    return s, rec, runner.evaluate(rec, db, st.speeds, series=False)
+
+
+def sessions(db, policy, seeds, seconds: float) -> dict:
+    """Held-out random-stick sessions: per session, falls and errors."""
     out = []
     for seed in seeds:
-        s = scripts.random_script(seed, seconds, styles=styles)
-        st = _stage(db, policy)
-        rec = runner.run(st, s, seconds)
-        m = runner.evaluate(rec, db, st.speeds, series=False)
+        s, rec, m = session(db, policy, seed, seconds)
         ph = m["physics"]
         visited = sorted({k.style for k in s.keys if k.style})
         out.append({"seed": seed, "falls": ph["falls"], "pose_error_cm": ph["pose_error_cm"],

@@ -35,3 +35,19 @@ def two_style_db() -> database.Database:
                                         "style": ["normal", "active"],
                                         "take": [f"{i:03d}" for i in range(1, 7)]})
     return database.build_database(clips, progress=False)
+
+
+def physics_db():
+    """The normal-style database of the physics tests: the one `anim build-db`
+    wrote under out/databases when present (fast), else built from the corpus;
+    the test is skipped when neither exists."""
+    import os
+
+    import pytest
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out", "databases",
+                        "locomotion-normal.animdb")
+    if os.path.exists(path):
+        return database.load(path)
+    if not corpus_available():
+        pytest.skip("no mocap corpus and no built database")
+    return normal_db()

@@ -17,19 +17,11 @@ mujoco = pytest.importorskip("mujoco")
 
 from controllers.physics import convert, env as envmod, humanoid as hum  # noqa: E402
 
-DB_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out", "databases",
-                       "locomotion-normal.animdb")
-
 
 @pytest.fixture(scope="module")
 def db():
-    from anim import database
-    if os.path.exists(DB_PATH):
-        return database.load(DB_PATH)
     import _databases
-    if not _databases.corpus_available():
-        pytest.skip("no mocap corpus and no built database")
-    return _databases.normal_db()
+    return _databases.physics_db()
 
 
 @pytest.fixture(scope="module")

@@ -682,3 +682,29 @@ def test_acceleration_limit_bounds_the_drift_from_the_animation():
     far = _drive(unbounded, poses)
     assert max(abs(f[1][0, 1] - p[1][0, 1]) for f, p in zip(far[2:], poses)) > 0.5
     assert _accelerations(far, parents).max() <= 10.0
+
+
+def test_foot_locks_keep_toes_above_the_floor():
+    """A floor: a toe the animation puts under it, free or locked, is lifted
+    onto it by the leg's IK (bone lengths kept); without one (the motion-
+    matching controller's default) the toe stays where the animation has it."""
+    parents, rot, pos = _leg()                   # the toe 2 cm above y = 0
+    for contact in (False, True):
+        for floor, want in ((0.05, 0.05), (None, 0.02 - 0.1)):
+            locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.6, pelvis_drop=False,
+                              **({} if floor is None else {"floor": floor}))
+            p = pos.copy()
+            locks.reset(rot, p, [contact])
+            for i in range(10):
+                p = pos.copy()
+                p[0, 1] = -0.01 * (i + 1)        # the body sinks 10 cm: the toe goes 8 cm under y = 0
+                out, lp = locks.apply(rot, p, [contact], 1 / 60)
+                _, g = quat.fk(out, lp, parents)
+                assert g[4, 1] >= (floor if floor is not None else -np.inf) - 1e-6
+            if floor is not None:
+                assert abs(g[4, 1] - want) < 2e-3
+                _, g0 = quat.fk(rot, p, parents)
+                for a, b in ((1, 2), (2, 3), (3, 4)):    # the leg bends; its bones keep their lengths
+                    assert np.isclose(np.linalg.norm(g[b] - g[a]), np.linalg.norm(g0[b] - g0[a]), atol=1e-5)
+            elif not contact:
+                assert abs(g[4, 1] - want) < 1e-6

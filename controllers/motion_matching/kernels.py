@@ -477,7 +477,7 @@ def pelvis_drop_need(d, top):
 
 @njit(**_NB)
 def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, locks_vec, pelvis, fwd,
-                     unlock_radius, halflife, dt, src_rot, src_pos):
+                     unlock_radius, halflife, dt, src_rot, src_pos, floor=-np.inf):
     """All feet: update each lock from the animation's toe position and contact
     (contacts are defined on the toes), move the ankle by the toe's correction
     with two-bone IK of the leg, then turn the ankle so the toe lands on its
@@ -489,7 +489,10 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
     PELVIS_DROP, on a spring of `halflife`) as far as stretched legs need to
     reach their locked feet; joint < 0: never. src_rot, src_pos: the clip's
     pose before inertialization (a landing foot is pinned at its toe's
-    height). Returns new local rotations and positions."""
+    height). floor: the lowest height of a toe joint (m): a toe goal below it,
+    locked or not, is lifted to it (the leg bends with the same IK), so no
+    foot is shown under the floor; -inf: no floor. Returns new local
+    rotations and positions."""
     out = lrot.astype(np.float64).copy()
     pos = lpos.astype(np.float64).copy()
     nf = feet.shape[0]
@@ -528,6 +531,8 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
             far = q.length(d) > max(own, SOFT_IK * top) + REACH_SLACK
         goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim_toe[i], contacts[i],
                          unlock_radius, halflife, dt, far, v[7], v[8], ground[i])
+        if goal[1] < floor:
+            goal[1] = floor
         if q.length(goal - gpos[t]) > 1e-4:
             two_bone_ik(out, pos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
             grot, gpos = fk_chain(out, pos, parents, t)

@@ -19,6 +19,7 @@ from . import kernels as k
 
 UP = np.array([0.0, 1.0, 0.0], np.float32)
 FWD = np.array([0.0, 0.0, 1.0], np.float32)
+FWD64 = FWD.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -271,14 +272,17 @@ class FootLocks:
     leg is bent onto it with two-bone IK and the ankle turned so the toe lands.
     A locked foot the leg can no longer reach steps (lifted and re-planted);
     before that, the pelvis comes down (at most kernels.PELVIS_DROP, on a
-    spring; pelvis_drop=False: never) as far as stretched legs need."""
+    spring; pelvis_drop=False: never) as far as stretched legs need. floor
+    (m): no toe joint is shown below this height (a toe under it is lifted
+    with the same IK; default: no floor)."""
 
     def __init__(self, parents, feet, toes, halflife: float = 0.1, unlock_radius: float = 0.2,
-                 pelvis_drop: bool = True):
+                 pelvis_drop: bool = True, floor: float = -np.inf):
         self.parents = np.asarray(parents, np.int64)
         self.feet = np.asarray(feet, np.int64)
         self.toes = np.asarray(toes, np.int64)
         self.halflife, self.unlock_radius = halflife, unlock_radius
+        self.floor = float(floor)
         self.state = np.zeros((len(feet), 3), np.int64)     # in contact, locked, stepping
         # point, target, position, velocity, off_pos, off_vel, step, shown position, shown velocity
         self.vec = np.zeros((len(feet), 9, 3))
@@ -323,11 +327,11 @@ class FootLocks:
         positions). source: (rotations, positions) of the clip's pose before
         inertialization, its root on the ground (a landing foot is pinned at
         its toe's height; default: the pose itself)."""
-        fwd = quat.rot(np.asarray(rot[0], np.float64), np.array([0.0, 0.0, 1.0]))
+        fwd = k.q.rot(np.asarray(rot[0], np.float64), FWD64)     # numba: a tick's few microseconds
         src_rot, src_pos = (rot, pos) if source is None else source
         return k.apply_foot_locks(rot, pos, self.parents, self.feet, self.toes, np.asarray(contacts, np.bool_),
                                   self.state, self.vec, self.pelvis, fwd, self.unlock_radius, self.halflife, dt,
-                                  np.asarray(src_rot, np.float64), np.asarray(src_pos, np.float64))
+                                  np.asarray(src_rot, np.float64), np.asarray(src_pos, np.float64), self.floor)
 
 
 class AccelerationLimiter:

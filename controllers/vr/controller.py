@@ -29,6 +29,12 @@ non-finite pose the history is cleared and the last pose held
 (stats['recovered']). The model assumes 60 Hz ticks (velocities are per-tick
 differences x 60), whatever `dt` says.
 
+Feet (feet.py, on by default; foot_lock=False: off): the contacts are
+derived from the predicted toes and planted feet are locked with the
+motion-matching controller's foot locking and two-bone IK, no toe below the
+floor, in the model's space (before the pose is scaled to the user);
+Pose.contacts are the planted feet.
+
 Fitting the user (controllers/vr/calibrate.py): `calibration` (a
 calibrate.Calibration; default: joint poses of the model's own size) moves
 each reported device position to its joint (the device API's offsets from
@@ -64,7 +70,9 @@ class VRController:
     """Controller protocol (reset/step) around a sparse-VR predictor (diffusion,
     mlp or the motion-matching baseline)."""
 
-    def __init__(self, predictor):
+    def __init__(self, predictor, foot_lock: bool = True, feet=None):
+        """foot_lock: plant the feet (feet.FootLocker; feet: its FeetConfig, default FeetConfig())."""
+        from .feet import FeetConfig, FootLocker
         self.predictor = predictor
         self.skeleton = predictor.skeleton
         self.window = int(predictor.window)
@@ -79,11 +87,15 @@ class VRController:
         self.ghost: Pose | None = None
         self.stats = {"ticks": 0, "recovered": 0}
         self.guard = InputGuard()
+        self.feet = FootLocker(self.skeleton, feet or FeetConfig()) if foot_lock else None
         self.calibration = Calibration()          # the user's fit (calibrate.py); identity: joint poses
         self.calibrator = None                    # a calibrate.AutoCalibrator, run on the first ticks
         # warm up (numba compiles or loads its kernel) now, not on the first live tick
         y = predictor.predict(np.zeros((1, self.window, vd.SPARSE_DIM), np.float32), np.zeros(1, np.float32))
-        vd.poses_from_features(y[0], np.float32(0), np.zeros(3, np.float32), self.skeleton)
+        r0, p0 = vd.poses_from_features(y[0], np.float32(0), np.zeros(3, np.float32), self.skeleton)
+        if self.feet is not None:
+            self.feet.apply(r0, p0)
+            self.feet.reset()
         if hasattr(predictor, "reset"):
             predictor.reset()
 
@@ -98,6 +110,8 @@ class VRController:
         self._n = 0
         if hasattr(self.predictor, "reset"):
             self.predictor.reset()
+        if self.feet is not None:
+            self.feet.reset()
 
     # ---------------------------------------------------------------- protocol
     def reset(self, pose: Pose | None = None) -> Pose:
@@ -105,6 +119,8 @@ class VRController:
         self._n = 0
         if hasattr(self.predictor, "reset"):
             self.predictor.reset()
+        if self.feet is not None:
+            self.feet.reset()
         if pose is not None and not (np.isfinite(pose.rotations).all() and np.isfinite(pose.positions).all()):
             pose = None
         if pose is None:
@@ -139,6 +155,9 @@ class VRController:
         x, theta, _ = vd.sparse_features(self._q[None], self._p[None], self.head_forward)
         y = self.predictor.predict(x, theta)
         rot, pos = vd.poses_from_features(y[0], theta[0], self._p[-1, 0], self.skeleton)
+        contacts = None
+        if self.feet is not None and np.isfinite(rot).all() and np.isfinite(pos).all():
+            rot, pos, contacts = self.feet.apply(rot, pos)
         pos = self.calibration.pose_to_user(pos)
         if not (np.isfinite(rot).all() and np.isfinite(pos).all()):
             self.stats["recovered"] += 1
@@ -149,7 +168,7 @@ class VRController:
         ms = (time.perf_counter() - t0) * 1000
         info = PoseInfo(controller=f"vr-{getattr(self.predictor, 'kind', '?')}", ms=ms,
                         debug_lines=self._device_lines(), ghost=self.ghost)
-        pose = Pose(rot, pos, None, info)
+        pose = Pose(rot, pos, contacts, info)
         self._last_pose = pose
         self.stats["ticks"] += 1
         return pose

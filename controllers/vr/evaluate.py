@@ -42,6 +42,14 @@ tracked head):
                  over `latency_frames` frames of test clips after a warm-up;
                  the dict also has the thread's CPU time (latency_cpu_*), which
                  other processes sharing the machine do not inflate.
+
+Foot locking (feet.py; `foot_lock`, on by default, --no-foot-lock: off):
+every method is also scored with its feet planted as the live controller
+plants them (contacts derived from the predicted toes, the motion-matching
+foot locking), clip by clip from its first frame, under 'foot_lock' in the
+dict and as '+ feet locked' rows of the table; its latency is
+VRController.step with the locking. Contact accuracy: precision, recall and
+F1 of the derived contacts against the data's, over every foot-frame.
 """
 
 from __future__ import annotations
@@ -174,14 +182,15 @@ def _predict_lockstep(pred, data, clips, hf):
     return ys, ths
 
 
-def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60) -> dict:
+def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60, foot_lock: bool = False) -> dict:
     """Per-frame VRController.step time over test clips' device poses, ticked
-    in the runtime loop (`anim.loop.Loop`) with each clip's devices as the source."""
+    in the runtime loop (`anim.loop.Loop`) with each clip's devices as the
+    source; foot_lock: the controller plants the feet."""
     from anim.control import ControlInput
     from anim.loop import Loop
 
     from .controller import VRController
-    ctrl = VRController(pred)
+    ctrl = VRController(pred, foot_lock=foot_lock)
     dev_q = vd.joints_to_devices(data.dev_q, data.calibration)
     times, cpu = [], []
 
@@ -208,11 +217,13 @@ def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60) -> d
 
 
 def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0, latency_frames: int = 600,
-             progress: bool = True, split: str = "test") -> dict:
+             progress: bool = True, split: str = "test", foot_lock: bool = True) -> dict:
     """Metrics of each predictor (name -> Predictor or MotionMatchingBaseline)
     on the test split (or split='val', for choosing between models). Returns
-    {'methods': {name: metrics}, 'gt': {...}, 'test_clips', 'test_frames',
-    'split', 'targets': {...}}."""
+    {'methods': {name: metrics}, 'foot_lock': {name: metrics with the feet
+    locked, and contact accuracy} (foot_lock), 'gt': {...}, 'test_clips',
+    'test_frames', 'split', 'targets': {...}}."""
+    from . import feet as vf
     from tqdm import tqdm
     if data is None:
         data = vd.build(vd.VRDataConfig(), progress=progress)
@@ -221,12 +232,13 @@ def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0
         clips = clips[:max_clips]
     if not clips:
         raise ValueError(f"no {split} clips")
-    out = {"methods": {}, "split": split, "test_clips": len(clips),
+    out = {"methods": {}, "foot_lock": {}, "split": split, "test_clips": len(clips),
            "test_frames": int(sum(data.stops[c] - data.starts[c] for c in clips))}
     gt = None
     for name, pred in predictors.items():
         hf = np.asarray(pred.head_forward, np.float32)
         acc = Accumulator(data.skeleton)
+        acc_lock, seen = Accumulator(data.skeleton), ([], [])
         t0 = time.perf_counter()
         lock = _predict_lockstep(pred, data, clips, hf) if getattr(pred, "stateful", False) else None
         for c in tqdm(clips, desc=f"eval {name}", disable=not progress, unit="clip", leave=False):
@@ -237,12 +249,25 @@ def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0
             _, pg = quat.fk(rot, pos, data.skeleton.parents)
             _, gg = quat.fk(grot_, gpos_, data.skeleton.parents)
             acc.clip(joint_rotations(rot), pg[:, 1:], joint_rotations(grot_), gg[:, 1:], data.contacts[frames])
+            if foot_lock:
+                lrot, lpos, det, _ = vf.lock_clip(rot, pos, data.skeleton)
+                _, pl = quat.fk(lrot, lpos, data.skeleton.parents)
+                acc_lock.clip(joint_rotations(lrot), pl[:, 1:], joint_rotations(grot_), gg[:, 1:],
+                              data.contacts[frames])
+                seen[0].append(det)
+                seen[1].append(data.contacts[frames])
         m = acc.result()
         m["eval_s"] = time.perf_counter() - t0
         if latency_frames:
             m.update(measure_latency(pred, data, clips, latency_frames))
         gt = {"jitter_km_s3": m.pop("gt_jitter_km_s3"), "foot_skate_cm_s": m.pop("gt_foot_skate_cm_s")}
         out["methods"][name] = m
+        if foot_lock:
+            ml = {k: v for k, v in acc_lock.result().items() if not k.startswith("gt_")}
+            ml.update(vf.contact_accuracy(np.concatenate(seen[0]), np.concatenate(seen[1])))
+            if latency_frames:
+                ml.update(measure_latency(pred, data, clips, latency_frames, foot_lock=True))
+            out["foot_lock"][name] = ml
     out["gt"] = gt or {}
     out["targets"] = targets(out)
     return out
@@ -262,6 +287,9 @@ def targets(res: dict) -> dict:
         t["jitter_within_2x_gt"] = d["jitter_km_s3"] <= 2 * res["gt"]["jitter_km_s3"]
     if "latency_p99_ms" in d:
         t["p99_le_5ms"] = d["latency_p99_ms"] <= 5.0
+    if "diffusion" in res.get("foot_lock", {}):
+        from .feet import lock_targets
+        t.update(lock_targets(d, res["foot_lock"]["diffusion"]))
     return t
 
 
@@ -269,8 +297,10 @@ def markdown(res: dict) -> str:
     head = "| method | " + " | ".join(c for _, c in COLUMNS) + " |"
     sep = "| --- |" + " --- |" * len(COLUMNS)
     rows = [head, sep]
-    for name, m in res["methods"].items():
-        rows.append(f"| {LABELS.get(name, name)} | " + " | ".join(
+    named = [(LABELS.get(n, n), m) for n, m in res["methods"].items()]
+    named += [(f"{LABELS.get(n, n)} + feet locked", m) for n, m in res.get("foot_lock", {}).items()]
+    for label, m in named:
+        rows.append(f"| {label} | " + " | ".join(
             f"{m[k]:.2f}" if k in m else "-" for k, _ in COLUMNS) + " |")
     if res.get("gt"):
         g = res["gt"]
@@ -278,9 +308,16 @@ def markdown(res: dict) -> str:
             f"{g[k]:.2f}" if k in g else "-" for k, _ in COLUMNS) + " |")
     rows.append("")
     cpu = ", ".join(f"{n} {m['latency_cpu_p50_ms']:.2f} / {m['latency_cpu_p99_ms']:.2f}"
-                    for n, m in res["methods"].items() if "latency_cpu_p50_ms" in m)
+                    for n, m in list(res["methods"].items()) + [(f"{n} + feet locked", m) for n, m in
+                                                                 res.get("foot_lock", {}).items()]
+                    if "latency_cpu_p50_ms" in m)
     if cpu:
         rows.append(f"Latency as CPU time of the stepping thread, p50 / p99 ms: {cpu}.")
+    acc = ", ".join(f"{n} {m['contact_precision']:.3f} / {m['contact_recall']:.3f} / {m['contact_f1']:.3f}"
+                    for n, m in res.get("foot_lock", {}).items() if "contact_f1" in m)
+    if acc:
+        rows.append("Foot contacts derived from the predicted motion (controllers/vr/feet.py) against the data's, "
+                    f"precision / recall / F1 over every foot-frame: {acc}.")
     if res.get("load_average") is not None:
         rows.append(f"Machine load average while measuring: {res['load_average']:.1f}.")
     rows.append(f"{res['test_clips']} {res.get('split', 'test')} clips, {res['test_frames']} frames at 60 Hz. Targets: "
@@ -304,6 +341,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="clips to evaluate on: 'val' to choose between models, 'test' for the final table")
     p.add_argument("--max-clips", type=int, default=0, help="evaluate on the first N clips (0: all)")
     p.add_argument("--latency-frames", type=int, default=600, help="frames timed per method (0: skip)")
+    p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
+                   help="skip the rows with the feet locked (controllers/vr/feet.py)")
     p.add_argument("--users", default=None, metavar="HEIGHTS",
                    help="also synthetic users of these heights (m, comma separated, e.g. 1.5,1.7,2.0): scaled "
                         "clips, calibrated and predicted by the diffusion model (controllers/vr/calibrate.py)")
@@ -318,7 +357,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS["diffusion"]),
         mlp: str = str(DEFAULT_WEIGHTS["mlp"]), steps: int | None = None, max_clips: int = 0,
         latency_frames: int = 600, progress: bool = False, data=None, inpaint: int | None = None,
-        split: str = "test", noise: float | None = None, inpaint_weight: float | None = None) -> dict:
+        split: str = "test", noise: float | None = None, inpaint_weight: float | None = None,
+        foot_lock: bool = True) -> dict:
     """Load the methods (shipped weights by default) and evaluate them: the entry
     point for bench/. Returns evaluate()'s dict plus 'table' (markdown) and 'load_average'."""
     from .infer import load_predictor
@@ -335,7 +375,7 @@ def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS
             preds[m] = MotionMatchingBaseline(data)
         else:
             raise ValueError(f"unknown method {m!r} (diffusion, mlp, mm)")
-    res = evaluate(preds, data, max_clips, latency_frames, progress=progress, split=split)
+    res = evaluate(preds, data, max_clips, latency_frames, progress=progress, split=split, foot_lock=foot_lock)
     res["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     res["table"] = markdown(res)
     return res
@@ -349,7 +389,7 @@ def run_from_args(args) -> dict:
     try:
         res = run(methods, args.diffusion, args.mlp, args.steps, args.max_clips, args.latency_frames,
                   progress=not args.quiet, inpaint=args.inpaint, split=args.split, noise=args.noise,
-                  inpaint_weight=args.inpaint_weight)
+                  inpaint_weight=args.inpaint_weight, foot_lock=getattr(args, "foot_lock", True))
     except ValueError as e:
         raise SystemExit(str(e)) from None
     print(res["table"])
