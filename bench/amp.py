@@ -40,17 +40,13 @@ CLIP_TAGS = (("content", ("run", "walk")), ("style", "normal"))
 def mocap_statistics(db, split: str, max_frames: int = 150_000, seed: int = 0) -> np.ndarray:
     """motion_statistics rows of the database's clips in the physics split
     ('train' or 'holdout', by clip name as `env.select_clips`), clip by clip."""
-    import zlib
-
     from anim import metrics, quat
+    from controllers.physics.env import EnvConfig, select_clips
     toes = [db.skeleton.index(f) for f in db.config.toes]
     rows, n = [], 0
-    clips = list(range(len(db.clip_names)))
+    clips = select_clips(db, EnvConfig(tags=(), split=split))
     np.random.default_rng(seed).shuffle(clips)
     for c in clips:
-        held = zlib.crc32(db.clip_names[c].removesuffix("_mirror").encode()) % 8 == 0
-        if held != (split == "holdout"):
-            continue
         a, b = int(db.range_starts[c]), int(db.range_stops[c])
         rot, pos = np.asarray(db.rotations[a:b]), np.asarray(db.positions[a:b])
         _, g = quat.fk(rot, pos, db.skeleton.parents)

@@ -97,7 +97,8 @@ def run(quick: bool = False) -> str:
         return f"The CMU takes on the CC rig are not at {cmu}: nothing measured.\n"
     tmp = tempfile.mkdtemp(prefix="bench-skel-")
     paths = {k: os.path.join(tmp, f"{k}.animdb") for k in ("cmu", "bandai", "nine")}
-    builds = [{"database": "CMU on the CC rig (12 takes, 101 joints)", "command": f"anim build-db --data {cmu}",
+    builds = [{"database": "CMU on the CC rig (12 takes, 101 joints)",
+               "command": f"anim build-db --data {os.path.relpath(cmu)}",
                "cold cache (s)": _build(["--data", str(cmu)], paths["cmu"], os.path.join(tmp, "c1")),
                "warm cache (s)": _build(["--data", str(cmu)], paths["cmu"], os.path.join(tmp, "c1"))},
               {"database": "Bandai Namco normal-style locomotion (22 joints)", "command": "anim build-db",

@@ -279,8 +279,8 @@ def checkpoint_part(ds: dict) -> dict:
 
 
 class NumpyDiscriminator:
-    """The discriminator and its style reward in numpy (evaluation, the viewer's
-    HUD): the layers and normalizer of a checkpoint."""
+    """The discriminator and its style reward in numpy, for scoring motion
+    outside JAX: the layers and normalizer of a checkpoint."""
 
     def __init__(self, layers, mean, std, objective: str):
         from . import networks
