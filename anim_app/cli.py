@@ -213,7 +213,8 @@ def demo_vr(args) -> int:
             traces = vr_input.export_test_traces(os.path.join("out", "vr", "traces"), clips=1)
             trace = str(traces[0])
             print(f"replaying {trace} (a test-split clip: never seen in training)")
-        argv = ["replay", trace]
+        argv = ["replay", trace] + (["--physics"] if args.physics else []) + (
+            ["--policy", args.policy] if args.physics and args.policy else [])
         if args.headless or (not args.live and not has_display()):
             argv += ["--headless", os.path.join(args.out, "vr")]
         return vr_input.main(argv)
@@ -425,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --vr webxr: also accept pages from this origin (e.g. an HTTPS proxy); repeatable")
     dm.add_argument("--physics", action="store_true",
                     help="the physics character: the MuJoCo humanoid tracks motion matching live (gamepad or "
-                         "keyboard), the kinematic target drawn as a ghost (K hides it); F / pad B pushes it")
+                         "keyboard), the kinematic target drawn as a ghost (K hides it); F / pad B pushes it. "
+                         "With --vr replay: the humanoid tracks the VR avatar")
     dm.add_argument("--no-physics", action="store_true",
                     help="headless: leave out the physics segment that follows the motion-matching session")
     dm.add_argument("--clip", help="with --physics: track this database clip instead of motion matching "

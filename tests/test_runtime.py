@@ -255,6 +255,72 @@ def test_the_pelvis_comes_down_for_a_stretched_leg():
     assert locks.pelvis_drop < 1e-3
 
 
+def test_pivot_ankle_turns_the_foot_about_its_toe():
+    """The heel-off geometry: the foot keeps its length and turns toward the
+    hip by the least angle that brings the ankle to the soft-limited
+    distance; none when the leg reaches already; capped at max_angle (then
+    'not reached'); a hip moving a millimetre moves the ankle about as much
+    (no jump where the turn starts)."""
+    toe = np.array([0.0, 0.04, 0.0])
+    off = np.array([0.0, 0.06, -0.12])          # ankle behind and above the toe
+    lf = np.linalg.norm(off)
+    near = toe + off + np.array([0.0, 0.7, 0.1])
+    a, ok = k.pivot_ankle(toe, off, near, 0.75, 1.0)
+    assert ok and np.allclose(a, toe + off)
+    hip = toe + off + np.array([0.0, 0.7, 0.35])            # 0.783 from the unturned ankle
+    d0 = np.linalg.norm(toe + off - hip)
+    reach = d0 - 0.03
+    a, ok = k.pivot_ankle(toe, off, hip, reach, 1.0)
+    assert ok
+    assert np.linalg.norm(a - toe) == pytest.approx(lf)
+    assert np.linalg.norm(a - hip) == pytest.approx(k.soft_limit(d0, reach - k.PIVOT_SOFT, reach))
+    assert a[1] > (toe + off)[1]                              # the heel comes up
+    n = np.cross(off, hip - toe)
+    assert abs(np.dot(a - toe, n)) < 1e-9                     # in the plane of the foot and the hip
+    capped, ok = k.pivot_ankle(toe, off, hip, reach - 0.2, 0.2)
+    assert not ok
+    cos = np.dot(capped - toe, off) / lf ** 2
+    assert np.degrees(np.arccos(min(cos, 1.0))) == pytest.approx(np.degrees(0.2), abs=1e-6)
+    path = []
+    for dz in np.linspace(0.2, 0.45, 251):                     # the hip walks away 1 mm at a time
+        h = toe + off + np.array([0.0, 0.7, dz])
+        path.append(k.pivot_ankle(toe, off, h, 0.74, 1.5)[0])
+    step = np.linalg.norm(np.diff(path, axis=0), axis=-1)
+    assert step.max() < 2e-3 and step[-1] > 0                   # no jump, and it did turn
+
+
+def test_a_heel_off_keeps_a_foot_planted_longer():
+    """The hips run on from a locked foot (pelvis held, as the VR avatar's
+    hang from the headset): with the toe pivot the foot stays planted,
+    heel up, well after the plain lock has let it go to step; the planted
+    toe does not move."""
+    parents, rot, pos = _leg()
+    pos[2], pos[3] = [0, -0.42, 0.06], [0, -0.42, -0.06]     # a nearly straight leg
+    held, heel = {}, {}
+    for pivot in (0.0, 0.8):
+        locks = FootLocks(parents, [3], [4], halflife=0.05, unlock_radius=0.6, pelvis_drop=False,
+                          toe_pivot=pivot)
+        locks.reset(rot, pos, [True])
+        _, g0 = quat.fk(rot, pos, parents)
+        n_planted, toes, ankles = 0, [], []
+        for i in range(60):
+            p = pos.copy()
+            p[0, 0] = 0.008 * i                  # 48 cm/s away from the foot
+            out, lp = locks.apply(rot, p, [True], 1 / 60)
+            if locks.stepping.any():
+                break
+            n_planted += 1
+            _, g = quat.fk(out, lp, parents)
+            toes.append(g[4])
+            ankles.append(g[3])
+        held[pivot] = n_planted
+        heel[pivot] = np.array(ankles)[:, 1].max() - g0[3, 1]
+        if pivot:
+            assert np.abs(np.array(toes)[:, [0, 2]] - g0[4, [0, 2]]).max() < 2e-3     # the toe stays put
+    assert held[0.8] >= held[0.0] + 5, held
+    assert heel[0.8] > heel[0.0] + 0.01, heel
+
+
 def test_two_bone_ik_leaves_a_stretched_leg_alone_when_its_target_barely_moves():
     """A leg the animation stretched past the soft limit's start, its target
     where its foot already is (or 1 mm off): the IK keeps the knee where it

@@ -523,6 +523,11 @@ def main(argv=None) -> int:
     r.add_argument("trace")
     r.add_argument("--model", default=None, help="model .npz (default: shipped diffusion weights)")
     r.add_argument("--headless", default=None, metavar="OUT_DIR", help="render offscreen PNGs instead of a window")
+    r.add_argument("--physics", action="store_true",
+                   help="the simulated body: the MuJoCo humanoid tracks the avatar (controllers/vr/physics.py); "
+                        "the predicted pose is drawn as its ghost")
+    r.add_argument("--policy", default=None, metavar="FILE",
+                   help="with --physics: a policy from `anim train policy` (default the live-loop policy)")
     w = sub.add_parser("webxr", help="serve the WebXR page and drive the VR controller from a headset")
     w.add_argument("--host", default="127.0.0.1",
                    help="interface to serve on (default loopback; any other needs the token the engine prints)")
@@ -569,9 +574,14 @@ def main(argv=None) -> int:
     parents = ctrl.skeleton.parents
     if args.cmd == "replay":
         replay = TraceReplay(args.trace)
+        vr = ctrl
+        if args.physics:
+            from controllers.physics.tracker import PhysicsStage
+            from controllers.vr.physics import _live_policy
+            ctrl = PhysicsStage(vr, policy=args.policy or _live_policy())
 
         def script(t):
-            ctrl.ghost = replay.ghost_at(t)
+            vr.ghost = None if args.physics else replay.ghost_at(t)     # under physics the ghost is the avatar
             return replay.control_at(t)
         if args.headless:
             stats = run_headless(ctrl, parents, script, replay.duration, args.headless, 6)

@@ -248,6 +248,8 @@ STEP_LIFT = (0.3, 0.05)   # a foot let go while in contact is lifted on an arc (
 STEP_HALFLIFE = 2.0       # x halflife: the stepping foot's catch-up (bounds its acceleration)
 BEND_PLANE_SIN = 0.1  # two_bone_ik: below this sine between thigh and hip-to-ankle (a knee bent under
                       # ~12 degrees) the bend plane turns toward the character's forward
+PIVOT_SOFT = 0.02   # m: a heel-off (pivot_ankle) starts this far short of where the IK still reaches
+                    # exactly (SOFT_IK of the leg, or the animation's own leg if longer)
 PELVIS_DROP = 0.05  # m: the pelvis comes down at most this much so that stretched legs reach their
                     # locked feet (people lower the hips in a long stride) instead of dragging them
 RELEASE_ACCEL = 60.0  # m/s^2: a released foot's spring is slowed (a longer halflife) so that its
@@ -463,6 +465,45 @@ def leg_to_lock(gpos, parents, f, t, v):
 
 
 @njit(**_NB)
+def pivot_ankle(toe, ankle_off, hip, reach, max_angle, soft=-1.0):
+    """Heel-off: where the ankle goes when the foot turns about its planted
+    toe so that the leg reaches it. toe: the toe's goal; ankle_off: ankle
+    minus toe as the animation has the foot; hip: the leg's top joint;
+    reach: the farthest the ankle may be from the hip. The distance is
+    soft-limited (soft_limit) from `soft` (default PIVOT_SOFT short of
+    reach): the heel starts to rise smoothly, as a turn that starts dead
+    puts a kink in the knee's path. The foot turns in
+    the plane of its own direction and the hip's, toward the hip, at most
+    by max_angle (rad). Returns (ankle goal, reached): reached False when
+    the turn it needs is beyond max_angle (the ankle goal is then the one
+    at max_angle)."""
+    lf = q.length(ankle_off)
+    w = hip - toe
+    dist = q.length(w)
+    d0 = q.length(toe + ankle_off - hip)
+    soft = reach - PIVOT_SOFT if soft < 0.0 else min(soft, reach)
+    if lf < 1e-6 or dist < 1e-6 or d0 <= soft:
+        return toe + ankle_off, True
+    want = soft_limit(d0, soft, reach)
+    u = ankle_off / lf
+    w = w / dist
+    phi0 = math.acos(min(max(q.dot3(u, w), -1.0), 1.0))      # foot direction to hip direction
+    # the angle between the foot's direction and the hip's at which the
+    # hip is `want` from the ankle (law of cosines); 0 when even that is short
+    c = (lf * lf + dist * dist - want * want) / (2.0 * lf * dist)
+    phi = math.acos(min(max(c, -1.0), 1.0))
+    turn = max(phi0 - phi, 0.0)
+    reached = c <= 1.0 and turn <= max_angle
+    turn = min(turn, max_angle)
+    if phi0 < 1e-6 or turn <= 0.0:
+        return toe + ankle_off, reached
+    perp = w - u * math.cos(phi0)          # u turned toward w by `turn`, in their plane
+    perp = perp / max(q.length(perp), 1e-12)
+    d = u * math.cos(turn) + perp * math.sin(turn)
+    return toe + d * lf, reached
+
+
+@njit(**_NB)
 def pelvis_drop_need(d, top):
     """How far (m, 0..PELVIS_DROP) the pelvis must come down so that an ankle
     goal d (from leg_to_lock) is within SOFT_IK of the leg's length `top`."""
@@ -477,7 +518,7 @@ def pelvis_drop_need(d, top):
 
 @njit(**_NB)
 def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, locks_vec, pelvis, fwd,
-                     unlock_radius, halflife, dt, src_rot, src_pos, floor=-np.inf):
+                     unlock_radius, halflife, dt, src_rot, src_pos, floor=-np.inf, toe_pivot=0.0):
     """All feet: update each lock from the animation's toe position and contact
     (contacts are defined on the toes), move the ankle by the toe's correction
     with two-bone IK of the leg, then turn the ankle so the toe lands on its
@@ -491,8 +532,11 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
     pose before inertialization (a landing foot is pinned at its toe's
     height). floor: the lowest height of a toe joint (m): a toe goal below it,
     locked or not, is lifted to it (the leg bends with the same IK), so no
-    foot is shown under the floor; -inf: no floor. Returns new local
-    rotations and positions."""
+    foot is shown under the floor; -inf: no floor. toe_pivot (rad): a
+    locked foot out of its leg's reach first turns about its planted toe,
+    heel up, by at most this angle (pivot_ankle), and is let go only when
+    that does not reach either; 0: no pivot. Returns new local rotations
+    and positions."""
     out = lrot.astype(np.float64).copy()
     pos = lpos.astype(np.float64).copy()
     nf = feet.shape[0]
@@ -526,15 +570,26 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
         grot, gpos = fk_chain(out, pos, parents, t)
         v = locks_vec[i]
         far = False
+        hip = parents[parents[f]]
+        d, top, own = leg_to_lock(gpos, parents, f, t, v)
+        # the farthest the IK takes the ankle exactly: its soft limit starts there
+        reach = max(own, SOFT_IK * top)
         if locks_state[i, 1] == 1:
-            d, top, own = leg_to_lock(gpos, parents, f, t, v)
-            far = q.length(d) > max(own, SOFT_IK * top) + REACH_SLACK
+            far = q.length(d) > reach + REACH_SLACK
+            if far and toe_pivot > 0.0:
+                far = not pivot_ankle(v[0] + v[4], gpos[f] - gpos[t], gpos[hip], reach, toe_pivot,
+                                      max(reach - PIVOT_SOFT, own))[1]
         goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim_toe[i], contacts[i],
                          unlock_radius, halflife, dt, far, v[7], v[8], ground[i])
         if goal[1] < floor:
             goal[1] = floor
         if q.length(goal - gpos[t]) > 1e-4:
-            two_bone_ik(out, pos, parents, f, gpos[f] + (goal - gpos[t]), fwd, 0.999)
+            ankle = gpos[f] + (goal - gpos[t])
+            if toe_pivot > 0.0 and locks_state[i, 1] == 1:
+                # a leg the animation itself stretches is not bent short of it
+                ankle = pivot_ankle(goal, gpos[f] - gpos[t], gpos[hip], reach, toe_pivot,
+                                    max(reach - PIVOT_SOFT, own))[0]
+            two_bone_ik(out, pos, parents, f, ankle, fwd, 0.999)
             grot, gpos = fk_chain(out, pos, parents, t)
             r = between(gpos[t] - gpos[f], goal - gpos[f])
             p = parents[f]

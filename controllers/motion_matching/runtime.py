@@ -274,15 +274,18 @@ class FootLocks:
     before that, the pelvis comes down (at most kernels.PELVIS_DROP, on a
     spring; pelvis_drop=False: never) as far as stretched legs need. floor
     (m): no toe joint is shown below this height (a toe under it is lifted
-    with the same IK; default: no floor)."""
+    with the same IK; default: no floor). toe_pivot (rad): a locked foot its
+    leg cannot reach first lifts its heel, turning about the planted toe by
+    at most this angle, before it steps (kernels.pivot_ankle; 0: never)."""
 
     def __init__(self, parents, feet, toes, halflife: float = 0.1, unlock_radius: float = 0.2,
-                 pelvis_drop: bool = True, floor: float = -np.inf):
+                 pelvis_drop: bool = True, floor: float = -np.inf, toe_pivot: float = 0.0):
         self.parents = np.asarray(parents, np.int64)
         self.feet = np.asarray(feet, np.int64)
         self.toes = np.asarray(toes, np.int64)
         self.halflife, self.unlock_radius = halflife, unlock_radius
         self.floor = float(floor)
+        self.toe_pivot = float(toe_pivot)
         self.state = np.zeros((len(feet), 3), np.int64)     # in contact, locked, stepping
         # point, target, position, velocity, off_pos, off_vel, step, shown position, shown velocity
         self.vec = np.zeros((len(feet), 9, 3))
@@ -331,7 +334,8 @@ class FootLocks:
         src_rot, src_pos = (rot, pos) if source is None else source
         return k.apply_foot_locks(rot, pos, self.parents, self.feet, self.toes, np.asarray(contacts, np.bool_),
                                   self.state, self.vec, self.pelvis, fwd, self.unlock_radius, self.halflife, dt,
-                                  np.asarray(src_rot, np.float64), np.asarray(src_pos, np.float64), self.floor)
+                                  np.asarray(src_rot, np.float64), np.asarray(src_pos, np.float64), self.floor,
+                                  self.toe_pivot)
 
 
 class AccelerationLimiter:

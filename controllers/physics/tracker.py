@@ -27,6 +27,11 @@ reference back to that distance (the buffered frames too), so drift never
 accumulates and the stick always steers the body you see. The offset is a
 translation only: the stick's world directions mean the same in both.
 
+A kinematic stage that waits for its input (PoseInfo status 'waiting': the
+VR avatar before its first head pose) is started again, with the body,
+from each tick's input until it has what it waits for, so the body starts
+under the headset rather than at the avatar's rest pose.
+
 Falls: a body whose hips stay below `fall_ratio` of the reference's for
 `fall_reset_seconds` is recovered without a restart: the kinematic stage is
 reset standing where the body lies, facing where its hips face, the body
@@ -39,6 +44,7 @@ from any direction.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -70,6 +76,11 @@ class TrackerConfig:
                                     fall_reset_seconds=self.fall_reset_seconds, loop=False)
 
 
+def _waiting(pose: Pose) -> bool:
+    """A kinematic stage's pose made before it had its input (PoseInfo status 'waiting')."""
+    return pose.info is not None and pose.info.status == "waiting"
+
+
 class PhysicsStage(SimulatedBody):
     """The humanoid tracking `kinematic` (any controller of the same skeleton)
     with the policy `policy` (a file from `anim train policy`; None: PD
@@ -89,6 +100,7 @@ class PhysicsStage(SimulatedBody):
         self.root_distance_cm = 0.0
         self._blend = None
         self._last_control = ControlInput()
+        self.waiting = False
         self.speeds = getattr(kinematic, "speeds", None)
         self.reset()
 
@@ -128,8 +140,16 @@ class PhysicsStage(SimulatedBody):
     def _fill(self, control: ControlInput, pose: Pose | None = None) -> None:
         """Reset the kinematic stage (at `pose`) and run it `lag` ticks ahead."""
         self.frames.clear()
-        self.frames.append(self._frame(self.kinematic.reset(pose)))
-        idle = ControlInput(move=control.move, facing=control.facing, run=control.run, style=control.style)
+        # the same input, less its edge-triggered actions (a VR stage keeps its tracked devices)
+        idle = dataclasses.replace(control, actions=frozenset())
+        first = self.kinematic.reset(pose)
+        if _waiting(first):
+            # a stage with no input yet (the VR avatar before its first head
+            # pose) makes its first frame from this input: its rest pose
+            # would start the body metres from where the reference goes
+            first = self.kinematic.step(idle, 1.0 / 60.0)
+        self.waiting = _waiting(first)
+        self.frames.append(self._frame(first))
         for _ in range(self.lag):
             self.frames.append(self._frame(self.kinematic.step(idle, 1.0 / 60.0)))
 
@@ -164,6 +184,13 @@ class PhysicsStage(SimulatedBody):
         t0 = time.perf_counter()
         control, dt = self.guard(control, dt)
         self._last_control = control
+        if self.waiting:
+            # the kinematic stage has had no input yet: start it (and the
+            # body) again from this tick's, until it has what it waits for
+            self.offset = np.zeros(3)
+            self._fill(control)
+            self._set_body()
+            self._clear()
         if "push" in control.actions:
             self.push(control.move)
         frames = self.frames                 # the tracked frame f and the lag frames ahead of it

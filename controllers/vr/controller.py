@@ -138,7 +138,7 @@ class VRController:
         if control_input.head is None:
             pose = self._last_pose if self._last_pose is not None else self.reset()
             return Pose(pose.rotations, pose.positions, pose.contacts,
-                        dataclasses.replace(pose.info, status="head lost"))
+                        dataclasses.replace(pose.info, status="waiting" if self._n == 0 else "head lost"))
         if self.calibrator is not None and (cal := self.calibrator.observe(control_input)) is not None:
             self.calibrator = None
             self.set_calibration(cal)
