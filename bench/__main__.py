@@ -35,6 +35,7 @@ BENCHMARKS = {
                                                  "rig (issue 22)"),
     "amp": ("bench.amp", "The style reward (AMP) against tracking alone, same budget (issue 19)"),
     "native": ("bench.native", "The native runtime core against Python (issue 21)"),
+    "vr_physics": ("bench.vr_physics", "The VR avatar under the physics stage (issue 23)"),
 }
 
 

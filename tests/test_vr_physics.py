@@ -8,6 +8,10 @@ and the shipped live-loop policy.
 """
 
 import os
+import sys
+
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # offscreen without a display server
 
 import numpy as np
 import pytest
@@ -89,3 +93,16 @@ def test_evaluation_scores_the_avatar_and_the_mocap_baseline(small, predictor):
             assert r["upright_share"] > 0.9 and r["head_err_cm"] < 100.0, r
     with pytest.raises(ValueError, match="reference"):
         vp.evaluate(predictor, small, max_clips=1, progress=False, reference="nope")
+
+
+def test_replay_with_physics_runs_headless(small, tmp_path, capsys):
+    """`anim demo --vr replay --physics --headless` (viewer.vr_input replay
+    --physics): a test-split trace drives the avatar, the humanoid tracks it,
+    frames and a contact sheet are written."""
+    from viewer import vr_input
+    trace = vr_input.export_test_traces(tmp_path / "traces", small, clips=1, seconds=1.0)[0]
+    out = tmp_path / "out"
+    assert vr_input.main(["replay", str(trace), "--physics", "--headless", str(out)]) == 0
+    assert "ticks" in capsys.readouterr().out
+    pngs = sorted(out.glob("frame_*.png"))
+    assert len(pngs) >= 2 and (out / "frame_contact_sheet.png").exists()
