@@ -82,12 +82,14 @@ class FeetConfig:
     the shipped diffusion model (`python -m controllers.vr.feet --locking`):
     among those tried, the least skating whose MPJPE, lower-body error and
     jitter stay within 5% of the unlocked prediction's (val: skating 31.2
-    -> 9.2 cm/s, MPJPE +2.2%, lower body +3.1%, jitter -10.5%; contact
-    recall 0.94, precision 0.93). What is left is feet let go while the
-    data has them planted (7% of its contact frames, moving ~95 cm/s): a
-    foot the predictor never puts down, and steps the heel-off cannot
-    save. Looser thresholds that catch more (on_speed 1.0: recall 0.98)
-    pin feet where the prediction has them wrong: lower-body error +9%.
+    -> 8.9 cm/s, MPJPE +2.3%, lower body +3.3%, jitter -9.3%; contact
+    recall 0.94, precision 0.93; without the heel-off 10.8 cm/s, without
+    the settling 7.5 cm/s but lower body +7.1%). What is left is the
+    frames where the data has a foot planted and the prediction has it in
+    the air or on its way (7% of the contact frames, moving ~97 cm/s:
+    about 6.7 of the 8.9 cm/s); steps the heel-off cannot save are 0.9%.
+    Looser thresholds that catch more (on_speed 0.8: recall 0.97, 8.3
+    cm/s) pin feet where the prediction has them wrong: lower body +5.7%.
     """
 
     on_height: float = 0.065
