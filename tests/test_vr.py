@@ -21,10 +21,7 @@ from controllers.vr import data as vd
 from controllers.vr import evaluate as ve
 from controllers.vr import infer
 
-HAVE_DATA = any(True for _ in mocap_data.datasets())
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason="the mocap corpus (../shared/mocap or $ANIM_MOCAP_DIR) is absent")
-SMALL = vd.VRDataConfig(tags=(("dataset", "bandai-namco-2"), ("content", ("walk", "run")), ("style", "normal"),
-                              ("take", ("002", "003", "005", "018"))), cache_dir="")
+from _vr import HAVE_DATA, SMALL, needs_data
 UP = np.array([0.0, 1.0, 0.0], np.float32)
 
 

@@ -7,12 +7,10 @@ style) of the small selection test_vr.py uses, predicted by the shipped
 diffusion model frame after frame as the live controller does.
 """
 
-import os
 
 import numpy as np
 import pytest
 
-import mocap_data
 from anim import metrics as am
 from anim import quat
 from anim.control import ControlInput
@@ -21,12 +19,9 @@ from controllers.vr import evaluate as ve
 from controllers.vr import feet as vf
 from controllers.vr import infer
 
-HAVE_DATA = any(True for _ in mocap_data.datasets())
-SHIPPED = ve.DEFAULT_WEIGHTS["diffusion"]
-pytestmark = [pytest.mark.skipif(not HAVE_DATA, reason="the mocap corpus (../shared/mocap or $ANIM_MOCAP_DIR) is absent"),
-              pytest.mark.skipif(not os.path.exists(SHIPPED), reason="shipped diffusion weights absent")]
-SMALL = vd.VRDataConfig(tags=(("dataset", "bandai-namco-2"), ("content", ("walk", "run")), ("style", "normal"),
-                              ("take", ("002", "003", "005", "018"))), cache_dir="")
+from _vr import SHIPPED, SMALL, needs_shipped
+
+pytestmark = needs_shipped
 
 
 @pytest.fixture(scope="module")

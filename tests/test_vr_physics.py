@@ -16,20 +16,15 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 import numpy as np
 import pytest
 
-import mocap_data
 from anim import quat
 from anim.control import ControlInput
 from controllers.vr import data as vd
-from controllers.vr import evaluate as ve
 from controllers.vr import infer
 from controllers.vr import physics as vp
 
-HAVE_DATA = any(True for _ in mocap_data.datasets())
-SHIPPED = ve.DEFAULT_WEIGHTS["diffusion"]
-pytestmark = [pytest.mark.skipif(not HAVE_DATA, reason="the mocap corpus (../shared/mocap or $ANIM_MOCAP_DIR) is absent"),
-              pytest.mark.skipif(not os.path.exists(SHIPPED), reason="shipped diffusion weights absent")]
-SMALL = vd.VRDataConfig(tags=(("dataset", "bandai-namco-2"), ("content", ("walk", "run")), ("style", "normal"),
-                              ("take", ("002", "003", "005", "018"))), cache_dir="")
+from _vr import SHIPPED, SMALL, needs_shipped
+
+pytestmark = needs_shipped
 
 
 @pytest.fixture(scope="module")

@@ -283,29 +283,36 @@ def grid_search(toes: list, truth: list, base: FeetConfig = FeetConfig(), grid: 
     return out
 
 
-def tune(weights: str | None = None, split: str = "val", top: int = 5, progress: bool = True) -> list:
-    """Predict every clip of `split` (never 'test') with a shipped model as
-    the evaluation does and grid-search the detector's thresholds on it."""
+def _predict_split(weights: str | None, split: str, progress: bool):
+    """Every clip of `split` (never 'test': this is for choosing) predicted
+    with a model (default the shipped diffusion) as the evaluation does.
+    Returns (data, predictor, [(clip, frames, rot, pos)])."""
     if split == "test":
-        raise ValueError("feet: the thresholds are tuned on the val split, never on the test split")
-    from anim import quat
-
+        raise ValueError("feet: the detector and the locking are chosen on the val split, never on the test split")
     from . import evaluate as ve
     from .infer import load_predictor
     data = vd.build(vd.VRDataConfig(), progress=progress)
     pred = load_predictor(str(weights or ve.DEFAULT_WEIGHTS["diffusion"]), data.skeleton)
     clips = data.clips(split, mirrored=False)
     hf = np.asarray(pred.head_forward, np.float32)
-    toe_idx = [data.skeleton.index(n) for n in vd.joint_groups(data.skeleton)["feet"]]
     ys, ths = ve._predict_lockstep(pred, data, clips, hf) if getattr(pred, "stateful", False) else ({}, {})
-    toes, truth = [], []
+    out = []
     for c in clips:
         frames = np.arange(data.starts[c], data.stops[c])
         y, th = (ys[c], ths[c]) if ys else ve._predict_clip(pred, data, frames, hf)
         rot, pos = vd.poses_from_features(y, th, data.dev_p[frames, 0], data.skeleton)
-        toes.append(quat.fk(rot, pos, data.skeleton.parents)[1][:, toe_idx])
-        truth.append(data.contacts[frames])
-    return grid_search(toes, truth)[:top]
+        out.append((c, frames, rot, pos))
+    return data, pred, out
+
+
+def tune(weights: str | None = None, split: str = "val", top: int = 5, progress: bool = True) -> list:
+    """Predict every clip of `split` (never 'test') with a shipped model as
+    the evaluation does and grid-search the detector's thresholds on it."""
+    from anim import quat
+    data, _, clips = _predict_split(weights, split, progress)
+    toe_idx = [data.skeleton.index(n) for n in vd.joint_groups(data.skeleton)["feet"]]
+    toes = [quat.fk(rot, pos, data.skeleton.parents)[1][:, toe_idx] for _, _, rot, pos in clips]
+    return grid_search(toes, [data.contacts[frames] for _, frames, _, _ in clips])[:top]
 
 
 LOCKING_TRIALS = ({"toe_pivot": 0.0, "settle": 0.0, "on_height": 0.05, "off_height": 0.05},   # the first locking
@@ -319,21 +326,13 @@ def score_locking(weights: str | None = None, trials=LOCKING_TRIALS, split: str 
     replaced) scored on `split` (never 'test') as the evaluation scores them:
     [(trial, metrics with the feet locked)], the first row the unlocked
     prediction's (trial None)."""
-    if split == "test":
-        raise ValueError("feet: the locking is chosen on the val split, never on the test split")
     from anim import quat
 
     from . import evaluate as ve
-    from .infer import load_predictor
-    data = vd.build(vd.VRDataConfig(), progress=progress)
-    pred = load_predictor(str(weights or ve.DEFAULT_WEIGHTS["diffusion"]), data.skeleton)
-    clips = data.clips(split, mirrored=False)
+    data, pred, clips = _predict_split(weights, split, progress)
     hf = np.asarray(pred.head_forward, np.float32)
-    ys, ths = ve._predict_lockstep(pred, data, clips, hf)
     poses = []
-    for c in clips:
-        frames = np.arange(data.starts[c], data.stops[c])
-        rot, pos = vd.poses_from_features(ys[c], ths[c], data.dev_p[frames, 0], data.skeleton)
+    for _, frames, rot, pos in clips:
         grot, gpos = vd.ground_truth_pose(data, frames, hf)
         gg = quat.fk(grot, gpos, data.skeleton.parents)[1][:, 1:]
         poses.append((rot, pos, ve.joint_rotations(grot), gg, data.contacts[frames]))
