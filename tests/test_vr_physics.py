@@ -101,3 +101,25 @@ def test_replay_with_physics_runs_headless(small, tmp_path, capsys):
     assert "ticks" in capsys.readouterr().out
     pngs = sorted(out.glob("frame_*.png"))
     assert len(pngs) >= 2 and (out / "frame_contact_sheet.png").exists()
+
+
+def test_a_recovery_stands_the_body_under_the_headset(small, predictor):
+    """A fall's recovery resets the kinematic stage at the body's place; the
+    VR avatar does not go on from there (it stands where the headset is), so
+    the body starts at the avatar's next frame, at rest: not at the place a
+    jump away from it, moving at the jump's speed (2 m in a tick: 120 m/s,
+    which blew the simulation up)."""
+    stage = vp.vr_in_physics(predictor)
+    clip = small.clips("test", mirrored=False)[0]
+    controls = vp.clip_controls(small, clip)
+    for c in controls[:20]:
+        stage.step(c, 1 / 60)
+    stage.data.qpos[0] += 2.0                       # the body lies 2 m away (MuJoCo x)
+    stage._recover(controls[20])
+    assert np.abs(stage.data.qvel[:3]).max() < 10.0, stage.data.qvel[:3]
+    assert stage._ground_gap(stage.frames[0], stage.frames[1]) <= stage.tracker.max_root_distance
+    head = _head(small.skeleton)
+    pose = stage.step(controls[21], 1 / 60)
+    g = quat.fk(pose.info.ghost.rotations, pose.info.ghost.positions, small.skeleton.parents)[1]
+    assert np.linalg.norm(g[head] - controls[21].head[0]) < 0.5      # the reference is the avatar under the headset
+    assert np.isfinite(stage.data.qpos).all()

@@ -76,6 +76,13 @@ class TrackerConfig:
                                     fall_reset_seconds=self.fall_reset_seconds, loop=False)
 
 
+def _copy_frame(frame: dict) -> dict:
+    """A reference frame (PhysicsStage._frame) whose arrays are its own."""
+    out = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in frame.items()}
+    out["feats"] = {k: v.copy() for k, v in frame["feats"].items()}
+    return out
+
+
 def _waiting(pose: Pose) -> bool:
     """A kinematic stage's pose made before it had its input (PoseInfo status 'waiting')."""
     return pose.info is not None and pose.info.status == "waiting"
@@ -128,6 +135,12 @@ class PhysicsStage(SimulatedBody):
         return {"rot": rot, "pos": pos, "qpos": qpos, "contacts": pose.contacts, "info": pose.info,
                 "feats": {"pos": d.xpos[1:].copy(), "quat": d.xquat[1:].copy()}}
 
+    @staticmethod
+    def _ground_gap(a: dict, b: dict) -> float:
+        """Ground distance (m) between two reference frames' hips."""
+        d = convert.vec_from_mj(b["feats"]["pos"][0] - a["feats"]["pos"][0])
+        return float(np.hypot(d[0], d[2]))
+
     def _shift(self, delta_kin: np.ndarray) -> None:
         """Move the reference (offset and buffered frames) by a ground translation."""
         self.offset += delta_kin
@@ -152,6 +165,12 @@ class PhysicsStage(SimulatedBody):
         self.frames.append(self._frame(first))
         for _ in range(self.lag):
             self.frames.append(self._frame(self.kinematic.step(idle, 1.0 / 60.0)))
+        if self.lag and self._ground_gap(self.frames[0], self.frames[1]) > self.tracker.max_root_distance:
+            # the stage does not go on from the pose it was reset to (the VR
+            # avatar stands where the headset is): the body starts at its next
+            # frame, not at a pose a jump away (a body set moving at that
+            # jump's speed blew the simulation up)
+            self.frames[0] = _copy_frame(self.frames[1])
 
     def _set_body(self) -> None:
         """The body at the tracked frame, moving as the reference moves."""
