@@ -30,7 +30,10 @@ translation only: the stick's world directions mean the same in both.
 A kinematic stage that waits for its input (PoseInfo status 'waiting': the
 VR avatar before its first head pose) is started again, with the body,
 from each tick's input until it has what it waits for, so the body starts
-under the headset rather than at the avatar's rest pose.
+under the headset rather than at the avatar's rest pose. A stage that does
+not go on from the pose it is reset to (the VR avatar stands where the
+headset is, wherever the body lay) gives the body its next frame to start
+from: a fall is then recovered under the headset.
 
 Falls: a body whose hips stay below `fall_ratio` of the reference's for
 `fall_reset_seconds` is recovered without a restart: the kinematic stage is
