@@ -551,8 +551,6 @@ def test_batch_env_reanchors_the_reference_as_the_live_loop(db, h, ref):
     assert out[0.0]["termination"][0] == 1 and out[0.0]["m_tracking_error"][0] > 0.9
     assert out[0.15]["termination"][0] == 0 and out[0.15]["m_tracking_error"][0] < 0.3
     assert out[0.15]["reward"][0] > out[0.0]["reward"][0]
-    with pytest.raises(ValueError, match="engine mujoco"):
-        envmod.TrackingEnv(h, ref, dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15))
 
 
 def test_train_on_c_mujoco_engine(db, side_pack, tmp_path):
@@ -593,6 +591,37 @@ def test_env_step_shapes_reward_and_fall(db, h, walk_clip):
     assert r[0] > 0.5 and r[0] > r[1]
     assert np.asarray(n.done).tolist() == [0.0, 1.0] and np.asarray(n.info["truncation"]).tolist() == [0.0, 0.0]
     assert np.asarray(n.metrics["tracking_error"])[0] < 0.05
+
+
+@pytest.mark.slow
+def test_mjx_env_reanchors_as_the_c_mujoco_env(h, ref):
+    """max_root_distance in MJX: a body 1 m off its reference moves the
+    reference (info['offset']) as the C MuJoCo environment moves it, the
+    episode goes on, and reward and observation agree with C MuJoCo's; an
+    auto-reset starts the offset again at zero."""
+    import jax
+    import jax.numpy as jnp
+    from controllers.physics.cpu_env import BatchTrackingEnv
+    cfg = dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15)
+    env = envmod.TrackingEnv(h, ref, cfg)
+    c = BatchTrackingEnv(h, ref, cfg, num_envs=1, nthread=1, seed=3)
+    f = int(c.frame[0])
+    s = env.reset_to(jnp.asarray(f), jax.random.PRNGKey(0))
+    assert np.asarray(s.info["offset"]).tolist() == [0.0, 0.0, 0.0]
+    s = s.replace(data=s.data.replace(qpos=s.data.qpos.at[0].add(1.0)))
+    c.qpos[0, 0] += 1.0
+    n = jax.jit(env.step)(s, jnp.zeros(env.action_size))
+    out = c.step(np.zeros((1, c.action_size), np.float32))
+    assert float(n.done) == 0.0 and out["done"][0] == 0
+    assert np.linalg.norm(np.asarray(n.info["offset"])[:2]) > 0.8
+    assert np.abs(np.asarray(n.info["offset"]) - c.offset[0]).max() < 5e-3
+    assert float(n.reward) == pytest.approx(float(out["reward"][0]), abs=0.02)
+    own = 1 + ref.feats["pos"].shape[1] * 15          # the body's own state; then the moved reference's frames
+    assert np.abs(np.asarray(n.obs)[own:] - out["final_obs"][0][own:]).max() < 0.02
+    # the body on the ground: a fall, and the fresh episode's offset is zero
+    n = n.replace(data=n.data.replace(qpos=n.data.qpos.at[2].set(0.15)))
+    r = jax.jit(env.step_autoreset)(n, jnp.zeros(env.action_size))
+    assert float(r.done) == 1.0 and np.asarray(r.info["offset"]).tolist() == [0.0, 0.0, 0.0]
 
 
 @pytest.mark.slow

@@ -54,8 +54,8 @@ class EnvConfig:
     0 plays the reference where it was captured; > 0 moves it on the ground
     each step so that its hips stay within this of the body's, as the live
     loop's physics stage does (`tracker.PhysicsStage`): a policy for the live
-    loop is then not asked to hold a path the loop never holds it to
-    (C MuJoCo engine only)."""
+    loop is then not asked to hold a path the loop never holds it to (both
+    engines: `info['offset']` carries the shift in MJX)."""
 
     tags: tuple = (("content", ("run", "walk")), ("style", "normal"))
     split: str = "train"
@@ -323,9 +323,6 @@ class TrackingEnv:
     before an auto-reset; equals obs otherwise), episode return and length."""
 
     def __init__(self, h: Humanoid, ref: Reference, cfg: EnvConfig = EnvConfig(), amp: bool = False):
-        if cfg.max_root_distance > 0:
-            raise ValueError("EnvConfig.max_root_distance (the live loop's re-anchoring) is implemented by the C "
-                             "MuJoCo environment only: train with --engine mujoco")
         import jax.numpy as jnp
         import mujoco
         mjx = import_mjx()
@@ -357,17 +354,33 @@ class TrackingEnv:
 
         from . import amp
         return amp.frame_features(jnp, feats, qvel, self.parent, self.ee, self.hips_forward)
-    def ref_feats(self, f):
-        return {k[2:]: v[f] for k, v in self.ref.items() if k.startswith("f_")}
+    def ref_feats(self, f, offset=None):
+        """The reference's body features at frame f, moved on the ground by
+        `offset` ([3], MuJoCo axes: the re-anchoring's) when given."""
+        out = {k[2:]: v[f] for k, v in self.ref.items() if k.startswith("f_")}
+        if offset is not None:
+            out["pos"] = out["pos"] + offset
+            out["com"] = out["com"] + offset
+        return out
 
-    def future(self, f):
+    def future(self, f, offset=None):
         import jax.numpy as jnp
         stop = self.ref["stop"][f]
-        return [self.ref_feats(jnp.minimum(f + k, stop - 1)) for k in self.cfg.future_frames]
+        return [self.ref_feats(jnp.minimum(f + k, stop - 1), offset) for k in self.cfg.future_frames]
 
-    def _obs(self, feats, f):
+    def _obs(self, feats, f, offset=None):
         import jax.numpy as jnp
-        return observation(jnp, feats, self.future(f), self.hips_forward)
+        return observation(jnp, feats, self.future(f, offset), self.hips_forward)
+
+    def _reanchor(self, sim, f, offset):
+        """The offset that brings the reference's hips at frame f back within
+        max_root_distance of the body's on the ground (cpu_env's rule)."""
+        import jax.numpy as jnp
+        gap = sim["pos"][0, :2] - (self.ref["f_pos"][f, 0, :2] + offset[:2])
+        dist = jnp.sqrt(jnp.sum(gap * gap))
+        bound = self.cfg.max_root_distance
+        share = jnp.where(jnp.isfinite(dist) & (dist > bound), 1.0 - bound / jnp.maximum(dist, 1e-9), 0.0)
+        return offset.at[:2].add(share * jnp.nan_to_num(gap))
 
     # ------------------------------------------------------------ API
     def reset(self, rng):
@@ -390,6 +403,8 @@ class TrackingEnv:
         info = {"rng": rng, "frame": jnp.asarray(f, jnp.int32), "steps": jnp.zeros((), jnp.int32),
                 "truncation": zero, "final_obs": obs, "episode_return": zero, "episode_length": zero,
                 "ended_return": zero, "ended_length": zero}
+        if self.cfg.max_root_distance > 0:      # the reference's ground shift (re-anchoring)
+            info["offset"] = jnp.zeros(3, jnp.float32)
         if self.amp:        # the step's transition features for AMP (amp_obs) and the state's (amp_feat)
             info["amp_feat"] = self._amp_frame(self.ref_feats(f), qvel)
             info["amp_obs"] = jnp.zeros(2 * info["amp_feat"].shape[-1], jnp.float32)
@@ -406,19 +421,24 @@ class TrackingEnv:
         data = state.data.replace(ctrl=ctrl)
         data = jax.lax.fori_loop(0, self.substeps, lambda _, d: mjx.step(self.mx, d), data)
         sim = body_features(jnp, data.xpos[1:], data.xquat[1:], data.cvel[1:], data.xipos[1:], self.mass)
-        ref = self.ref_feats(f1)
+        offset = None
+        if cfg.max_root_distance > 0:
+            offset = self._reanchor(sim, f1, state.info["offset"])
+        ref = self.ref_feats(f1, offset)
         reward, terms = reward_terms(jnp, cfg, sim, ref, data.qvel, self.ref["qvel"][f1], self.parent, self.ee)
         finite = state_ok(jnp, data.qpos, data.qvel)
         fallen, terminated = termination(cfg, sim, ref, terms["tracking_error"], finite)
         steps = state.info["steps"] + 1
         truncated = ((steps >= self.max_steps) | (f1 + 1 >= self.ref["stop"][f1])) & ~terminated
-        obs = jnp.where(finite, jnp.nan_to_num(self._obs(sim, f1), nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+        obs = jnp.where(finite, jnp.nan_to_num(self._obs(sim, f1, offset), nan=0.0, posinf=0.0, neginf=0.0), 0.0)
         reward = jnp.where(finite, reward, 0.0)
         done = (terminated | truncated).astype(jnp.float32)
         metrics = {**{k: jnp.where(finite, v, 0.0) for k, v in terms.items()}, "fallen": fallen.astype(jnp.float32)}
         info = {**state.info, "frame": f1, "steps": steps, "truncation": truncated.astype(jnp.float32),
                 "final_obs": obs, "episode_return": state.info["episode_return"] + reward,
                 "episode_length": state.info["episode_length"] + 1.0}
+        if offset is not None:
+            info["offset"] = offset
         if self.amp:
             cur = jnp.nan_to_num(self._amp_frame(sim, data.qvel), nan=0.0, posinf=0.0, neginf=0.0)
             info["amp_obs"] = jnp.concatenate([state.info["amp_feat"], cur], axis=-1).astype(jnp.float32)
@@ -448,6 +468,8 @@ class TrackingEnv:
                 "ended_return": nxt.info["episode_return"], "ended_length": nxt.info["episode_length"]}
         if self.amp:
             info["amp_feat"] = pick(fresh.info["amp_feat"], nxt.info["amp_feat"])
+        if "offset" in info:
+            info["offset"] = pick(fresh.info["offset"], nxt.info["offset"])
         return nxt.replace(data=data, obs=obs, info=info)
 
 

@@ -373,7 +373,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: no limit)")
     p.add_argument("--max-root-distance", type=float, default=0.0, metavar="M",
                    help="keep each reference's hips within M metres of the body's, moving the reference on the "
-                        "ground as the live loop does (0: off; the live loop uses 0.15; --engine mujoco)")
+                        "ground as the live loop does (0: off; the live loop uses 0.15)")
     p.add_argument("--lr", type=float, default=d.ppo.learning_rate, help="Adam learning rate")
     p.add_argument("--lr-schedule", choices=["constant", "linear"], default=d.ppo.lr_schedule,
                    help="constant, or linear decay to a tenth of --lr at --steps (optax)")
