@@ -97,16 +97,18 @@ def _clip(db, clip=None, **_):
 
 
 # ------------------------------------------------------------------ physics
-def default_policy(policy, live: bool):
+def default_policy(policy, live: bool, skeleton=None):
     """The policy file to use: the given one, else the shipped live-loop
-    policy for a kinematic stage (the clip policy for a clip), else None (PD)."""
-    from controllers.physics.cli import DEFAULT_POLICY, LIVE_POLICY
+    policy for a kinematic stage (the clip policy for a clip), else None (PD).
+    With `skeleton`, only a shipped policy built for it (on the CMU takes'
+    rig: the one trained on its walks)."""
+    from controllers.physics.cli import CMU_POLICY, DEFAULT_POLICY, LIVE_POLICY, policy_for
     if policy:
         return policy
-    for p in ((LIVE_POLICY, DEFAULT_POLICY) if live else (DEFAULT_POLICY,)):
-        if os.path.exists(p):
-            return p
-    return None
+    candidates = ((LIVE_POLICY, DEFAULT_POLICY) if live else (DEFAULT_POLICY,)) + (CMU_POLICY,)
+    if skeleton is not None:
+        return policy_for(skeleton, candidates)
+    return next((p for p in candidates[:-1] if os.path.exists(p)), None)
 
 
 @register_stage("physics", "the MuJoCo humanoid tracking a kinematic stage (--kinematic, default mm; with --clip "
@@ -117,8 +119,9 @@ def _physics(db, kinematic=None, policy=None, clip=None, tracker=None, **options
     if STAGES.get(kinematic) is None or STAGES[kinematic].kind != "kinematic":
         raise ValueError(f"--kinematic {kinematic!r}: the physics stage tracks a kinematic stage "
                          f"({', '.join(stage_names('kinematic'))})")
-    return PhysicsStage(build_stage(kinematic, db, clip=clip, **options), default_policy(policy, kinematic != "clip"),
-                        db=db, config=tracker or TrackerConfig())
+    return PhysicsStage(build_stage(kinematic, db, clip=clip, **options),
+                        default_policy(policy, kinematic != "clip", db.skeleton), db=db,
+                        config=tracker or TrackerConfig())
 
 
 # ------------------------------------------------------------------ sources

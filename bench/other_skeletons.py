@@ -6,8 +6,8 @@ OFFSET) built with a plain `anim build-db --data DIR`, against the Bandai Namco
 normal-style locomotion database and a nine-clip database of it, on the shipped
 stick scripts: the same metrics as `anim run --input all`, with the acceleration
 limiter's drift bound and without it (AccelerationLimiter.MAX_DRIFT 0: the
-limiter as it was). Then the physics humanoid of each rig under PD tracking of
-its walks (no policy).
+limiter as it was). Then the physics humanoid of each rig tracking its walks:
+PD alone, and on the CC rig the policy shipped for it.
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ def _scripts(db, label, max_drift, seconds=None) -> list[dict]:
     return rows
 
 
-def _pd(db, label, clips) -> dict:
+def _pd(db, label, clips, policy=None) -> dict:
     from anim.control import ControlInput
     from controllers.physics.runtime import PhysicsController
 
-    first, errs = [], []
+    first, errs, fell = [], [], []
     h = None
     for c in clips:
-        ctrl = PhysicsController(db, c, None)
+        ctrl = PhysicsController(db, c, policy)
         h = ctrl.h
         n = ctrl.clip_rot.shape[0] - 1
         fall = None
@@ -83,8 +83,12 @@ def _pd(db, label, clips) -> dict:
             if ctrl.stats["falls"] and fall is None:
                 fall = (i + 1) / 60
         first.append(fall if fall is not None else n / 60)
+        if fall is not None:
+            fell.append(c)
         errs.append(ctrl.mean_pose_error_cm())
-    return {"rig": label, "bodies": len(h.joints), "actuators": h.nu, "walks": len(clips),
+    return {"rig": label, "tracking": os.path.basename(policy) if policy else "PD alone",
+            "bodies": len(h.joints), "actuators": h.nu, "walks": len(clips),
+            "walks without a fall": len(clips) - len(fell),
             "s before the first fall (mean)": float(np.mean(first)), "pose error (cm)": float(np.mean(errs))}
 
 
@@ -116,8 +120,13 @@ def run(quick: bool = False) -> str:
             rows += _scripts(dbs[k], label, md, seconds)
             print(f"  {label}, drift bound {md}: done", flush=True)
     walks = [n for n in dbs["bandai"].clip_names if "_walk_normal_" in n and "mirror" not in n][:3]
+    from controllers.physics.cli import CMU_POLICY
+    cmu_walks = ["002_01", "002_02", "002_03"]
+    cmu_walks += [c + "_mirror" for c in cmu_walks]
     pd = [_pd(dbs["bandai"], "Bandai Namco", walks),
-          _pd(dbs["cmu"], "CMU / CC rig (helpers merged)", ["002_01", "002_02", "002_03"])]
+          _pd(dbs["cmu"], "CMU / CC rig (helpers merged)", cmu_walks)]
+    if os.path.exists(CMU_POLICY):
+        pd.append(_pd(dbs["cmu"], "CMU / CC rig (helpers merged)", cmu_walks, CMU_POLICY))
     imp = dbs["cmu"].meta["import"]["summary"]
     text = [
         "Commands: `anim build-db --data ../shared/mocap/other-skeletons/cmu-iclone` (no flags: units, up axis, "
@@ -134,7 +143,9 @@ def run(quick: bool = False) -> str:
         "bounds how far the shown pose drifts from the animation); 'let past': frames where the bound let a joint "
         "past the limit to stay within it of the animation.", "",
         table(rows), "",
-        "PD tracking without a policy (the shipped policy is for the Bandai Namco skeleton): each walk from its "
-        "start until its end or a fall.", "",
+        "The physics humanoid of each rig tracking its walks (CMU: subject 2's takes 1-3, a run among them, "
+        "and their mirrors), each from its first frame until its end or a fall: PD tracking alone, and on the "
+        "CC rig the policy trained for it (`controllers/physics/weights/cmu-walk.npz`, its README has the "
+        "command).", "",
         table(pd)]
     return "\n".join(text) + "\n"

@@ -25,6 +25,27 @@ DEFAULT_POLICY = SHIPPED_POLICY
 # the policy trained on motion-matching streams with the live loop's re-anchoring (weights/README.md):
 # the default of the physics stage over a kinematic stage; clips are tracked with the one above
 LIVE_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "live.npz")
+# the CMU takes on the Character Creator rig (../shared/mocap/other-skeletons): tracks their walks (weights/README.md)
+CMU_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "cmu-walk.npz")
+
+
+def policy_for(skeleton, candidates) -> str | None:
+    """The first of the policy files `candidates` that exists and was built
+    for `skeleton` (its humanoid's joints are the skeleton's), else None."""
+    from anim.fileio import ArtefactError
+
+    from .ppo import load_policy
+    for path in candidates:
+        if not os.path.exists(path):
+            continue
+        try:
+            load_policy(path, skeleton)
+        except ValueError as e:         # another skeleton's policy
+            if isinstance(e, ArtefactError) or "skeleton" not in str(e):
+                raise
+            continue
+        return path
+    return None
 
 
 def add_physics_parsers(subparsers) -> None:
