@@ -68,7 +68,6 @@ def _scripts(db, label, max_drift, seconds=None) -> list[dict]:
 
 
 def _pd(db, label, clips, policy=None) -> dict:
-    from anim.control import ControlInput
     from controllers.physics.runtime import PhysicsController
 
     first, errs, fell = [], [], []
@@ -76,13 +75,8 @@ def _pd(db, label, clips, policy=None) -> dict:
     for c in clips:
         ctrl = PhysicsController(db, c, policy)
         h = ctrl.h
-        n = ctrl.clip_rot.shape[0] - 1
-        fall = None
-        for i in range(n):
-            ctrl.step(ControlInput(), 1 / 60)
-            if ctrl.stats["falls"] and fall is None:
-                fall = (i + 1) / 60
-        first.append(fall if fall is not None else n / 60)
+        fall = ctrl.play_to_end()
+        first.append(fall if fall is not None else (ctrl.clip_rot.shape[0] - 1) / 60)
         if fall is not None:
             fell.append(c)
         errs.append(ctrl.mean_pose_error_cm())

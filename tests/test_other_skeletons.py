@@ -176,7 +176,6 @@ def test_the_cc_rig_walks_in_physics_with_its_shipped_policy(cc_db):
     without a fall (4 of 6 when it was shipped) and the body stays up more
     than 1.5x as long as under PD tracking alone, which falls on every one
     within 1.4 s (the humanoid is sound: balance is what PD lacks)."""
-    from anim.control import ControlInput
     from anim_app.registry import default_policy
     from controllers.physics.cli import CMU_POLICY, LIVE_POLICY
     from controllers.physics.runtime import PhysicsController
@@ -188,13 +187,8 @@ def test_the_cc_rig_walks_in_physics_with_its_shipped_policy(cc_db):
     for name in walks + [w + "_mirror" for w in walks]:
         for policy in (CMU_POLICY, None):
             ctrl = PhysicsController(cc_db, name, policy)
-            n = ctrl.clip_rot.shape[0] - 1
-            fall = None
-            for i in range(n):
-                ctrl.step(ControlInput(), 1 / 60)
-                if ctrl.stats["falls"] and fall is None:
-                    fall = (i + 1) / 60
-            up[policy].append(n / 60 if fall is None else fall)
+            fall = ctrl.play_to_end()
+            up[policy].append((ctrl.clip_rot.shape[0] - 1) / 60 if fall is None else fall)
             done[policy] += fall is None
     assert done[None] == 0 and max(up[None]) < 1.4, up[None]
     assert done[CMU_POLICY] >= 3, (done, up)

@@ -571,14 +571,16 @@ def apply_foot_locks(lrot, lpos, parents, feet, toes, contacts, locks_state, loc
         v = locks_vec[i]
         far = False
         hip = parents[parents[f]]
-        d, top, own = leg_to_lock(gpos, parents, f, t, v)
-        # the farthest the IK takes the ankle exactly: its soft limit starts there
-        reach = max(own, SOFT_IK * top)
-        if locks_state[i, 1] == 1:
-            far = q.length(d) > reach + REACH_SLACK
-            if far and toe_pivot > 0.0:
-                far = not pivot_ankle(v[0] + v[4], gpos[f] - gpos[t], gpos[hip], reach, toe_pivot,
-                                      max(reach - PIVOT_SOFT, own))[1]
+        own = reach = 0.0
+        if locks_state[i, 1] == 1 or toe_pivot > 0.0:     # (a foot landing now may pivot too)
+            d, top, own = leg_to_lock(gpos, parents, f, t, v)
+            # the farthest the IK takes the ankle exactly: its soft limit starts there
+            reach = max(own, SOFT_IK * top)
+            if locks_state[i, 1] == 1:
+                far = q.length(d) > reach + REACH_SLACK
+                if far and toe_pivot > 0.0:
+                    far = not pivot_ankle(v[0] + v[4], gpos[f] - gpos[t], gpos[hip], reach, toe_pivot,
+                                          max(reach - PIVOT_SOFT, own))[1]
         goal = foot_lock(locks_state[i], v[0], v[1], v[2], v[3], v[4], v[5], v[6], anim_toe[i], contacts[i],
                          unlock_radius, halflife, dt, far, v[7], v[8], ground[i])
         if goal[1] < floor:

@@ -287,6 +287,7 @@ class FootLocks:
         self.floor = float(floor)
         self.toe_pivot = float(toe_pivot)
         self.state = np.zeros((len(feet), 3), np.int64)     # in contact, locked, stepping
+        self.age = np.zeros(len(feet))                       # s since each foot was pinned (settle)
         # point, target, position, velocity, off_pos, off_vel, step, shown position, shown velocity
         self.vec = np.zeros((len(feet), 9, 3))
         # the joint above both legs' hips (it comes down when stretched legs need it), drop, its velocity
@@ -297,6 +298,7 @@ class FootLocks:
         """Start at the pose: feet in contact are locked where they stand."""
         _, gpos = quat.fk(rot, pos, self.parents)
         self.state[:] = 0
+        self.age[:] = 0.0
         self.vec[:] = 0
         self.pelvis[1:] = 0
         for i, t in enumerate(self.toes):
@@ -308,6 +310,22 @@ class FootLocks:
     @property
     def locked(self) -> np.ndarray:
         return self.state[:, 1] == 1
+
+    def settle(self, toes, share: float, time_constant: float, dt: float, fps: float = 60.0) -> None:
+        """Move each locked foot's pin horizontally toward `toes` [F, 3] (the
+        animation's toes now) by `share` of the way per `fps` frame, less as
+        the lock ages (x exp(-age / time_constant)); a foot not locked starts
+        its age again. (The VR avatar's feet: controllers/vr/feet.py.)"""
+        for i in range(len(self.toes)):
+            if self.state[i, 1] != 1:
+                self.age[i] = 0.0
+                continue
+            s = share * np.exp(-self.age[i] / max(time_constant, 1e-6))
+            s = 1.0 - (1.0 - s) ** (dt * fps)          # per frame at `fps`, whatever the tick
+            point = self.vec[i, 0]
+            point[0] += s * (toes[i, 0] - point[0])
+            point[2] += s * (toes[i, 2] - point[2])
+            self.age[i] += dt
 
     @property
     def stepping(self) -> np.ndarray:

@@ -278,6 +278,16 @@ class PhysicsController(SimulatedBody):
         self.set_clip(clip)
         self.reset()
 
+    def play_to_end(self) -> float | None:
+        """Play the clip from here to its last frame with no input; returns
+        the time (s) of the first fall, or None when the body stayed up."""
+        fall = None
+        for i in range(self.clip_rot.shape[0] - 1):
+            self.step(ControlInput(), 1 / 60)
+            if self.stats["falls"] and fall is None:
+                fall = (i + 1) / 60
+        return fall
+
     # ------------------------------------------------------------ reference
     def set_clip(self, clip) -> None:
         """Choose the reference clip by name or index (None: the first clip

@@ -188,7 +188,11 @@ class PhysicsStage(SimulatedBody):
         self._last_feats = None
 
     # ------------------------------------------------------------ interface
-    def reset(self, pose: Pose | None = None) -> Pose:
+    def reset(self, pose: Pose | None = None, control: ControlInput | None = None) -> Pose:
+        """Start again (at `pose`); the look-ahead is made from `control`
+        (default the last tick's input: a VR stage's first devices)."""
+        if control is not None:
+            self._last_control = control
         self.offset = np.zeros(3)
         self._fill(self._last_control, pose)
         self._set_body()

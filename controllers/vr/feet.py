@@ -177,30 +177,11 @@ class FootLocker:
                                pelvis_drop=config.pelvis_drop, floor=config.floor, toe_pivot=config.toe_pivot)
         self._started = False
         self.contacts = np.zeros(len(self.toes), bool)      # the detector's, last frame
-        self.age = np.zeros(len(self.toes))                 # s since each foot was pinned
 
     def reset(self) -> None:
         """Forget the past: the next pose starts the detector and the locks afresh."""
         self.detector.reset()
         self._started = False
-        self.age[:] = 0.0
-
-    def _settle(self, gpos: np.ndarray, dt: float) -> None:
-        """Move each pinned foot's lock point horizontally toward the
-        predicted toe (FeetConfig.settle), less as the stance goes on."""
-        c = self.config
-        if c.settle <= 0.0:
-            return
-        for i, t in enumerate(self.toes):
-            if self.locks.state[i, 1] != 1:
-                self.age[i] = 0.0
-                continue
-            share = c.settle * np.exp(-self.age[i] / max(c.settle_time, 1e-6))
-            share = 1.0 - (1.0 - share) ** (dt * self.fps)       # per 60 Hz frame, whatever the tick
-            point = self.locks.vec[i, 0]
-            point[0] += share * (gpos[t, 0] - point[0])
-            point[2] += share * (gpos[t, 2] - point[2])
-            self.age[i] += dt
 
     def apply(self, rot: np.ndarray, pos: np.ndarray, dt: float | None = None):
         """(rot [J, 4], pos [J, 3]) predicted -> (rot, pos) float32 with planted
@@ -213,7 +194,8 @@ class FootLocker:
             self.locks.reset(rot, pos, self.contacts)
             self._started = True
         r, p = self.locks.apply(rot64, pos64, self.contacts, dt)
-        self._settle(gpos, dt)
+        if self.config.settle > 0.0:
+            self.locks.settle(gpos[self.toes], self.config.settle, self.config.settle_time, dt, self.fps)
         return r.astype(np.float32), p.astype(np.float32), self.locks.planted(self.contacts)
 
 

@@ -105,8 +105,7 @@ def run_clip(stage, data: vd.VRData, clip: int) -> dict:
     the stage's falls."""
     controls = clip_controls(data, clip)
     parents = data.skeleton.parents
-    stage._last_control = controls[0]          # the reset's look-ahead holds the first frame's devices
-    stage.reset()
+    stage.reset(control=controls[0])           # the look-ahead holds the first frame's devices
     sim, ref, ms, upright = [], [], [], []
     for c in controls:
         t0 = time.perf_counter()
