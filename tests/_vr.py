@@ -5,6 +5,7 @@ weights with the marks that skip without them."""
 
 import os
 
+import numpy as np
 import pytest
 
 import mocap_data
@@ -17,3 +18,19 @@ SMALL = vd.VRDataConfig(tags=(("dataset", "bandai-namco-2"), ("content", ("walk"
                               ("take", ("002", "003", "005", "018"))), cache_dir="")
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="the mocap corpus (../shared/mocap or $ANIM_MOCAP_DIR) is absent")
 needs_shipped = [needs_data, pytest.mark.skipif(not os.path.exists(SHIPPED), reason="shipped diffusion weights absent")]
+
+
+def predict_test_clips(data):
+    """(the shipped diffusion predictor, [(frames, rot, pos)] of each test
+    clip of `data`), predicted frame after frame as the live controller does."""
+    from controllers.vr import infer
+    pred = infer.load_predictor(str(SHIPPED), data.skeleton)
+    hf = np.asarray(pred.head_forward, np.float32)
+    clips = data.clips("test", mirrored=False)
+    ys, ths = ve._predict_lockstep(pred, data, clips, hf)
+    out = []
+    for c in clips:
+        frames = np.arange(data.starts[c], data.stops[c])
+        rot, pos = vd.poses_from_features(ys[c], ths[c], data.dev_p[frames, 0], data.skeleton)
+        out.append((frames, rot, pos))
+    return pred, out

@@ -30,7 +30,8 @@ non-finite pose the history is cleared and the last pose held
 differences x 60), whatever `dt` says.
 
 Feet (feet.py, on by default; foot_lock=False: off): the contacts are
-derived from the predicted toes and planted feet are locked with the
+read from the predicted legs (the learned network of contacts.py where it
+fits the skeleton, else the toe height rule) and planted feet are locked with the
 motion-matching controller's foot locking and two-bone IK, no toe below the
 floor, in the model's space (before the pose is scaled to the user);
 Pose.contacts are the planted feet.

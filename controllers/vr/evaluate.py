@@ -45,11 +45,13 @@ tracked head):
 
 Foot locking (feet.py; `foot_lock`, on by default, --no-foot-lock: off):
 every method is also scored with its feet planted as the live controller
-plants them (contacts derived from the predicted toes, the motion-matching
-foot locking), clip by clip from its first frame, under 'foot_lock' in the
-dict and as '+ feet locked' rows of the table; its latency is
-VRController.step with the locking. Contact accuracy: precision, recall and
-F1 of the derived contacts against the data's, over every foot-frame.
+plants them (contacts read from the predicted legs by FeetConfig's
+detector: the learned network, trained on the diffusion model's
+predictions, for every method; the motion-matching foot locking), clip by
+clip from its first frame, under 'foot_lock' in the dict and as '+ feet
+locked' rows of the table; its latency is VRController.step with the
+locking. Contact accuracy: precision, recall and F1 of those contacts
+against the data's, over every foot-frame.
 """
 
 from __future__ import annotations
@@ -316,7 +318,8 @@ def markdown(res: dict) -> str:
     acc = ", ".join(f"{n} {m['contact_precision']:.3f} / {m['contact_recall']:.3f} / {m['contact_f1']:.3f}"
                     for n, m in res.get("foot_lock", {}).items() if "contact_f1" in m)
     if acc:
-        rows.append("Foot contacts derived from the predicted motion (controllers/vr/feet.py) against the data's, "
+        rows.append("Foot contacts read from the predicted motion (controllers/vr/feet.py: the learned network of "
+                    "controllers/vr/contacts.py) against the data's, "
                     f"precision / recall / F1 over every foot-frame: {acc}.")
     if res.get("load_average") is not None:
         rows.append(f"Machine load average while measuring: {res['load_average']:.1f}.")

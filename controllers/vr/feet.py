@@ -1,4 +1,4 @@
-"""Planted feet for the sparse-VR avatar: foot contacts derived from the
+"""Planted feet for the sparse-VR avatar: foot contacts read from the
 predicted motion, then the motion-matching controller's foot locking.
 
     from controllers.vr.feet import FeetConfig, FootLocker
@@ -7,31 +7,37 @@ predicted motion, then the motion-matching controller's foot locking.
     rot, pos, contacts = feet.apply(rot, pos)    # one predicted pose per 60 Hz tick
 
 Contacts. The predictors output rotations only, no contact labels, so the
-contacts are derived from the predicted motion: a toe joint (the joints the
-data's contacts are detected on) lands when it is lower than `on_height` and
-slower than `on_speed`, and lifts when it rises above `off_height` or moves
-faster than `off_speed` (hysteresis: the predicted feet skate and jitter, so
-one threshold would flicker). Speed is the toe's 3D backward difference
-(causal: the live loop has no future frames). This works with every
-predictor (diffusion, MLP, the motion-matching baseline) and with weights
-already trained, where a contact head would need the model retrained with
-it. The thresholds were chosen on the val split (FeetConfig says how;
-`python -m controllers.vr.feet` ranks a grid of them by F1 against the
-data's contacts there, `--locking` scores whole configurations by skating
-and error); the test split's precision, recall and F1 are in `anim eval vr`
-(BENCHMARKS.md).
+contacts are read from the predicted motion, causally (the live loop has
+no future frames), in one of two ways:
+* learned (the default where it fits the skeleton): a small network
+  (controllers/vr/contacts.py) reads the last 1/6 s of the predicted legs;
+  trained on the shipped diffusion model's own predictions of the train
+  split against the data's contacts, it knows how that model's feet land
+  early, slide and hover (val: F1 0.968, recall 0.967);
+* the height rule: a toe joint (the joints the data's contacts are
+  detected on) lands when it is lower than `on_height` and slower than
+  `on_speed`, and lifts when it rises above `off_height` or moves faster
+  than `off_speed` (hysteresis: the predicted feet skate and jitter, so one
+  threshold would flicker); speed is the toe's 3D backward difference. It
+  needs no training, so any skeleton and any predictor has it (val, the
+  diffusion model: F1 0.937, recall 0.943).
+Both work with weights already trained, where a contact head would need
+the model retrained with it. Thresholds and the locking were chosen on the
+val split (FeetConfig says how; `python -m controllers.vr.feet` ranks a
+grid of the rule's thresholds by F1 against the data's contacts there,
+`--locking` scores whole configurations by skating and error); the test
+split's precision, recall and F1 are in `anim eval vr` (BENCHMARKS.md).
 
 Locking. The contacts drive `controllers.motion_matching.runtime.FootLocks`
 (the motion-matching controller's foot locking, two-bone IK and pelvis drop,
-the same kernels): a landing toe is pinned where it touched down (the pin
-then settles toward the predicted toe over the first tenths of a second)
-and the leg bent onto it; a locked foot its leg can no longer reach first
-lifts its heel about the toe, then, if that does not reach either, steps to
-the predicted foot rather than being dragged, so the legs always join the
-hips to the feet they stand on. The hips themselves stay
-where the predictor hangs them from the tracked head (FootLocks' pelvis drop
-is off: moving the hips would move the head off the headset). `floor`: no
-toe joint is shown below it (a lower one is lifted by the same IK).
+the same kernels): a landing toe is pinned where it touched down and the
+leg bent onto it; a locked foot its leg can no longer reach first lifts its
+heel about the toe, then, if that does not reach either, steps to the
+predicted foot rather than being dragged, so the legs always join the hips
+to the feet they stand on. The hips themselves stay where the predictor
+hangs them from the tracked head (FootLocks' pelvis drop is off: moving the
+hips would move the head off the headset). `floor`: no toe joint is shown
+below it (a lower one is lifted by the same IK).
 """
 
 from __future__ import annotations
@@ -70,38 +76,54 @@ class FeetConfig:
         go to step (FootLocks, kernels.pivot_ankle): the predicted hips run
         on while the foot is pinned, and a late stance needs the heel-off a
         person makes; 0: the foot steps at once.
+    contacts: where the contacts come from. 'learned': the network of
+        controllers.vr.contacts (`contact_weights`, default the shipped
+        one), a foot landing when its probability passes `contact_on` and
+        lifting when it falls under `contact_off`; 'height': the toe height
+        and speed rule above; 'auto': the learned one when the network
+        reads this skeleton, else the rule.
     settle, settle_time (s): a landing foot's pin settles onto the
         predicted toe: each 60 Hz frame it moves horizontally by `settle` x
         exp(-age / settle_time) of the way, so it is still after ~0.5 s.
-        The predictor lands its feet early and slides them on (a pin where
-        the toe touched down is 4.9 cm from the data's foot on the val
-        split, the predicted toe half-way through the stance 3.6 cm): the
-        settling trades a little skating for a pin nearer the real foot.
+        None: 0 with the learned contacts, 0.07 with the height rule. The
+        predictor lands its feet early and slides them on (a pin where the
+        toe touched down is 4.9 cm from the data's foot on the val split,
+        the predicted toe half-way through the stance 3.6 cm): with the rule,
+        which lands feet later and lifts them earlier than the data, the
+        settling brings the pin nearer the real foot for a little skating;
+        the learned contacts land pins well enough without it.
 
     The defaults were chosen on the val split (never the test split), with
-    the shipped diffusion model (`python -m controllers.vr.feet --locking`):
-    among those tried, the least skating whose MPJPE, lower-body error and
-    jitter stay within 5% of the unlocked prediction's (val: skating 31.2
-    -> 8.9 cm/s, MPJPE +2.3%, lower body +3.3%, jitter -9.3%; contact
-    recall 0.94, precision 0.93; without the heel-off 10.8 cm/s, without
-    the settling 7.5 cm/s but lower body +7.1%). What is left is the
-    frames where the data has a foot planted and the prediction has it in
-    the air or on its way (7% of the contact frames, moving ~97 cm/s:
-    about 6.7 of the 8.9 cm/s); steps the heel-off cannot save are 0.9%.
-    Looser thresholds that catch more (on_speed 0.8: recall 0.97, 8.3
-    cm/s) pin feet where the prediction has them wrong: lower body +5.7%.
+    the shipped diffusion model (`python -m controllers.vr.feet --locking`
+    and a grid around it): among those tried, the least skating whose
+    MPJPE, lower-body error and jitter stay within 4% of the unlocked
+    prediction's (a margin under the 5% target: val and test differed by
+    0.7 points of lower-body error before). Val: unlocked 31.2 cm/s; with
+    the learned contacts 4.59 cm/s, MPJPE +2.1%, lower body +3.0%, jitter
+    -10.6% (contact precision 0.964, recall 0.958: a foot lands above 0.9
+    and lifts under 0.1, holding a stance through the prediction's wobbles).
+    With the height rule (settle 0.07, halflife 0.05, toe_pivot 0.8) 8.9
+    cm/s, lower body +3.3%. Landing at 0.8 skates 4.44 cm/s but the lower
+    body goes to +4.9%; pins that settle (0.03) skate 5.3 cm/s. What is left
+    (at 0.5 / 0.5 and settle 0.03): feet the heel-off cannot save stepping
+    in 1.7% of the data's contact frames (2.2 cm/s of it), stances the
+    network misses (3%, 1.7 cm/s), the locked feet's own motion (1.4 cm/s).
     """
 
+    contacts: str = "auto"
+    contact_weights: str = ""
+    contact_on: float = 0.9
+    contact_off: float = 0.1
     on_height: float = 0.065
     off_height: float = 0.065
     on_speed: float = 0.6
     off_speed: float = 1.6
     unlock_radius: float = 0.3
-    halflife: float = 0.05
+    halflife: float = 0.03
     pelvis_drop: bool = False
     floor: float = 0.035
-    toe_pivot: float = 0.8
-    settle: float = 0.07
+    toe_pivot: float = 1.2
+    settle: float | None = None
     settle_time: float = 1.0 / 6.0
 
 
@@ -161,6 +183,22 @@ def detect(toes: np.ndarray, config: FeetConfig = FeetConfig(), fps: float = vd.
     return ContactDetector(config, toes.shape[-2], fps).step(toes)
 
 
+def _learned(skeleton, config: FeetConfig):
+    """The learned contacts FeetConfig asks for (None: the height rule)."""
+    from . import contacts as vc
+    if config.contacts not in ("auto", "learned", "height"):
+        raise ValueError(f"FeetConfig.contacts {config.contacts!r}: 'auto', 'learned' or 'height'")
+    if config.contacts == "height":
+        return None
+    if config.contacts == "learned":
+        net = vc.load(config.contact_weights or vc.DEFAULT_WEIGHTS, skeleton)
+    else:
+        net = vc.for_skeleton(skeleton, config.contact_weights or None)
+        if net is None:
+            return None
+    return vc.LearnedContacts(net, config.contact_on, config.contact_off)
+
+
 class FootLocker:
     """Contacts from the predicted toes, then FootLocks on the pose. apply()
     takes and returns poses in the database layout (joint 0 the simulation
@@ -173,6 +211,8 @@ class FootLocker:
         self.feet = self.parents[self.toes]
         self._last = int(self.toes.max())       # forward kinematics up to the last toe
         self.detector = ContactDetector(config, len(self.toes), fps)
+        self.learned = _learned(skeleton, config)
+        self.settle = config.settle if config.settle is not None else (0.0 if self.learned is not None else 0.07)
         self.locks = FootLocks(self.parents, self.feet, self.toes, config.halflife, config.unlock_radius,
                                pelvis_drop=config.pelvis_drop, floor=config.floor, toe_pivot=config.toe_pivot)
         self._started = False
@@ -181,6 +221,8 @@ class FootLocker:
     def reset(self) -> None:
         """Forget the past: the next pose starts the detector and the locks afresh."""
         self.detector.reset()
+        if self.learned is not None:
+            self.learned.reset()
         self._started = False
 
     def apply(self, rot: np.ndarray, pos: np.ndarray, dt: float | None = None):
@@ -189,13 +231,16 @@ class FootLocker:
         dt = 1.0 / self.fps if dt is None else float(dt)
         rot64, pos64 = np.asarray(rot, np.float64), np.asarray(pos, np.float64)
         _, gpos = fk_chain(rot64, pos64, self.parents, self._last)
-        self.contacts = self.detector.step(gpos[self.toes])
+        if self.learned is not None:
+            self.contacts = self.learned.step(gpos)
+        else:
+            self.contacts = self.detector.step(gpos[self.toes])
         if not self._started:
             self.locks.reset(rot, pos, self.contacts)
             self._started = True
         r, p = self.locks.apply(rot64, pos64, self.contacts, dt)
-        if self.config.settle > 0.0:
-            self.locks.settle(gpos[self.toes], self.config.settle, self.config.settle_time, dt, self.fps)
+        if self.settle > 0.0:
+            self.locks.settle(gpos[self.toes], self.settle, self.config.settle_time, dt, self.fps)
         return r.astype(np.float32), p.astype(np.float32), self.locks.planted(self.contacts)
 
 
@@ -297,9 +342,12 @@ def tune(weights: str | None = None, split: str = "val", top: int = 5, progress:
     return grid_search(toes, [data.contacts[frames] for _, frames, _, _ in clips])[:top]
 
 
-LOCKING_TRIALS = ({"toe_pivot": 0.0, "settle": 0.0, "on_height": 0.05, "off_height": 0.05},   # the first locking
-                  {"toe_pivot": 0.0}, {"settle": 0.0}, {}, {"settle": 0.1}, {"on_height": 0.06, "off_height": 0.06},
-                  {"on_speed": 0.8, "off_speed": 1.8}, {"on_speed": 1.0, "off_speed": 2.0})
+HEIGHT_RULE = {"contacts": "height", "settle": 0.07, "halflife": 0.05, "toe_pivot": 0.8}   # its best, before the network
+LOCKING_TRIALS = ({"contacts": "height", "toe_pivot": 0.0, "settle": 0.0, "on_height": 0.05, "off_height": 0.05,
+                   "halflife": 0.05},                                                      # the first locking
+                  HEIGHT_RULE, {**HEIGHT_RULE, "toe_pivot": 0.0}, {**HEIGHT_RULE, "settle": 0.0},
+                  {}, {"toe_pivot": 0.0}, {"settle": 0.03}, {"contact_on": 0.5, "contact_off": 0.5},
+                  {"contact_on": 0.8}, {"halflife": 0.05})
 
 
 def score_locking(weights: str | None = None, trials=LOCKING_TRIALS, split: str = "val",

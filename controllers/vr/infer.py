@@ -26,51 +26,56 @@ FORMAT_VERSION = 1
 
 
 # ------------------------------------------------------------- artefact
-def save_artefact(path: str, meta: dict, arrays: dict, half: bool = False) -> None:
+def save_artefact(path: str, meta: dict, arrays: dict, half: bool = False, fmt: str = FORMAT,
+                  version: int = FORMAT_VERSION) -> None:
     """Write meta + arrays to one .npz, atomically (temporary file, rename).
     half: store the arrays as float16 (the shipped copies: half the size;
-    loading turns them back into float32)."""
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, **meta, "float16": bool(half)}
+    loading turns them back into float32). fmt, version: the artefact kind
+    (the learned foot contacts are one too: controllers.vr.contacts)."""
+    meta = {"format": fmt, "version": version, **meta, "float16": bool(half)}
     dtype = np.float16 if half else np.float32
     with atomic_write(path) as f:
         np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
                  **{k: np.asarray(v, np.float32).astype(dtype) for k, v in arrays.items()})
 
 
-def load_artefact(path: str, skeleton=None) -> tuple[dict, dict]:
-    """(meta, float32 arrays) of a saved VR model. The archive's CRC-32 of every
-    member is checked as it is read; the meta must parse and every array be
-    finite. A damaged, truncated or foreign file is an ArtefactError (a
-    ValueError) naming it; a missing one a FileNotFoundError."""
+def load_artefact(path: str, skeleton=None, fmt: str = FORMAT, version: int = FORMAT_VERSION,
+                  what: str = "VR model", train: str = "python -m controllers.vr.train") -> tuple[dict, dict]:
+    """(meta, float32 arrays) of a saved VR model (or another artefact kind:
+    fmt, version, what it is called in errors, the command that trains one).
+    The archive's CRC-32 of every member is checked as it is read; the meta
+    must parse and every array be finite. A damaged, truncated or foreign
+    file is an ArtefactError (a ValueError) naming it; a missing one a
+    FileNotFoundError."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such VR model (train one: python -m controllers.vr.train)")
-    stored = read_npz(path, "VR model file")
+        raise FileNotFoundError(f"{path}: no such {what} (train one: {train})")
+    stored = read_npz(path, f"{what} file")
     if "meta" not in stored:
-        raise ArtefactError(f"{path}: not an {FORMAT} file (no 'meta')")
+        raise ArtefactError(f"{path}: not an {fmt} file (no 'meta')")
     try:
         meta = json.loads(stored.pop("meta").tobytes())
         if not isinstance(meta, dict):
             raise ValueError("meta is not an object")
     except (ValueError, UnicodeDecodeError) as e:
-        raise ArtefactError(f"{path}: damaged VR model (meta: {e})") from None
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise ArtefactError(f"{path}: damaged {what} (meta: {e})") from None
+    if meta.get("format") != fmt or meta.get("version") != version:
         raise ArtefactError(f"{path}: {meta.get('format')} v{meta.get('version')}, this code reads "
-                            f"{FORMAT} v{FORMAT_VERSION}: retrain it")
+                            f"{fmt} v{version}: retrain it")
     arrays = {}
     for k, v in stored.items():
         if v.dtype.kind != "f":
-            raise ArtefactError(f"{path}: damaged VR model (array {k!r} has dtype {v.dtype})")
+            raise ArtefactError(f"{path}: damaged {what} (array {k!r} has dtype {v.dtype})")
         a = v.astype(np.float32)
         if not np.isfinite(a).all():
-            raise ArtefactError(f"{path}: damaged VR model ({k} holds NaN or infinite values)")
+            raise ArtefactError(f"{path}: damaged {what} ({k} holds NaN or infinite values)")
         arrays[k] = a
     for k in ("x_std", "y_std"):
         if k in arrays and (arrays[k] <= 0).any():
-            raise ArtefactError(f"{path}: damaged VR model ({k} has values <= 0)")
+            raise ArtefactError(f"{path}: damaged {what} ({k} has values <= 0)")
     try:
         sig = meta["skeleton"]["signature"]
     except (KeyError, TypeError):
-        raise ArtefactError(f"{path}: damaged VR model (no skeleton in meta)") from None
+        raise ArtefactError(f"{path}: damaged {what} (no skeleton in meta)") from None
     if skeleton is not None and skeleton.signature() != sig:
         raise ValueError(f"{path}: trained for skeleton {sig!r}, not {skeleton.signature()!r}")
     return meta, arrays
