@@ -159,3 +159,15 @@ def test_shipped_network_reads_predicted_contacts_better_than_the_height_rule(sm
     a_h = vf.contact_accuracy(np.concatenate(height), t)
     assert a_l["contact_f1"] >= 0.9, a_l
     assert a_l["contact_f1"] > a_h["contact_f1"], (a_l, a_h)
+
+
+def test_command_line_refuses_bad_arguments(capsys):
+    """`python -m controllers.vr.contacts` needs one of --train / --score and
+    a window and epochs of at least 1; each mistake is said, nothing runs."""
+    for argv in ([], ["--train", "--score"], ["--train", "--window", "0"], ["--score", "--epochs", "0"]):
+        with pytest.raises(SystemExit) as e:
+            vc.main(argv)
+        assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "one of the arguments --train --score is required" in err
+    assert "--window and --epochs must be at least 1" in err
