@@ -163,18 +163,21 @@ def _predict_clip(pred, data, frames, hf, chunk=2048):
     return np.concatenate(ys), np.concatenate(ths)
 
 
-def _predict_lockstep(pred, data, clips, hf):
+def _predict_lockstep(pred, data, clips, hf, progress: bool = False):
     """A predictor that carries state from frame to frame per stream
     (`stateful`: the diffusion's inpainted past): all clips advance one frame
     at a time together, longest first, so that the streams still running are
-    always a prefix of the batch. The same computation as the online loop."""
+    always a prefix of the batch. The same computation as the online loop.
+    progress: a bar over the frames (the train split takes minutes)."""
+    from tqdm import tqdm
     order = sorted(clips, key=lambda c: -(data.stops[c] - data.starts[c]))
     lengths = np.array([data.stops[c] - data.starts[c] for c in order])
     starts = np.array([data.starts[c] for c in order])
     ys = {c: np.empty((n, 126), np.float32) for c, n in zip(order, lengths)}
     ths = {c: np.empty(n, np.float32) for c, n in zip(order, lengths)}
     pred.reset()
-    for k in range(int(lengths.max())):
+    for k in tqdm(range(int(lengths.max())), desc=f"predict {len(clips)} clips", unit="frame",
+                  disable=not progress, leave=False):
         n = int((lengths > k).sum())
         x, _, th, _ = vd.windows(data, starts[:n] + k, hf, pred.window, with_target=False)
         y = pred.predict(x, th)

@@ -327,7 +327,8 @@ def _predict_split(weights: str | None, split: str, progress: bool):
     pred = load_predictor(str(weights or ve.DEFAULT_WEIGHTS["diffusion"]), data.skeleton)
     clips = data.clips(split, mirrored=False)
     hf = np.asarray(pred.head_forward, np.float32)
-    ys, ths = ve._predict_lockstep(pred, data, clips, hf) if getattr(pred, "stateful", False) else ({}, {})
+    ys, ths = (ve._predict_lockstep(pred, data, clips, hf, progress) if getattr(pred, "stateful", False)
+                else ({}, {}))
     out = []
     for c in clips:
         frames = np.arange(data.starts[c], data.stops[c])
