@@ -172,10 +172,11 @@ def test_the_cc_rig_walks_in_physics_with_its_shipped_policy(cc_db):
     the policy shipped for it (`weights/cmu-walk.npz`, which the physics
     stage picks for this skeleton by itself; the Bandai Namco skeleton still
     gets the live-loop policy): subject 2's takes 1-3 and their mirrors,
-    each from its first frame. With the policy at least half of them end
-    without a fall (4 of 6 when it was shipped) and the body stays up more
-    than 1.5x as long as under PD tracking alone, which falls on every one
-    within 1.4 s (the humanoid is sound: balance is what PD lacks)."""
+    each from its first frame. With the policy at least 5 of them end
+    without a fall (all 6 when it was shipped, at 3.6 cm of pose error; 1
+    to 4 at half its training) and the body stays up more than 1.5x as long
+    as under PD tracking alone, which falls on every one within 1.4 s (the
+    humanoid is sound: balance is what PD lacks)."""
     from anim_app.registry import default_policy
     from controllers.physics.cli import CMU_POLICY, LIVE_POLICY
     from controllers.physics.runtime import PhysicsController
@@ -191,7 +192,7 @@ def test_the_cc_rig_walks_in_physics_with_its_shipped_policy(cc_db):
             up[policy].append((ctrl.clip_rot.shape[0] - 1) / 60 if fall is None else fall)
             done[policy] += fall is None
     assert done[None] == 0 and max(up[None]) < 1.4, up[None]
-    assert done[CMU_POLICY] >= 3, (done, up)
+    assert done[CMU_POLICY] >= 5, (done, up)
     assert np.mean(up[CMU_POLICY]) > 1.5 * np.mean(up[None]), up
 
 
