@@ -51,7 +51,7 @@ def learned_controller(db, echo=print):
 def run_demo(db, db_path: str, headless: bool | None = None, out_dir: str = os.path.join("out", "demo"),
              script: str = DEMO_SCRIPT, seconds: float | None = None, width: int = 1280, height: int = 720,
              echo=print) -> dict:
-    from anim import runner, scripts
+    from anim import runner
     from controllers.motion_matching import MotionMatchingController
 
     style = start_style(db.tag_values("style"))
@@ -73,11 +73,7 @@ def run_demo(db, db_path: str, headless: bool | None = None, out_dir: str = os.p
 
     from viewer.app import run_headless
 
-    s = scripts.load(script)
-    if not db.tag_values("style"):     # a --data folder without style tags: the script's style keys are skipped
-        import dataclasses
-        s = dataclasses.replace(s, keys=[dataclasses.replace(k, style=None) for k in s.keys])
-    s.check_styles(db.tag_values("style"), db_path)
+    s = session_script(script, db, db_path)
     seconds = seconds or s.duration
     os.makedirs(out_dir, exist_ok=True)
     echo(f"no display: scripted session '{s.name}' ({seconds:.0f} s) headless on {db_path}")
@@ -98,6 +94,20 @@ def run_demo(db, db_path: str, headless: bool | None = None, out_dir: str = os.p
          f"({stats['render_fps']:.0f} fps offscreen, software OpenGL here); wrote {len(stats['saved'])} PNGs "
          f"and {stats['contact_sheet']}")
     return {"metrics": metrics, "render": stats}
+
+
+def session_script(script: str, db, db_path: str):
+    """The headless session's stick script for this database: a --data
+    folder without style tags plays it with its style keys skipped; a
+    database that lacks a style the script asks for is an error naming both."""
+    import dataclasses
+
+    from anim import scripts
+    s = scripts.load(script)
+    if not db.tag_values("style"):
+        s = dataclasses.replace(s, keys=[dataclasses.replace(k, style=None) for k in s.keys])
+    s.check_styles(db.tag_values("style"), db_path)
+    return s
 
 
 PHYSICS_SCRIPT = "demo"    # the same stick session, played by the physics character
@@ -137,7 +147,7 @@ def run_physics_demo(db, db_path: str, headless: bool | None = None,
     kinematic target is the ghost (K hides it), F / pad B pushes. Headless:
     the demo's stick session with three pushes, its metrics (falls, tracking
     error, responsiveness, skating, tick time), PNG frames and a contact sheet."""
-    from anim import runner, scripts
+    from anim import runner
 
     from . import registry
 
@@ -157,8 +167,7 @@ def run_physics_demo(db, db_path: str, headless: bool | None = None,
                         title="anim demo: physics")
     from viewer.app import run_headless
 
-    s = scripts.load(script)
-    s.check_styles(db.tag_values("style"), db_path)
+    s = session_script(script, db, db_path)
     seconds = seconds or s.duration
     src = physics_source(s)
     os.makedirs(out_dir, exist_ok=True)

@@ -220,3 +220,41 @@ def test_the_drift_bound_keeps_the_cc_rig_on_its_feet_through_circles(cc_db, mon
         seen[bound] = (float(g[:, toes, 1].max()), float(g[:, head, 1].min()))
     assert seen[0.15][0] < 0.6 and seen[0.15][1] > 1.0
     assert seen[0.0][0] > 1.0 or seen[0.0][1] < 0.8          # the limiter as it was: the wreck
+
+
+@pytest.mark.skipif(not CMU_ICLONE.is_dir(), reason="the CMU takes on the CC rig are not in ../shared/mocap")
+def test_the_headless_demo_runs_both_sessions_on_a_folder_without_style_tags(cc_db, tmp_path):
+    """`anim demo --db CC --headless` on a `--data` database (no style tags):
+    the demo script's style keys are skipped for the motion-matching session
+    and the physics session alike (the physics one stopped with "style
+    'normal' is not in" the database); a database that lacks a style the
+    script asks for is still refused by name."""
+    import json
+    import os
+    import sys
+
+    from anim_app import demo
+    s = demo.session_script(demo.PHYSICS_SCRIPT, cc_db, "cc.animdb")
+    assert s.keys and all(k.style is None for k in s.keys)
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    r = demo.run_physics_demo(cc_db, "cc.animdb", headless=True, out_dir=str(tmp_path), seconds=1.0,
+                              width=160, height=90, echo=lambda *a: None)
+    with open(tmp_path / f"{s.name}-physics.json") as f:
+        report = json.load(f)
+    assert report["frames"] >= 60 and report["finite"] and "falls" in report["physics"]
+    assert r["render"]["frames"] > 0
+    styled = _databases.physics_db()
+    if "normal" in styled.tag_values("style"):
+        with pytest.raises(ValueError, match="style"):
+            demo.session_script(demo.PHYSICS_SCRIPT, _OnlyStyle(styled, "nonexistent"), "x.animdb")
+
+
+class _OnlyStyle:
+    """A database stand-in that reports one style tag (the script asks for others)."""
+
+    def __init__(self, db, style):
+        self.db, self.style = db, style
+
+    def tag_values(self, key):
+        return [self.style] if key == "style" else self.db.tag_values(key)
