@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anim.fileio import ArtefactError
+
 from . import data as vd
 from . import infer
 
@@ -114,7 +116,7 @@ class ContactNet:
         self.layers = [(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n)]
         want = self.window * 3 * len(leg_joints(self.skeleton)[0])
         if self.layers[0][0].shape[0] != want or self.mean.shape != (want,):
-            raise infer.ArtefactError(f"{path}: damaged contact model (its input is {self.layers[0][0].shape[0]} "
+            raise ArtefactError(f"{path}: damaged contact model (its input is {self.layers[0][0].shape[0]} "
                                       f"wide, the window of {self.window} frames needs {want})")
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -229,18 +231,19 @@ def fit(x: np.ndarray, y: np.ndarray, hidden: int = 128, epochs: int = 6, batch:
     return out
 
 
-def _score(net, clips, data, window=None) -> dict:
+def _score(net, clips, data) -> dict:
     """Precision / recall / F1 on predicted clips: the network frame after
     frame (LearnedContacts) and the height rule (feet.detect)."""
     from anim import quat
 
     from . import feet as vf
+    toes = leg_joints(data.skeleton)[0][:2]
     learned, height, truth = [], [], []
     for _, frames, rot, pos in clips:
         g = quat.fk(rot, pos, data.skeleton.parents)[1]
         det = LearnedContacts(net)
         learned.append(np.stack([det.step(gi) for gi in g]))
-        height.append(vf.detect(g[:, leg_joints(data.skeleton)[0][:2]]))
+        height.append(vf.detect(g[:, toes]))
         truth.append(data.contacts[frames])
     t = np.concatenate(truth)
     return {"learned": vf.contact_accuracy(np.concatenate(learned), t),
@@ -253,11 +256,10 @@ def train(out: str = str(DEFAULT_WEIGHTS), weights: str | None = None, window: i
     diffusion), fit the network to the data's contacts there, score it on
     val, save it to `out`. Returns the val scores."""
     from . import evaluate as ve
-    from .feet import _predict_split
     t0 = time.perf_counter()
     model = str(weights or ve.DEFAULT_WEIGHTS["diffusion"])
     print(f"contacts: predicting the train split with {model} (frame after frame, as live) ...", flush=True)
-    data, _, clips = _predict_split(model, "train", progress)
+    data, _, clips = ve.predict_split(model, "train", progress)
     x, y = _clip_inputs(clips, data, window)
     print(f"contacts: {len(x)} frames of {len(clips)} clips ({time.perf_counter() - t0:.0f} s); training", flush=True)
     arrays = fit(x, y, epochs=epochs, seed=seed)
@@ -266,7 +268,7 @@ def train(out: str = str(DEFAULT_WEIGHTS), weights: str | None = None, window: i
                            "clips": len(clips)},
             "seed": seed, "epochs": epochs, "command": TRAIN_COMMAND}
     net = ContactNet(meta, {k: np.asarray(v, np.float32) for k, v in arrays.items()})
-    _, _, val = _predict_split(model, "val", progress)
+    _, _, val = ve.predict_split(model, "val", progress)
     scores = _score(net, val, data)
     meta["val"] = {k: round(v, 4) for k, v in scores["learned"].items() if k.startswith("contact_") and
                    isinstance(v, float)}
@@ -297,8 +299,8 @@ def main(argv=None) -> int:
     if a.train:
         scores = train(a.contacts, a.weights, a.window, a.epochs, a.seed)
     else:
-        from .feet import _predict_split
-        data, _, val = _predict_split(a.weights, "val", True)
+        from .evaluate import predict_split
+        data, _, val = predict_split(a.weights, "val", True)
         scores = _score(load(a.contacts, data.skeleton), val, data)
     for k, m in scores.items():
         print(f"val, {k}: precision {m['contact_precision']:.3f} recall {m['contact_recall']:.3f} "

@@ -163,6 +163,31 @@ def _predict_clip(pred, data, frames, hf, chunk=2048):
     return np.concatenate(ys), np.concatenate(ths)
 
 
+def predict_split(weights: str | None, split: str, progress: bool):
+    """Every clip of `split` predicted with a model (default the shipped
+    diffusion) as the evaluation predicts them, for training on (the
+    contact network) and choosing (the feet's thresholds and locking); the
+    test split is refused: it is read by the evaluation alone. Returns
+    (data, predictor, [(clip, frames, rot, pos)])."""
+    if split == "test":
+        raise ValueError("predict_split: the test split is for the evaluation alone; train on 'train', choose on "
+                         "'val'")
+    from .infer import load_predictor
+    data = vd.build(vd.VRDataConfig(), progress=progress)
+    pred = load_predictor(str(weights or DEFAULT_WEIGHTS["diffusion"]), data.skeleton)
+    clips = data.clips(split, mirrored=False)
+    hf = np.asarray(pred.head_forward, np.float32)
+    ys, ths = (_predict_lockstep(pred, data, clips, hf, progress) if getattr(pred, "stateful", False)
+               else ({}, {}))
+    out = []
+    for c in clips:
+        frames = np.arange(data.starts[c], data.stops[c])
+        y, th = (ys[c], ths[c]) if ys else _predict_clip(pred, data, frames, hf)
+        rot, pos = vd.poses_from_features(y, th, data.dev_p[frames, 0], data.skeleton)
+        out.append((c, frames, rot, pos))
+    return data, pred, out
+
+
 def _predict_lockstep(pred, data, clips, hf, progress: bool = False):
     """A predictor that carries state from frame to frame per stream
     (`stateful`: the diffusion's inpainted past): all clips advance one frame

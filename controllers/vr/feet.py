@@ -315,34 +315,13 @@ def grid_search(toes: list, truth: list, base: FeetConfig = FeetConfig(), grid: 
     return out
 
 
-def _predict_split(weights: str | None, split: str, progress: bool):
-    """Every clip of `split` (never 'test': this is for choosing) predicted
-    with a model (default the shipped diffusion) as the evaluation does.
-    Returns (data, predictor, [(clip, frames, rot, pos)])."""
-    if split == "test":
-        raise ValueError("feet: the detector and the locking are chosen on the val split, never on the test split")
-    from . import evaluate as ve
-    from .infer import load_predictor
-    data = vd.build(vd.VRDataConfig(), progress=progress)
-    pred = load_predictor(str(weights or ve.DEFAULT_WEIGHTS["diffusion"]), data.skeleton)
-    clips = data.clips(split, mirrored=False)
-    hf = np.asarray(pred.head_forward, np.float32)
-    ys, ths = (ve._predict_lockstep(pred, data, clips, hf, progress) if getattr(pred, "stateful", False)
-                else ({}, {}))
-    out = []
-    for c in clips:
-        frames = np.arange(data.starts[c], data.stops[c])
-        y, th = (ys[c], ths[c]) if ys else ve._predict_clip(pred, data, frames, hf)
-        rot, pos = vd.poses_from_features(y, th, data.dev_p[frames, 0], data.skeleton)
-        out.append((c, frames, rot, pos))
-    return data, pred, out
-
-
 def tune(weights: str | None = None, split: str = "val", top: int = 5, progress: bool = True) -> list:
     """Predict every clip of `split` (never 'test') with a shipped model as
     the evaluation does and grid-search the detector's thresholds on it."""
     from anim import quat
-    data, _, clips = _predict_split(weights, split, progress)
+
+    from . import evaluate as ve
+    data, _, clips = ve.predict_split(weights, split, progress)
     toe_idx = [data.skeleton.index(n) for n in vd.joint_groups(data.skeleton)["feet"]]
     toes = [quat.fk(rot, pos, data.skeleton.parents)[1][:, toe_idx] for _, _, rot, pos in clips]
     return grid_search(toes, [data.contacts[frames] for _, frames, _, _ in clips])[:top]
@@ -365,7 +344,7 @@ def score_locking(weights: str | None = None, trials=LOCKING_TRIALS, split: str 
     from anim import quat
 
     from . import evaluate as ve
-    data, pred, clips = _predict_split(weights, split, progress)
+    data, pred, clips = ve.predict_split(weights, split, progress)
     hf = np.asarray(pred.head_forward, np.float32)
     poses = []
     for _, frames, rot, pos in clips:
