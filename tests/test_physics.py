@@ -573,6 +573,44 @@ def test_train_on_c_mujoco_engine(db, side_pack, tmp_path):
     assert meta["env_steps"] == 192 and pol(np.zeros(h2.num_bodies * 33 + 1, np.float32)).shape == (h2.nu,)
 
 
+def test_adaptive_learning_rate_follows_the_kl_and_resumes(db, side_pack, tmp_path):
+    """--lr-schedule adaptive: the step is Adam's at the TrainState's rate
+    (the same update as a constant rate there), divided by 1.5 after an
+    update over 2 x --desired-kl, multiplied by 1.5 after one under half of
+    it, and a resumed run goes on from the rate its checkpoint holds."""
+    import json
+
+    from controllers.physics import ppo, train
+
+    def run(out, *extra):
+        p = __import__("argparse").ArgumentParser()
+        train.add_arguments(p)
+        cfg = train.config_from_args(p.parse_args([
+            "--db", side_pack, "--tag", "content=walk-left,walk-right", "--engine", "mujoco", "--num-envs", "8",
+            "--unroll", "8", "--minibatches", "2", "--epochs", "1", "--hidden", "16,16", "--device", "cpu",
+            "--out", str(out), "--lr", "1e-3", *extra]))
+        train.train(cfg, echo=lambda *a: None)
+        return [json.loads(x) for x in open(out / "log.jsonl")]
+
+    down = run(tmp_path / "down", "--lr-schedule", "adaptive", "--desired-kl", "1e-12", "--steps", "192")
+    assert all(r["approx_kl"] > 2e-12 for r in down)
+    assert np.allclose([r["learning_rate"] for r in down], [1e-3, 1e-3 / 1.5, 1e-3 / 1.5 ** 2], rtol=1e-5)
+    up = run(tmp_path / "up", "--lr-schedule", "adaptive", "--desired-kl", "1e6", "--steps", "192")
+    assert np.allclose([r["learning_rate"] for r in up], [1e-3, 1.5e-3, 2.25e-3], rtol=1e-5)
+    more = run(tmp_path / "down", "--lr-schedule", "adaptive", "--desired-kl", "1e-12", "--steps", "256", "--resume")
+    assert len(more) == 4 and np.isclose(more[-1]["learning_rate"], 1e-3 / 1.5 ** 3, rtol=1e-5)
+    # one iteration at the same rate: the adaptive step is the constant one
+    const = run(tmp_path / "const", "--steps", "64")
+    assert np.isclose(const[0]["learning_rate"], 1e-3)
+    run(tmp_path / "one", "--lr-schedule", "adaptive", "--steps", "64")
+    a = ppo.load_policy(str(tmp_path / "const" / "policy.npz"), db.skeleton)[0]
+    b = ppo.load_policy(str(tmp_path / "one" / "policy.npz"), db.skeleton)[0]
+    a0 = ppo.load_policy(str(tmp_path / "up" / "policy.npz"), db.skeleton)[0]
+    assert not np.allclose(a.layers[0][0], a0.layers[0][0])           # three updates differ from one
+    for (w, bias), (w2, b2) in zip(a.layers, b.layers):
+        assert np.allclose(w, w2, atol=1e-6) and np.allclose(bias, b2, atol=1e-6)
+
+
 # ------------------------------------------------------------------ MJX (slow: compiles the physics step)
 @pytest.mark.slow
 def test_env_step_shapes_reward_and_fall(db, h, walk_clip):

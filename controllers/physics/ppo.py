@@ -37,7 +37,15 @@ class PPOConfig:
     gamma 0.95 and lambda 0.95 as DeepMimic; clip_eps 0.2; vf_coef: value loss
     weight; ent_coef: entropy bonus; max_grad_norm: global-norm clipping;
     learning_rate: Adam step size (b1 0.9, b2 0.999, eps 1e-8); lr_schedule:
-    'constant' or 'linear' (to a tenth of it over schedule_steps env steps)."""
+    'constant', 'linear' (to a tenth of it over schedule_steps env steps) or
+    'adaptive': the step follows the policy's change, as rsl_rl's PPO does
+    (Rudin et al. 2022, legged_gym): after each iteration it is divided by
+    1.5 where the update's approximate KL divergence passed 2 x desired_kl,
+    multiplied by 1.5 where it stayed under desired_kl / 2, within
+    [lr_min, lr_max]. A fixed step that suits a fresh policy is too large
+    for a trained one with a narrow action distribution (the same change of
+    the mean is a larger KL): the live policy's updates ran at KL 0.06-0.07
+    with 43% of the samples clipped, where PPO's clipping assumes ~0.01."""
 
     num_envs: int = 256
     unroll_length: int = 16
@@ -53,6 +61,9 @@ class PPOConfig:
     normalize_advantages: bool = True
     lr_schedule: str = "constant"
     schedule_steps: float = 0.0
+    desired_kl: float = 0.01
+    lr_min: float = 1e-6
+    lr_max: float = 1e-2
     network: networks.NetworkConfig = field(default_factory=networks.NetworkConfig)
 
     @property
@@ -64,9 +75,14 @@ class PPOConfig:
 def optimizer(cfg: PPOConfig):
     """optax: global-norm gradient clipping, then Adam (b1 0.9, b2 0.999, eps
     1e-8) at the configured learning rate, constant or decaying linearly to a
-    tenth of it over `schedule_steps` environment steps."""
+    tenth of it over `schedule_steps` environment steps. 'adaptive': Adam at
+    a step of 1, the update then scaled by the TrainState's `lr` (the same
+    optimizer state as the constant schedule's, so either resumes the
+    other's checkpoint)."""
     import optax
-    lr = cfg.learning_rate
+    if cfg.lr_schedule not in ("constant", "linear", "adaptive"):
+        raise ValueError(f"lr_schedule {cfg.lr_schedule!r}: expected constant, linear or adaptive")
+    lr = 1.0 if cfg.lr_schedule == "adaptive" else cfg.learning_rate
     if cfg.lr_schedule == "linear" and cfg.schedule_steps > 0:
         updates = cfg.schedule_steps / cfg.batch_size * cfg.update_epochs * cfg.num_minibatches
         lr = optax.linear_schedule(cfg.learning_rate, 0.1 * cfg.learning_rate, max(1, int(updates)))
@@ -75,8 +91,8 @@ def optimizer(cfg: PPOConfig):
 
 # ------------------------------------------------------------------ state
 def init_state(env, cfg: PPOConfig, seed: int, sizes: tuple | None = None, amp=None) -> dict:
-    """The TrainState pytree: params, opt, norm, env_state, rng, env_steps
-    (and amp: the discriminator's state, with amp = (AMPConfig, MotionData)).
+    """The TrainState pytree: params, opt, norm, env_state, rng, env_steps,
+    iteration, lr (the step the adaptive schedule moves) (and amp: the discriminator's state, with amp = (AMPConfig, MotionData)).
     With env None (rollouts collected elsewhere): sizes = (obs, action) and no env_state."""
     import jax
     import jax.numpy as jnp
@@ -85,7 +101,8 @@ def init_state(env, cfg: PPOConfig, seed: int, sizes: tuple | None = None, amp=N
     obs_size, action_size = sizes or (env.obs_size, env.action_size)
     params = networks.init(k_net, obs_size, action_size, cfg.network)
     ts = {"params": params, "opt": optimizer(cfg).init(params), "norm": networks.init_normalizer(obs_size),
-          "rng": rng, "env_steps": jnp.zeros((), jnp.float32), "iteration": jnp.zeros((), jnp.int32)}
+          "rng": rng, "env_steps": jnp.zeros((), jnp.float32), "iteration": jnp.zeros((), jnp.int32),
+          "lr": jnp.asarray(cfg.learning_rate, jnp.float32)}
     if amp is not None:
         from . import amp as ampmod
         ts["amp"] = ampmod.init(k_amp, amp[1], amp[0])
@@ -150,8 +167,9 @@ def _make_sgd(cfg: PPOConfig):
     import optax
     clip = cfg.network.obs_clip
     tx = optimizer(cfg)
+    adaptive = cfg.lr_schedule == "adaptive"
 
-    def sgd(params, opt, norm, data, rng):
+    def sgd(params, opt, norm, data, rng, lr):
         n = cfg.batch_size
         mb = n // cfg.num_minibatches
         grad_fn = jax.value_and_grad(losses.ppo_loss, has_aux=True)
@@ -168,6 +186,8 @@ def _make_sgd(cfg: PPOConfig):
                                     cfg.normalize_advantages, clip)
                 gnorm = optax.tree.norm(g)
                 upd, opt = tx.update(g, opt, params)
+                if adaptive:
+                    upd = jax.tree.map(lambda u: u * lr, upd)
                 params = optax.apply_updates(params, upd)
                 return (params, opt), {**m, "grad_norm": gnorm}
 
@@ -202,7 +222,12 @@ def _make_update(cfg: PPOConfig, sgd, amp_cfg=None):
         flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
         data = {"obs": flat(traj["obs"]), "action": flat(traj["action"]), "logp": flat(traj["logp"]),
                 "advantage": flat(adv), "target": flat(target)}
-        params, opt, rng, m = sgd(params, ts["opt"], norm, data, rng)
+        lr = ts["lr"]
+        params, opt, rng, m = sgd(params, ts["opt"], norm, data, rng, lr)
+        if cfg.lr_schedule == "adaptive":
+            kl = m["approx_kl"]
+            lr = jnp.where(kl > 2.0 * cfg.desired_kl, lr / 1.5, jnp.where(kl < 0.5 * cfg.desired_kl, lr * 1.5, lr))
+            lr = jnp.clip(lr, cfg.lr_min, cfg.lr_max)
         norm = networks.update_normalizer(norm, traj["obs"])
         if amp_cfg is not None:
             rng, k = jax.random.split(rng)
@@ -215,9 +240,9 @@ def _make_update(cfg: PPOConfig, sgd, amp_cfg=None):
                    "episode_return": jnp.sum(traj["ended_return"]) / jnp.maximum(ended, 1.0),
                    "episode_length": jnp.sum(traj["ended_length"]) / jnp.maximum(ended, 1.0),
                    "fall_rate": jnp.sum(traj["termination"]) / jnp.maximum(ended, 1.0),
-                   "action_std": jnp.mean(jnp.exp(params["log_std"])),
+                   "action_std": jnp.mean(jnp.exp(params["log_std"])), "learning_rate": ts["lr"],
                    **{k[2:]: jnp.mean(v) for k, v in traj.items() if k.startswith("m_")}, **extra}
-        ts = {**ts, "params": params, "opt": opt, "norm": norm, "rng": rng,
+        ts = {**ts, "params": params, "opt": opt, "norm": norm, "rng": rng, "lr": lr,
               "env_steps": ts["env_steps"] + cfg.batch_size, "iteration": ts["iteration"] + 1}
         return ts, metrics
     return update
@@ -243,7 +268,8 @@ def save_checkpoint(path: str, ts: dict, meta: dict, light: bool = False) -> Non
     without the optimizer's moments (a third of the size; a run resumed from it
     starts Adam afresh)."""
     import jax
-    keep = {k: ts[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration") if not (light and k == "opt")}
+    keep = {k: ts[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration", "lr")
+            if not (light and k == "opt") and k in ts}
     if "amp" in ts:
         from .amp import checkpoint_part
         keep["amp"] = checkpoint_part(ts["amp"])
@@ -258,7 +284,9 @@ def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
     without pickles; a damaged file, one for another network or holding NaN
     is an ArtefactError naming it. A version 1 file (hand-written Adam) or a
     light one resumes with the optimizer afresh; one without a discriminator
-    resumed with AMP starts the discriminator afresh (meta['amp_fresh'])."""
+    resumed with AMP starts the discriminator afresh (meta['amp_fresh']).
+    One without a learning rate (written before the adaptive schedule) keeps
+    the template's, the configured one."""
     import jax
     import jax.numpy as jnp
 
@@ -273,7 +301,7 @@ def load_checkpoint(path: str, ts_template: dict) -> tuple[dict, dict]:
     version = meta.get("checkpoint_version")
     if version not in (1, CHECKPOINT_VERSION):
         raise ArtefactError(f"{path}: checkpoint version {version}, expected {CHECKPOINT_VERSION}")
-    names = ("params", "opt", "norm", "rng", "env_steps", "iteration")
+    names = ("params", "opt", "norm", "rng", "env_steps", "iteration") + (("lr",) if "['lr']" in z else ())
     if version == 1 or not any(k.startswith("['opt']") for k in z):
         names = tuple(n for n in names if n != "opt")      # light or version 1: the optimizer starts afresh
     keep = {k: ts_template[k] for k in names}

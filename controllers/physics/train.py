@@ -89,7 +89,8 @@ def _log_line(m: dict) -> str:
     line = (f"it {m['iteration']:>5} | {m['env_steps']:>11,.0f} steps | {m['steps_per_s']:>7,.0f} steps/s | "
             f"reward {m['reward']:.3f} | ep len {m['episode_length']:6.1f} | "
             f"err {100 * m['tracking_error']:5.1f} cm | falls {m['fall_rate']:.2f} | "
-            f"loss {m['loss']:+.3f} | std {m['action_std']:.3f}")
+            f"loss {m['loss']:+.3f} | std {m['action_std']:.3f} | kl {m.get('approx_kl', float('nan')):.3f} "
+            f"lr {m.get('learning_rate', float('nan')):.1e}")
     if "disc_accuracy" in m:
         line += (f" | disc acc {m['disc_accuracy']:.2f} style {m['style_reward']:.3f} "
                  f"gp {m['disc_gp']:.3f}")
@@ -374,9 +375,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-root-distance", type=float, default=0.0, metavar="M",
                    help="keep each reference's hips within M metres of the body's, moving the reference on the "
                         "ground as the live loop does (0: off; the live loop uses 0.15)")
-    p.add_argument("--lr", type=float, default=d.ppo.learning_rate, help="Adam learning rate")
-    p.add_argument("--lr-schedule", choices=["constant", "linear"], default=d.ppo.lr_schedule,
-                   help="constant, or linear decay to a tenth of --lr at --steps (optax)")
+    p.add_argument("--lr", type=float, default=d.ppo.learning_rate,
+                   help="Adam learning rate (adaptive: the first one; a resumed run goes on from its checkpoint's)")
+    p.add_argument("--lr-schedule", choices=["constant", "linear", "adaptive"], default=d.ppo.lr_schedule,
+                   help="constant; linear decay to a tenth of --lr at --steps (optax); or adaptive: divided "
+                        "by 1.5 after an update whose approximate KL passed 2 x --desired-kl, multiplied by "
+                        "1.5 after one under half of it (rsl_rl's PPO; suits training on from a policy)")
+    p.add_argument("--desired-kl", type=float, default=d.ppo.desired_kl,
+                   help=f"the adaptive schedule's target KL per update (default {d.ppo.desired_kl:g})")
     g = p.add_argument_group("style reward (AMP)")
     g.add_argument("--amp", action="store_true",
                    help="add the style reward of a motion discriminator (Adversarial Motion Priors)")
@@ -429,7 +435,7 @@ def config_from_args(a) -> TrainConfig:
                        engine=a.engine, amp=amp_cfg, amp_db=a.amp_db, amp_tags=amp_tags,
                        env=EnvConfig(tags=tags_from_dict(tags), max_root_distance=a.max_root_distance),
                        ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
-                                     lr_schedule=a.lr_schedule, schedule_steps=a.steps,
+                                     lr_schedule=a.lr_schedule, schedule_steps=a.steps, desired_kl=a.desired_kl,
                                      num_minibatches=a.minibatches, update_epochs=a.epochs),
                        humanoid=HumanoidConfig(self_collision=a.self_collision, ground_contacts=a.ground_contacts,
                                                timestep=1.0 / (60.0 * a.substeps)))
