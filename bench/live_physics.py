@@ -165,7 +165,8 @@ def run(quick: bool = False, policy: str | None = None, n_sessions: int | None =
         ses = sessions(db, policy, HELDOUT_SEEDS[:n_sessions], seconds)
         print("pushes", flush=True)
         pu = pushes(db, policy)
-    thr = training_throughput(os.path.join("out", "physics", "live", "log.jsonl"))
+    from controllers.physics.cli import LIVE_POLICY
+    thr = training_throughput(LIVE_POLICY.replace(".npz", ".log.jsonl"))     # the shipped policy's own log
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     for r in rows:
         for k in ("response_kin_s", "response_phys_s", "response_delta_s"):

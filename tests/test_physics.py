@@ -323,14 +323,17 @@ def test_physics_demo_headless_pushes_and_draws(db, tmp_path):
         assert json.load(f)["falls"] == r["falls"]
 
 
-def test_shipped_checkpoint_holds_the_shipped_policy(db):
-    """walk-run.checkpoint.npz (to train on from) is the run that made walk-run.npz."""
+@pytest.mark.parametrize("name", ["walk-run", "live"])
+def test_shipped_checkpoint_holds_the_shipped_policy(db, walk_clip, name):
+    """walk-run.checkpoint.npz and live.checkpoint.npz (to train on from) are
+    the runs that made walk-run.npz and live.npz."""
     from controllers.physics import networks, ppo
-    pol, h, ecfg, meta = ppo.load_policy(SHIPPED, db.skeleton)
-    env = envmod.TrackingEnv(h, envmod.build_reference(db, h, envmod.select_clips(db, ecfg)[:1]), ecfg)
+    shipped = SHIPPED.replace("walk-run.npz", name + ".npz")
+    pol, h, ecfg, meta = ppo.load_policy(shipped, db.skeleton)
+    env = envmod.TrackingEnv(h, envmod.build_reference(db, h, [walk_clip]), ecfg)     # (live's are streams)
     pcfg = ppo.PPOConfig(num_envs=2, network=networks.NetworkConfig(**{
         k: tuple(v) if isinstance(v, list) else v for k, v in meta["ppo"]["network"].items()}))
-    ts, cmeta = ppo.load_checkpoint(SHIPPED.replace(".npz", ".checkpoint.npz"), ppo.init_state(env, pcfg, 0))
+    ts, cmeta = ppo.load_checkpoint(shipped.replace(".npz", ".checkpoint.npz"), ppo.init_state(env, pcfg, 0))
     assert float(ts["env_steps"]) == meta["env_steps"] and cmeta["seed"] == meta["seed"]
     for (w, b), (w2, b2) in zip(ts["params"]["policy"], pol.layers):
         assert np.array_equal(np.asarray(w), w2) and np.array_equal(np.asarray(b), b2)
