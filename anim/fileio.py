@@ -19,6 +19,15 @@ import tempfile
 import threading
 import time
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shown_path(path) -> str:
+    """A path as an artefact's metadata records it: relative to the checkout
+    when inside it, so shipped files name no machine's folders."""
+    p = os.path.abspath(path)
+    return os.path.relpath(p, REPO_ROOT) if p.startswith(REPO_ROOT + os.sep) else p
+
 STALE_SECONDS = 24 * 3600
 QUIET_SECONDS = 5.0
 

@@ -58,6 +58,8 @@ import os
 
 import numpy as np
 
+from anim.fileio import shown_path
+
 OPSET = 15
 IR_VERSION = 8
 FORMAT = "anim-onnx"
@@ -69,10 +71,6 @@ VR_DIFFUSION = os.path.join(_ROOT, "controllers", "vr", "weights", "diffusion.np
 VR_MLP = os.path.join(_ROOT, "controllers", "vr", "weights", "mlp.npz")
 
 
-def _shown(path) -> str:
-    """A weights path as recorded in the metadata: relative to the checkout when inside it."""
-    p = os.path.abspath(path)
-    return os.path.relpath(p, _ROOT) if p.startswith(_ROOT + os.sep) else p
 
 
 def _onnx():
@@ -185,7 +183,7 @@ def lmm_models(path: str = LMM_WEIGHTS, skeleton=None) -> dict:
     nf, nl = int(meta["num_features"]), int(meta["latent"])
     off, scale = a["features_offset"], a["features_scale"]
     raw = lambda x: x[:nf] * scale + off                                   # noqa: E731
-    common = {"source": _shown(path),
+    common = {"source": shown_path(path),
               "skeleton": meta["skeleton"]["signature"], "fps": meta["fps"],
               "feature_groups": meta["feature_groups"], "trajectory_frames": meta["trajectory_frames"],
               "pose_layout": meta["layout"], "num_features": nf, "latent": nl,
@@ -233,7 +231,7 @@ def lmm_models(path: str = LMM_WEIGHTS, skeleton=None) -> dict:
 # ------------------------------------------------------------------ sparse VR
 def _vr_meta(pred, path) -> dict:
     m = pred.meta
-    return {"source": _shown(path), "skeleton": m["skeleton"]["signature"], "window": pred.window,
+    return {"source": shown_path(path), "skeleton": m["skeleton"]["signature"], "window": pred.window,
             "sparse_features": 54, "target_features": int(pred.y_mean.shape[0]),
             "calibration": m["calibration"], "head_forward": pred.head_forward.tolist(),
             "skeleton_names": m["skeleton"]["names"]}
@@ -424,7 +422,7 @@ def physics_policy_model(path: str | None = None, skeleton=None):
     return g.model("Physics tracking policy (PPO, trained in MJX): the raw observation "
                    "(controllers.physics.env.observation) -> the action (the Gaussian policy's mean); PD "
                    "targets = reference + action_scale * action.",
-                   {"network": "physics_policy", "source": _shown(path), "skeleton": meta.get("skeleton_signature"),
+                   {"network": "physics_policy", "source": shown_path(path), "skeleton": meta.get("skeleton_signature"),
                     "observation": n_obs, "action": n_act, "obs_clip": pol.clip,
                     "action_scale": getattr(env_cfg, "action_scale", None), "env_steps": meta.get("env_steps")})
 

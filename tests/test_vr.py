@@ -71,6 +71,19 @@ def test_split_file_is_by_clip_and_deterministic():
 
 
 @needs_data
+@pytest.mark.parametrize("kind", ["diffusion", "mlp"])
+def test_shipped_training_record_names_no_machine_folder(kind):
+    """The shipped models' training record gives the split file relative to
+    the checkout (anim.fileio.shown_path), not the folder it was trained in."""
+    from anim.fileio import REPO_ROOT, shown_path
+    path = os.path.join(REPO_ROOT, "controllers", "vr", "weights", f"{kind}.npz")
+    meta, _ = infer.load_artefact(path)
+    assert meta["training"]["data_config"]["split_path"] == os.path.join("controllers", "vr", "split.json")
+    assert "/work/" not in json.dumps(meta) and "/tmp/" not in json.dumps(meta)
+    assert shown_path(path) == os.path.join("controllers", "vr", "weights", f"{kind}.npz")
+    assert shown_path("/elsewhere/x.npz") == "/elsewhere/x.npz"
+
+
 def test_mirrors_only_in_train(small):
     assert sorted(set(small.clip_split)) == ["test", "train"]
     for s, m, cid in zip(small.clip_split, small.clip_mirrored, small.clip_ids):

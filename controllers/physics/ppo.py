@@ -44,8 +44,7 @@ class PPOConfig:
     multiplied by 1.5 where it stayed under desired_kl / 2, within
     [lr_min, lr_max]. A fixed step that suits a fresh policy is too large
     for a trained one with a narrow action distribution (the same change of
-    the mean is a larger KL): the live policy's updates ran at KL 0.06-0.07
-    with 43% of the samples clipped, where PPO's clipping assumes ~0.01."""
+    the mean is a larger KL, and most samples end up clipped)."""
 
     num_envs: int = 256
     unroll_length: int = 16
@@ -92,7 +91,8 @@ def optimizer(cfg: PPOConfig):
 # ------------------------------------------------------------------ state
 def init_state(env, cfg: PPOConfig, seed: int, sizes: tuple | None = None, amp=None) -> dict:
     """The TrainState pytree: params, opt, norm, env_state, rng, env_steps,
-    iteration, lr (the step the adaptive schedule moves) (and amp: the discriminator's state, with amp = (AMPConfig, MotionData)).
+    iteration, lr (the step the adaptive schedule moves) and, with amp =
+    (AMPConfig, MotionData), amp: the discriminator's state.
     With env None (rollouts collected elsewhere): sizes = (obs, action) and no env_state."""
     import jax
     import jax.numpy as jnp
@@ -269,7 +269,7 @@ def save_checkpoint(path: str, ts: dict, meta: dict, light: bool = False) -> Non
     starts Adam afresh)."""
     import jax
     keep = {k: ts[k] for k in ("params", "opt", "norm", "rng", "env_steps", "iteration", "lr")
-            if not (light and k == "opt") and k in ts}
+            if not (light and k == "opt")}
     if "amp" in ts:
         from .amp import checkpoint_part
         keep["amp"] = checkpoint_part(ts["amp"])
