@@ -476,6 +476,33 @@ def test_runtime_controller_steps_without_nan(db, h, walk_clip):
     assert c.stats["pushes"] == 1
 
 
+def test_compiled_pose_and_features_equal_the_numpy_ones(db, h, walk_clip):
+    """The runtime's compiled qpos -> pose and body velocities give what the
+    numpy functions (the ones training and the clip player use) give, on
+    states of a real walk, pushed and perturbed off the captured path."""
+    from anim.control import ControlInput
+    from controllers.physics.runtime import PhysicsController
+    c = PhysicsController(db, walk_clip, humanoid=h)
+    c.reset()
+    rng = np.random.default_rng(5)
+    for i in range(30):
+        c.step(ControlInput(actions=frozenset({"push"}) if i == 5 else frozenset()), 1 / 60)
+        d = c.data
+        want = envmod.body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], c.mass)
+        got = c._features()
+        for k in want:
+            assert np.allclose(got[k], want[k], rtol=0, atol=1e-9), k
+        q = d.qpos.copy()
+        if i % 3:
+            q[3:7] = quat.normalize(rng.normal(size=4))       # any hips frame, any hinge angles
+            q[7:] += rng.normal(0, 0.5, q.shape[0] - 7)
+        want_r, want_p = convert.qpos_to_pose(h, q)
+        got_r, got_p = convert.qpos_to_pose_fast(h, q)
+        assert got_r.dtype == want_r.dtype and got_p.shape == want_p.shape
+        assert np.abs(got_r - want_r).max() < 1e-6 and np.abs(got_p - want_p).max() < 1e-6
+    assert c.stats["pushes"] == 1
+
+
 def test_runtime_pose_error_leaves_out_the_roots_drift(db, h, walk_clip):
     """info['pose_error_cm'] compares the poses relative to their roots: a
     body shifted 1 m off the clip's path scores ~100 cm more joint error and

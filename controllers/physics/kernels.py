@@ -1,9 +1,11 @@
 """Compiled kernels of the physics runtime's per-tick conversions (numba).
 
-`pose_to_qpos` is `convert.pose_to_qpos` for one pose, written as loops: the
-live loop converts each new reference frame, and numpy's per-call overhead on
-22-joint arrays made that a third of the tick. The formulas are those of
-`convert` and `anim.quat.to_euler` (Bernardes and Viollet 2022, as scipy).
+`pose_to_qpos` and `qpos_to_pose` are `convert`'s for one pose, written as
+loops: every tick the live loop converts the new reference frame to MuJoCo
+and the simulated body back to a pose, and numpy's per-call overhead on
+22-joint arrays made each of them a quarter to a third of the tick. The
+formulas are those of `convert` and `anim.quat.to_euler` (Bernardes and
+Viollet 2022, as scipy).
 """
 
 from __future__ import annotations
@@ -150,3 +152,92 @@ def observation(pos, quat, vel, avel, fut_pos, fut_quat, hips_forward, out):
             _qmul(ih, fut_quat[f, b], q)
             _q6d(q, out, o)
             o += 6
+
+
+@njit(cache=True)
+def qpos_to_pose(qpos, rest_all, offsets, hinge, rest, axes, chain, hips_forward, rot, pos):
+    """`convert.qpos_to_pose` of one state with the simulation bone placed
+    from the hips (root=None): qpos [nq] -> rot [J, 4], pos [J, 3] (float32,
+    written in place). Joints without a body keep their rest pose."""
+    nj = rest_all.shape[0]
+    r = np.zeros((nj, 4))
+    p = np.zeros((nj, 3))
+    r[:] = rest_all
+    p[:] = offsets
+    e = np.zeros(4)
+    acc = np.zeros(4)
+    tmp = np.zeros(4)
+    for b in range(hinge.shape[0]):                     # hinges applied in order, after the rest rotation
+        acc[0], acc[1], acc[2], acc[3] = 1.0, 0.0, 0.0, 0.0
+        for k in range(3):
+            half = 0.5 * qpos[7 + 3 * b + k]
+            s = math.sin(half)
+            e[0], e[1], e[2], e[3] = math.cos(half), s * axes[b, k, 0], s * axes[b, k, 1], s * axes[b, k, 2]
+            _qmul(acc, e, tmp)
+            acc[:] = tmp
+        _qmul(rest[b], acc, tmp)
+        r[hinge[b]] = tmp
+    qci = np.array([0.5, -0.5, -0.5, -0.5])                 # frame_from_mj: Q_C^-1 * q
+    g_h = np.zeros(4)
+    _qmul(qci, qpos[3:7], g_h)
+    n = max(math.sqrt(g_h[0] ** 2 + g_h[1] ** 2 + g_h[2] ** 2 + g_h[3] ** 2), 1e-8)
+    for k in range(4):
+        g_h[k] /= n
+    p_h = np.array([qpos[1], qpos[2], qpos[0]])               # vec_from_mj: (y, z, x)
+    fwd = np.zeros(3)
+    _qrot(g_h, hips_forward, fwd)                             # hips_heading: yaw about +Y
+    half = 0.5 * math.atan2(fwd[0], fwd[2])
+    sim_rot = np.array([math.cos(half), 0.0, math.sin(half), 0.0])
+    g = sim_rot.copy()
+    pp = np.array([p_h[0], 0.0, p_h[2]])
+    sim_pos = pp.copy()
+    t = np.zeros(3)
+    for c in range(1, chain.shape[0] - 1):                    # joints between the simulation bone and the hips
+        j = chain[c]
+        _qrot(g, p[j], t)
+        pp += t
+        _qmul(g, r[j], tmp)
+        g[:] = tmp
+    root = chain[chain.shape[0] - 1]
+    r[chain[0]] = sim_rot
+    p[chain[0]] = sim_pos
+    gi = np.array([g[0], -g[1], -g[2], -g[3]])
+    _qmul(gi, g_h, tmp)
+    r[root] = tmp
+    _qrot(gi, p_h - pp, t)
+    p[root] = t
+    for j in range(nj):
+        for k in range(4):
+            rot[j, k] = r[j, k]
+        for k in range(3):
+            pos[j, k] = p[j, k]
+
+
+@njit(cache=True)
+def body_velocities(xpos, xipos, cvel, mass, vel, com, comvel):
+    """`env.body_features`' derived quantities of one state, written in place:
+    the linear velocity at each body origin vel [nb, 3], the centre of mass
+    com [3] and its velocity comvel [3] (cvel is MuJoCo's [ang, lin] about
+    the subtree COM, as there)."""
+    nb = xpos.shape[0]
+    total = 0.0
+    com[:] = 0.0
+    for b in range(nb):
+        total += mass[b]
+        for k in range(3):
+            com[k] += mass[b] * xipos[b, k]
+    for k in range(3):
+        com[k] /= total
+    comvel[:] = 0.0
+    for b in range(nb):
+        ax, ay, az = cvel[b, 0], cvel[b, 1], cvel[b, 2]
+        rx, ry, rz = xpos[b, 0] - com[0], xpos[b, 1] - com[1], xpos[b, 2] - com[2]
+        vel[b, 0] = cvel[b, 3] + ay * rz - az * ry
+        vel[b, 1] = cvel[b, 4] + az * rx - ax * rz
+        vel[b, 2] = cvel[b, 5] + ax * ry - ay * rx
+        rx, ry, rz = xipos[b, 0] - com[0], xipos[b, 1] - com[1], xipos[b, 2] - com[2]
+        comvel[0] += mass[b] * (cvel[b, 3] + ay * rz - az * ry)
+        comvel[1] += mass[b] * (cvel[b, 4] + az * rx - ax * rz)
+        comvel[2] += mass[b] * (cvel[b, 5] + ax * ry - ay * rx)
+    for k in range(3):
+        comvel[k] /= total

@@ -38,7 +38,7 @@ from anim.control import ControlInput, InputGuard, usable_pose
 from anim.skeleton import Pose, PoseInfo
 
 from . import convert, env as envmod
-from .env import EnvConfig, body_features
+from .env import EnvConfig
 from .humanoid import Humanoid, HumanoidConfig
 
 
@@ -166,8 +166,15 @@ class SimulatedBody:
         self.ms = 0.0
 
     def _features(self):
+        """`env.body_features` of the current state (what training computes),
+        its velocities by the compiled kernel."""
+        from . import kernels
         d = self.data
-        return body_features(np, d.xpos[1:], d.xquat[1:], d.cvel[1:], d.xipos[1:], self.mass)
+        nb = self.mass.shape[0]
+        vel, com, comvel = np.empty((nb, 3)), np.empty(3), np.empty(3)
+        cvel = d.cvel[1:]
+        kernels.body_velocities(d.xpos[1:], d.xipos[1:], cvel, self.mass, vel, com, comvel)
+        return {"pos": d.xpos[1:], "quat": d.xquat[1:], "vel": vel, "avel": cvel[:, :3], "com": com, "comvel": comvel}
 
     def _observe(self, future: list, sim=None) -> np.ndarray:
         """`env.observation` (what training saw), by the compiled kernel."""
@@ -405,7 +412,7 @@ class PhysicsController(SimulatedBody):
             self.fallen_for = 0.0
 
     def _pose(self) -> Pose:
-        rot, pos = convert.qpos_to_pose(self.h, self.data.qpos)
+        rot, pos = convert.qpos_to_pose_fast(self.h, self.data.qpos)
         f = min(self.frame, self.ref_rot.shape[0] - 1)
         ghost = Pose(self.ref_rot[f].copy(), self.ref_pos[f].copy())
         info = PoseInfo(controller=self.name, clip=self.db.clip_names[self.clip], frame=int(f), ghost=ghost,

@@ -241,7 +241,7 @@ class PhysicsStage(SimulatedBody):
         """Stand the character up where it lies: the kinematic stage reset at
         the body's ground place and heading, the body set to it; the shown
         pose blends over from the fallen one."""
-        fallen = convert.qpos_to_pose(self.h, self.data.qpos) if np.isfinite(self.data.qpos).all() else None
+        fallen = convert.qpos_to_pose_fast(self.h, self.data.qpos) if np.isfinite(self.data.qpos).all() else None
         heading, place = self._ground_place()
         j = self.skeleton.num_joints
         rot = np.broadcast_to(quat.identity(()), (j, 4)).astype(np.float32).copy()
@@ -258,7 +258,7 @@ class PhysicsStage(SimulatedBody):
         return self.stats["root_distance_cm_sum"] / max(self.stats["ticks"], 1)
 
     def _pose(self) -> Pose:
-        rot, pos = convert.qpos_to_pose(self.h, self.data.qpos)
+        rot, pos = convert.qpos_to_pose_fast(self.h, self.data.qpos)
         status = "fallen" if self.fallen else None
         if self._blend is not None:
             w = min(self._blend[2] / self.tracker.recover_seconds, 1.0)
