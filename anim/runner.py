@@ -306,7 +306,10 @@ def physics_metrics(rec: Recording) -> dict:
     """A physics stage's figures over a run: falls (a fall is counted when the
     body goes down; the stage's own count), the mean joint error against the
     kinematic reference (global, and relative to each pose's root), the root's
-    ground distance to the reference (mean, p95, max)."""
+    ground distance to the reference (mean, p95, max), and how far the
+    reference was pulled back to the body per upright minute (m/min): the
+    root distance is held at its bound, so a body that walks slower than its
+    reference shows there, not in the distance."""
     tr = rec.tracking
     fallen = tr["fallen"]
     down = int((fallen[1:] & ~fallen[:-1]).sum() + fallen[0])
@@ -317,7 +320,9 @@ def physics_metrics(rec: Recording) -> dict:
             "pose_error_cm": float(tr["pose_error_cm"][1:].mean()),
             "tracking_error_cm": float(tr["tracking_error_cm"][1:].mean()),
             "root_distance_cm": {"mean": float(rd.mean()), "p95": float(np.percentile(rd, 95)),
-                                 "max": float(rd.max())}}
+                                 "max": float(rd.max())},
+            "pulled_back_m_per_min": float(rec.stats.get("shift_m", 0.0)
+                                           / max((~fallen).sum() / (60.0 * rec.fps), 1e-9))}
 
 
 def targets(worst_response, skating, accel_ratio, has_key_events: bool = True) -> dict:
@@ -401,7 +406,8 @@ def report_text(m: dict) -> str:
         lines.append(f"  physics: {ph['falls']} falls ({ph['recoveries']} recovered), {ph['pushes']} pushes; joint error "
                      f"{ph['pose_error_cm']:.1f} cm relative to the root ({ph['tracking_error_cm']:.1f} global) "
                      f"against the kinematic reference; root distance mean {ph['root_distance_cm']['mean']:.1f} "
-                     f"cm, p95 {ph['root_distance_cm']['p95']:.1f}")
+                     f"cm, p95 {ph['root_distance_cm']['p95']:.1f}; reference pulled back "
+                     f"{ph['pulled_back_m_per_min']:.2f} m per upright minute")
     t = m["tick"]
     lines.append(f"  tick: p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, max {t['max_ms']:.1f} ms")
     for c in m["style_changes"]:

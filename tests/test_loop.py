@@ -163,8 +163,11 @@ def test_physics_stage_pulls_the_reference_back_to_the_body(db):
     first = st.step(ControlInput(), 1 / 60)
     assert first.info.root_distance_cm > 90
     assert np.linalg.norm(st.offset) == pytest.approx(0.8, abs=0.05)
+    # the pull-back is counted (the lag a bounded root distance hides)
+    assert st.stats["shift_m"] == pytest.approx(np.linalg.norm(st.offset), abs=1e-9)
     d = [st.step(ControlInput(), 1 / 60).info.root_distance_cm for _ in range(30)]
     assert max(d) < 25.0 and st.stats["falls"] == 0
+    assert st.stats["shift_m"] >= 0.75
     # the ghost (the tracked reference, drawn by the viewer) moved with it
     ghost = st._pose().info.ghost
     kin = st.kinematic._pose()
@@ -209,8 +212,11 @@ def test_physics_over_motion_matching_from_the_command_line(db, tmp_path):
                  "--out", str(out)]) == 0
     m = json.loads((out / "walk.json").read_text())
     ph = m["physics"]
-    assert set(ph) >= {"falls", "pose_error_cm", "tracking_error_cm", "root_distance_cm", "recoveries"}
+    assert set(ph) >= {"falls", "pose_error_cm", "tracking_error_cm", "root_distance_cm", "recoveries",
+                       "pulled_back_m_per_min"}
     assert ph["root_distance_cm"]["p95"] < 30 and m["finite"]
+    # the shipped policy walks a little behind motion matching: pulled back, but well under the walk's 70 m/min
+    assert 0.0 <= ph["pulled_back_m_per_min"] < 20.0
     assert m["tick"]["p50_ms"] > 0 and (out / "walk.bvh").exists()
 
 

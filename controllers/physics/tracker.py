@@ -200,7 +200,7 @@ class PhysicsStage(SimulatedBody):
         self.root_distance_cm = 0.0
         self._blend = None
         self.reset_stats()
-        self.stats.update({"recoveries": 0, "root_distance_cm_sum": 0.0})
+        self.stats.update({"recoveries": 0, "root_distance_cm_sum": 0.0, "shift_m": 0.0})
         return self._pose()
 
     def step(self, control: ControlInput | None = None, dt: float = 1.0 / 60.0) -> Pose:
@@ -229,6 +229,8 @@ class PhysicsStage(SimulatedBody):
         self.stats["root_distance_cm_sum"] += self.root_distance_cm
         if dist > self.tracker.max_root_distance:
             self._shift(gap * (1.0 - self.tracker.max_root_distance / dist))
+            if not self.fallen:          # how far the body trails (or leads) its reference, upright
+                self.stats["shift_m"] += dist - self.tracker.max_root_distance
         self.frames.append(self._frame(self.kinematic.step(control, dt)))   # frame f + 1 + lag; f drops out
         if self.fallen_for >= self.config.fall_reset_seconds or not np.isfinite(self.data.qpos).all():
             self._recover(control)
