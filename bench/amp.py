@@ -32,8 +32,8 @@ import sys
 
 import numpy as np
 
-BASE = os.path.join("out", "physics", "ab-base", "policy.npz")
-AMP = os.path.join("out", "physics", "ab-amp", "policy.npz")
+BASE = os.path.join("out", "physics", "ab2-base", "policy.npz")
+AMP = os.path.join("out", "physics", "ab2-amp", "policy.npz")
 CLIP_TAGS = (("content", ("run", "walk")), ("style", "normal"))
 
 
