@@ -58,19 +58,16 @@ import os
 
 import numpy as np
 
-from anim.fileio import shown_path
+from anim.fileio import REPO_ROOT, shown_path
 
 OPSET = 15
 IR_VERSION = 8
 FORMAT = "anim-onnx"
 FORMAT_VERSION = 1
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LMM_WEIGHTS = os.path.join(_ROOT, "controllers", "learned", "weights", "lmm-locomotion-normal.npz")
-VR_DIFFUSION = os.path.join(_ROOT, "controllers", "vr", "weights", "diffusion.npz")
-VR_MLP = os.path.join(_ROOT, "controllers", "vr", "weights", "mlp.npz")
-
-
+LMM_WEIGHTS = os.path.join(REPO_ROOT, "controllers", "learned", "weights", "lmm-locomotion-normal.npz")
+VR_DIFFUSION = os.path.join(REPO_ROOT, "controllers", "vr", "weights", "diffusion.npz")
+VR_MLP = os.path.join(REPO_ROOT, "controllers", "vr", "weights", "mlp.npz")
 
 
 def _onnx():

@@ -423,7 +423,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
               "train_wall_s": round(elapsed, 1), "data_prep_s": round(prep_s, 1), "params": n_params,
               "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
               "final_val_last_frame_mse": val[-1] if val else None, "train_config": asdict(cfg),
-              "data_config": {**asdict(data_cfg), "split_path": shown_path(data_cfg.split_path)}, "device": device, "command": command,
+              "data_config": {**asdict(data_cfg), "split_path": shown_path(data_cfg.split_path)},
+              "device": device, "command": command,
               "train_frames": int(len(train_ends)), "left_out_style": getattr(data, "left_out_style", None)}
     export(os.path.join(out, "model.npz"), cfg.model, model_cfg, ema.state_dict(), norm, data, cfg.seed, record,
            cfg.online_steps, cfg.online_noise, cfg.online_inpaint_weight)
