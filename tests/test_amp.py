@@ -199,9 +199,11 @@ def test_train_with_amp_on_c_mujoco_and_resume(db, side_pack, tmp_path):
     train.add_arguments(p)
     args = ["--db", side_pack, "--tag", "content=walk-left,walk-right", "--engine", "mujoco", "--num-envs", "8",
             "--unroll", "8", "--minibatches", "2", "--epochs", "1", "--hidden", "16,16", "--device", "cpu",
-            "--out", str(out), "--amp", "--amp-objective", "bce", "--lr-schedule", "linear"]
+            "--out", str(out), "--amp", "--amp-objective", "bce", "--lr-schedule", "linear",
+            "--amp-lr", "5e-5", "--amp-updates", "2"]
     cfg = train.config_from_args(p.parse_args(args + ["--steps", "128"]))
     assert cfg.amp.objective == "bce" and cfg.amp.gp == 5.0
+    assert cfg.amp.learning_rate == 5e-5 and cfg.amp.updates == 2
     lines = []
     train.train(cfg, echo=lines.append)
     assert any("AMP (bce, gradient penalty 5" in x for x in lines)
@@ -222,14 +224,24 @@ def test_train_with_amp_on_c_mujoco_and_resume(db, side_pack, tmp_path):
     assert z2["['amp']['params'][0][0]"].shape == w0.shape and not np.array_equal(z2["['amp']['params'][0][0]"], w0)
     assert [json.loads(x)["env_steps"] for x in open(out / "log.jsonl")] == [64, 128, 192]
     _, _, _, meta = ppo.load_policy(str(out / "policy.npz"), db.skeleton)
-    assert meta["amp"]["objective"] == "bce"
+    assert meta["amp"]["objective"] == "bce" and meta["amp"]["updates"] == 2
 
 
-def test_bad_style_weight_and_objective_are_refused():
+def test_bad_style_weight_objective_and_lag_are_refused():
     from controllers.physics import train
     p = argparse.ArgumentParser()
     train.add_arguments(p)
     with pytest.raises(SystemExit, match="style-weight"):
         train.config_from_args(p.parse_args(["--amp", "--style-weight", "1.5"]))
+    for bad in (["--amp-lr", "0"], ["--amp-updates", "0"]):
+        with pytest.raises(SystemExit, match="amp-lr"):
+            train.config_from_args(p.parse_args(["--amp", *bad]))
+    # the lag charge needs the re-anchoring it charges
+    with pytest.raises(SystemExit, match="max-root-distance"):
+        train.config_from_args(p.parse_args(["--lag-weight", "0.5"]))
+    with pytest.raises(SystemExit, match="lag-weight"):
+        train.config_from_args(p.parse_args(["--lag-weight", "2", "--max-root-distance", "0.15"]))
+    cfg = train.config_from_args(p.parse_args(["--lag-weight", "0.5", "--max-root-distance", "0.15"]))
+    assert cfg.env.w_lag == 0.5 and cfg.env.k_lag == 20.0
     with pytest.raises(ValueError, match="objective"):
         amp.AMPConfig(objective="wgan")

@@ -583,6 +583,30 @@ def test_batch_env_reanchors_the_reference_as_the_live_loop(db, h, ref):
     assert out[0.15]["reward"][0] > out[0.0]["reward"][0]
 
 
+def test_lag_charge_scales_the_reward_by_the_pull_back(h, ref):
+    """w_lag: a body 1 m off its reference, whose reference is pulled back
+    ~0.85 m in one step (51 m/s), keeps 1 - w_lag of its reward; the body on
+    its reference (nothing pulled) keeps all of it; off (w_lag 0), the same
+    states give the plain reward. r_lag is logged either way."""
+    from controllers.physics.cpu_env import BatchTrackingEnv
+    out = {}
+    for w in (0.0, 0.5):
+        cfg = dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15, w_lag=w)
+        e = BatchTrackingEnv(h, ref, cfg, num_envs=2, nthread=1, seed=3)
+        e.qpos[0, 0] += 1.0
+        out[w] = e.step(np.zeros((2, e.action_size), np.float32))
+    assert out[0.5]["m_r_lag"][0] < 1e-6 and out[0.5]["m_r_lag"][1] > 0.99
+    assert out[0.5]["reward"][0] == pytest.approx(0.5 * out[0.0]["reward"][0], rel=1e-5)
+    assert out[0.5]["reward"][1] == pytest.approx(out[0.0]["reward"][1], rel=1e-2)
+    # the factor itself: the state on its reference (reward 1), 0.1 m/s of lag at w 0.5, k 20
+    parent = h.model().body_parentid[1:] - 1
+    ee = np.array([h.body_of(j) - 1 for j in h.end_effectors])
+    cfg = dataclasses.replace(envmod.EnvConfig(), w_lag=0.5)
+    f = _feats(ref, 20)
+    r, t = envmod.reward_terms(np, cfg, f, f, ref.qvel[20], ref.qvel[20], parent, ee, pulled=0.1 / 60)
+    assert t["r_lag"] == pytest.approx(np.exp(-0.2)) and r == pytest.approx(1 - 0.5 * (1 - np.exp(-0.2)), abs=1e-5)
+
+
 def test_train_on_c_mujoco_engine(db, side_pack, tmp_path):
     """`anim train policy --engine mujoco`: rollouts on C MuJoCo threads, the
     JAX PPO update; log, checkpoint and a policy the runtime loads."""
@@ -670,7 +694,7 @@ def test_mjx_env_reanchors_as_the_c_mujoco_env(h, ref):
     import jax
     import jax.numpy as jnp
     from controllers.physics.cpu_env import BatchTrackingEnv
-    cfg = dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15)
+    cfg = dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15, w_lag=0.5)
     env = envmod.TrackingEnv(h, ref, cfg)
     c = BatchTrackingEnv(h, ref, cfg, num_envs=1, nthread=1, seed=3)
     f = int(c.frame[0])
@@ -684,6 +708,7 @@ def test_mjx_env_reanchors_as_the_c_mujoco_env(h, ref):
     assert np.linalg.norm(np.asarray(n.info["offset"])[:2]) > 0.8
     assert np.abs(np.asarray(n.info["offset"]) - c.offset[0]).max() < 5e-3
     assert float(n.reward) == pytest.approx(float(out["reward"][0]), abs=0.02)
+    assert float(n.metrics["r_lag"]) == pytest.approx(float(out["m_r_lag"][0]), abs=1e-3)
     own = 1 + ref.feats["pos"].shape[1] * 15          # the body's own state; then the moved reference's frames
     assert np.abs(np.asarray(n.obs)[own:] - out["final_obs"][0][own:]).max() < 0.02
     # the body on the ground: a fall, and the fresh episode's offset is zero

@@ -125,11 +125,15 @@ class BatchTrackingEnv:
             self.batch.step()
         sim = envmod.body_features(np, self.xpos[:, 1:], self.xquat[:, 1:], self.cvel[:, 1:], self.xipos[:, 1:],
                                    self.mass)
+        pulled = None
         if cfg.max_root_distance > 0:
+            before = self.offset[:, :2].copy()
             self._reanchor(sim, f1)
+            pulled = np.linalg.norm(self.offset[:, :2] - before, axis=-1)
         ref = self._ref(f1)
         qvel = np.asarray(self.qvel)
-        reward, terms = envmod.reward_terms(np, cfg, sim, ref, qvel, self.ref.qvel[f1], self.parent, self.ee)
+        reward, terms = envmod.reward_terms(np, cfg, sim, ref, qvel, self.ref.qvel[f1], self.parent, self.ee,
+                                            pulled)
         with np.errstate(invalid="ignore"):
             finite = envmod.state_ok(np, np.asarray(self.qpos), qvel)
         fallen, terminated = envmod.termination(cfg, sim, ref, terms["tracking_error"], finite)

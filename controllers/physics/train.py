@@ -375,6 +375,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-root-distance", type=float, default=0.0, metavar="M",
                    help="keep each reference's hips within M metres of the body's, moving the reference on the "
                         "ground as the live loop does (0: off; the live loop uses 0.15)")
+    p.add_argument("--lag-weight", type=float, default=0.0, metavar="W",
+                   help="with --max-root-distance: charge the re-anchoring's pull-back, the reward times "
+                        "1 - W (1 - exp(-K v^2)) for a reference pulled back at v m/s (0: off; the live "
+                        "policy's next run uses 0.5), so that trailing the reference costs reward")
+    p.add_argument("--lag-scale", type=float, default=EnvConfig.k_lag, metavar="K",
+                   help=f"K of --lag-weight (default {EnvConfig.k_lag:g}: 0.1 m/s of lag costs 18%% of W)")
     p.add_argument("--lr", type=float, default=d.ppo.learning_rate,
                    help="Adam learning rate (adaptive: the first one; a resumed run goes on from its checkpoint's)")
     p.add_argument("--lr-schedule", choices=["constant", "linear", "adaptive"], default=d.ppo.lr_schedule,
@@ -396,6 +402,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the discriminator's mocap by tag (repeatable; default the reference's --tag)")
     g.add_argument("--style-weight", type=float, default=0.5, metavar="W",
                    help="reward = (1 - W) tracking + W style (default 0.5, the AMP paper's mix)")
+    g.add_argument("--amp-lr", type=float, default=AMPConfig.learning_rate, metavar="LR",
+                   help=f"the discriminator's Adam step (default {AMPConfig.learning_rate:g}); with "
+                        "--amp-updates, how fast it learns against the policy")
+    g.add_argument("--amp-updates", type=int, default=AMPConfig.updates, metavar="N",
+                   help=f"discriminator steps per PPO iteration (default {AMPConfig.updates})")
     p.add_argument("--hidden", default="256,256", help="policy/value hidden widths (default 256,256)")
     p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz")
@@ -427,13 +438,19 @@ def config_from_args(a) -> TrainConfig:
     if a.amp:
         if not 0.0 <= a.style_weight <= 1.0:
             raise SystemExit(f"train: --style-weight {a.style_weight} is outside [0, 1]")
+        if a.amp_lr <= 0 or a.amp_updates < 1:
+            raise SystemExit(f"train: --amp-lr {a.amp_lr} must be > 0 and --amp-updates {a.amp_updates} >= 1")
         amp_cfg = AMPConfig(objective=a.amp_objective, gp_weight=a.amp_gp, task_weight=1.0 - a.style_weight,
-                            style_weight=a.style_weight)
+                            style_weight=a.style_weight, learning_rate=a.amp_lr, updates=a.amp_updates)
+    if a.lag_weight and (not 0.0 < a.lag_weight <= 1.0 or a.max_root_distance <= 0 or a.lag_scale <= 0):
+        raise SystemExit(f"train: --lag-weight {a.lag_weight} needs a value in (0, 1], --max-root-distance > 0 "
+                         f"and --lag-scale > 0 (got {a.max_root_distance} and {a.lag_scale})")
     amp_tags = tags_from_dict(parse_tags(a.amp_tag)) if a.amp_tag else ()
     return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
                        checkpoint_every=a.checkpoint_every, time_limit=a.time_limit, humanoid_file=a.humanoid,
                        engine=a.engine, amp=amp_cfg, amp_db=a.amp_db, amp_tags=amp_tags,
-                       env=EnvConfig(tags=tags_from_dict(tags), max_root_distance=a.max_root_distance),
+                       env=EnvConfig(tags=tags_from_dict(tags), max_root_distance=a.max_root_distance,
+                                     w_lag=a.lag_weight, k_lag=a.lag_scale),
                        ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
                                      lr_schedule=a.lr_schedule, schedule_steps=a.steps, desired_kl=a.desired_kl,
                                      num_minibatches=a.minibatches, update_epochs=a.epochs),
