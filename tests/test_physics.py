@@ -607,6 +607,39 @@ def test_lag_charge_scales_the_reward_by_the_pull_back(h, ref):
     assert t["r_lag"] == pytest.approx(np.exp(-0.2)) and r == pytest.approx(1 - 0.5 * (1 - np.exp(-0.2)), abs=1e-5)
 
 
+def test_slip_charge_counts_only_feet_the_reference_plants(h, ref):
+    """w_slip: the feet and toes of the humanoid are found by their class; a
+    simulated body equal to its reference keeps its reward; sliding the
+    planted feet 0.3 m/s sideways costs exactly the factor of the doc
+    (one foot: exp(-10 x 0.09)), a swinging foot (the reference's moving
+    faster than slip_speed) costs nothing."""
+    feet = envmod.foot_bodies(h)
+    names = [h.skeleton.names[j] for j in h.joints]
+    assert len(feet) == 4 and all(("Foot" in names[b] or "Toe" in names[b]) for b in feet), [names[b] for b in feet]
+    parent = h.model().body_parentid[1:] - 1
+    ee = np.array([h.body_of(j) - 1 for j in h.end_effectors])
+    cfg = dataclasses.replace(envmod.EnvConfig(), w_slip=0.3)
+    f = _feats(ref, 20)
+    r0, t0 = envmod.reward_terms(np, cfg, f, f, ref.qvel[20], ref.qvel[20], parent, ee, feet=feet)
+    assert r0 == pytest.approx(1.0, abs=1e-5) and t0["r_slip"] == pytest.approx(1.0)
+    speed = np.linalg.norm(f["vel"][feet, :2], axis=-1)
+    planted = speed < cfg.slip_speed
+    assert planted.any() and not planted.all(), speed          # a walk: one foot down, one swinging
+    sim = dict(f, vel=f["vel"].copy())
+    sim["vel"][feet, 0] += 0.3                                  # every foot body slides 0.3 m/s
+    r, t = envmod.reward_terms(np, cfg, sim, f, ref.qvel[20], ref.qvel[20], parent, ee, feet=feet)
+    want = np.exp(-10 * 0.09 * planted.sum())
+    assert t["r_slip"] == pytest.approx(want, rel=1e-6) and r == pytest.approx(1 - 0.3 * (1 - want), abs=1e-5)
+    off, _ = envmod.reward_terms(np, envmod.EnvConfig(), sim, f, ref.qvel[20], ref.qvel[20], parent, ee, feet=feet)
+    assert off == pytest.approx(1.0, abs=1e-5)
+    import jax.numpy as jnp                                     # the same in JAX (MJX training)
+    jr, jt = envmod.reward_terms(jnp, cfg, {k: jnp.asarray(v) for k, v in sim.items()},
+                                 {k: jnp.asarray(v) for k, v in f.items()}, jnp.asarray(ref.qvel[20]),
+                                 jnp.asarray(ref.qvel[20]), parent, ee, pulled=jnp.asarray(0.002), feet=feet)
+    nr, nt = envmod.reward_terms(np, cfg, sim, f, ref.qvel[20], ref.qvel[20], parent, ee, pulled=0.002, feet=feet)
+    assert float(jr) == pytest.approx(float(nr), rel=1e-5) and float(jt["r_slip"]) == pytest.approx(nt["r_slip"])
+
+
 def test_train_on_c_mujoco_engine(db, side_pack, tmp_path):
     """`anim train policy --engine mujoco`: rollouts on C MuJoCo threads, the
     JAX PPO update; log, checkpoint and a policy the runtime loads."""
@@ -694,7 +727,7 @@ def test_mjx_env_reanchors_as_the_c_mujoco_env(h, ref):
     import jax
     import jax.numpy as jnp
     from controllers.physics.cpu_env import BatchTrackingEnv
-    cfg = dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15, w_lag=0.5)
+    cfg = dataclasses.replace(envmod.EnvConfig(), max_root_distance=0.15, w_lag=0.5, w_slip=0.3)
     env = envmod.TrackingEnv(h, ref, cfg)
     c = BatchTrackingEnv(h, ref, cfg, num_envs=1, nthread=1, seed=3)
     f = int(c.frame[0])
@@ -709,6 +742,10 @@ def test_mjx_env_reanchors_as_the_c_mujoco_env(h, ref):
     assert np.abs(np.asarray(n.info["offset"]) - c.offset[0]).max() < 5e-3
     assert float(n.reward) == pytest.approx(float(out["reward"][0]), abs=0.02)
     assert float(n.metrics["r_lag"]) == pytest.approx(float(out["m_r_lag"][0]), abs=1e-3)
+    # the slip term is the squared foot velocity error in an exponent: the two engines' velocities after a
+    # step (different contact solvers) move it more than the whole reward; the formula's own parity is
+    # test_slip_charge_counts_only_feet_the_reference_plants's
+    assert float(n.metrics["r_slip"]) == pytest.approx(float(out["m_r_slip"][0]), abs=0.05)
     own = 1 + ref.feats["pos"].shape[1] * 15          # the body's own state; then the moved reference's frames
     assert np.abs(np.asarray(n.obs)[own:] - out["final_obs"][0][own:]).max() < 0.02
     # the body on the ground: a fall, and the fresh episode's offset is zero

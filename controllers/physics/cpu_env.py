@@ -51,6 +51,7 @@ class BatchTrackingEnv:
         self.xpos, self.xquat, self.cvel, self.xipos = b.bind("xpos"), b.bind("xquat"), b.bind("cvel"), b.bind("xipos")
         self.parent = np.asarray(m.body_parentid[1:] - 1, np.int32)
         self.ee = np.array([h.body_of(j) - 1 for j in h.end_effectors], np.int32)
+        self.feet = envmod.foot_bodies(h)
         self.mass = m.body_mass[1:].copy()
         self.lo, self.hi = m.actuator_ctrlrange[:, 0].copy(), m.actuator_ctrlrange[:, 1].copy()
         self.hips_forward = np.asarray(h.hips_forward, np.float64)
@@ -133,7 +134,7 @@ class BatchTrackingEnv:
         ref = self._ref(f1)
         qvel = np.asarray(self.qvel)
         reward, terms = envmod.reward_terms(np, cfg, sim, ref, qvel, self.ref.qvel[f1], self.parent, self.ee,
-                                            pulled)
+                                            pulled, self.feet)
         with np.errstate(invalid="ignore"):
             finite = envmod.state_ok(np, np.asarray(self.qpos), qvel)
         fallen, terminated = envmod.termination(cfg, sim, ref, terms["tracking_error"], finite)

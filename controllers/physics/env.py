@@ -25,7 +25,15 @@ over a frozen `State` pytree; pure and jit-able; `jax.vmap` runs thousands.
   re-anchoring holds the root error at its bound, so without this a body
   that walks slower than its reference loses little of the root term, and a
   careful, lagging gait pays. A factor, not a negative term, keeps the
-  reward in [0, 1]: it never makes ending the episode pay.
+  reward in [0, 1]: it never makes ending the episode pay. With `w_slip` >
+  0, the same kind of factor 1 - w_slip (1 - exp(-k_slip e)) charges foot
+  slip: e sums, over the foot and toe bodies whose reference moves slower
+  than `slip_speed` on the ground (planted), the squared horizontal
+  velocity error of the body against the reference's. The five terms leave
+  a foot free to slide where the reference stands on it (the joint angles
+  and the hands and feet relative to the hips can match while the whole
+  body glides), and policies trained on them do: feet in contact slip at
+  tens of cm/s.
 * Termination: fall (hips below `fall_ratio` of the reference hips height),
   deviation (mean body position error above `max_deviation`), or a non-finite
   state. Truncation (time limit or clip end) is flagged apart, so the learner
@@ -64,7 +72,10 @@ class EnvConfig:
     loop is then not asked to hold a path the loop never holds it to (both
     engines: `info['offset']` carries the shift in MJX). w_lag, k_lag: the
     charge on that pull-back (module doc; 0: none): at 0.5 and 20, a body
-    trailing by 0.1 m/s keeps 0.91 of its reward, by 0.3 m/s 0.71."""
+    trailing by 0.1 m/s keeps 0.91 of its reward, by 0.3 m/s 0.71.
+    w_slip, k_slip, slip_speed (m/s): the charge on planted feet sliding
+    (module doc; 0: none): at 0.3 and 10, one planted foot sliding at 0.3
+    m/s keeps 0.91 of the reward."""
 
     tags: tuple = (("content", ("run", "walk")), ("style", "normal"))
     split: str = "train"
@@ -88,6 +99,9 @@ class EnvConfig:
     k_com: float = 10.0
     w_lag: float = 0.0
     k_lag: float = 20.0
+    w_slip: float = 0.0
+    k_slip: float = 10.0
+    slip_speed: float = 0.3
 
     def tag_filter(self) -> dict:
         return {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in self.tags}
@@ -180,10 +194,17 @@ def local_quats(xp, quat, parent):
     return xp.where((parent < 0)[:, None], quat, loc)
 
 
-def reward_terms(xp, cfg: EnvConfig, sim, ref, sim_qvel, ref_qvel, parent, ee, pulled=None):
+def foot_bodies(h: Humanoid) -> np.ndarray:
+    """Body indices (0-based over bodies 1..nb, as body_features) of the feet and toes."""
+    return np.array([h.body_of(j) - 1 for j, c in enumerate(h.segments) if c in ("foot", "toes")
+                     and j in h.joints], np.int32)
+
+
+def reward_terms(xp, cfg: EnvConfig, sim, ref, sim_qvel, ref_qvel, parent, ee, pulled=None, feet=None):
     """DeepMimic's terms (see module doc): returns (reward, dict of terms and errors).
     pulled: how far (m) the re-anchoring moved the reference this step, [...]
-    (None: not re-anchored), charged by w_lag."""
+    (None: not re-anchored), charged by w_lag; feet: `foot_bodies`, whose
+    slip w_slip charges (None: not charged)."""
     ls, lr = local_quats(xp, sim["quat"], parent), local_quats(xp, ref["quat"], parent)
     ang = qangle(xp, qmul(xp, qinv(xp, lr[..., 1:, :]), ls[..., 1:, :]))
     e_pose = xp.sum(ang ** 2, axis=-1)
@@ -202,6 +223,11 @@ def reward_terms(xp, cfg: EnvConfig, sim, ref, sim_qvel, ref_qvel, parent, ee, p
     if pulled is not None:
         r["lag"] = xp.exp(-cfg.k_lag * (pulled * FPS) ** 2)
         reward = reward * (1.0 - cfg.w_lag * (1.0 - r["lag"]))
+    if feet is not None and cfg.w_slip > 0:
+        rv, sv = ref["vel"][..., feet, :2], sim["vel"][..., feet, :2]
+        planted = xp.sum(rv * rv, axis=-1) < cfg.slip_speed ** 2
+        r["slip"] = xp.exp(-cfg.k_slip * xp.sum(xp.where(planted, xp.sum((sv - rv) ** 2, axis=-1), 0.0), axis=-1))
+        reward = reward * (1.0 - cfg.w_slip * (1.0 - r["slip"]))
     err = xp.mean(xp.sqrt(xp.sum((sim["pos"] - ref["pos"]) ** 2, axis=-1)), axis=-1)
     return reward, {**{f"r_{k}": v for k, v in r.items()}, "tracking_error": err}
 
@@ -350,6 +376,7 @@ class TrackingEnv:
         m = self.mj_model
         self.parent = np.asarray(m.body_parentid[1:] - 1, np.int32)
         self.ee = np.array([h.body_of(j) - 1 for j in h.end_effectors], np.int32)
+        self.feet = foot_bodies(h)
         self.mass = jnp.asarray(m.body_mass[1:], jnp.float32)
         self.lo = jnp.asarray(m.actuator_ctrlrange[:, 0], jnp.float32)
         self.hi = jnp.asarray(m.actuator_ctrlrange[:, 1], jnp.float32)
@@ -416,7 +443,8 @@ class TrackingEnv:
         obs = self._obs(self.ref_feats(f), f)
         zero = jnp.zeros((), jnp.float32)
         names = ("r_pose", "r_vel", "r_ee", "r_root", "r_com", "tracking_error", "fallen")
-        metrics = {k: zero for k in names + (("r_lag",) if self.cfg.max_root_distance > 0 else ())}
+        names += (("r_lag",) if self.cfg.max_root_distance > 0 else ()) + (("r_slip",) if self.cfg.w_slip > 0 else ())
+        metrics = {k: zero for k in names}
         info = {"rng": rng, "frame": jnp.asarray(f, jnp.int32), "steps": jnp.zeros((), jnp.int32),
                 "truncation": zero, "final_obs": obs, "episode_return": zero, "episode_length": zero,
                 "ended_return": zero, "ended_length": zero}
@@ -444,7 +472,7 @@ class TrackingEnv:
             pulled = jnp.sqrt(jnp.sum((offset[:2] - state.info["offset"][:2]) ** 2))
         ref = self.ref_feats(f1, offset)
         reward, terms = reward_terms(jnp, cfg, sim, ref, data.qvel, self.ref["qvel"][f1], self.parent, self.ee,
-                                     pulled)
+                                     pulled, self.feet)
         finite = state_ok(jnp, data.qpos, data.qvel)
         fallen, terminated = termination(cfg, sim, ref, terms["tracking_error"], finite)
         steps = state.info["steps"] + 1

@@ -381,6 +381,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "policy's next run uses 0.5), so that trailing the reference costs reward")
     p.add_argument("--lag-scale", type=float, default=EnvConfig.k_lag, metavar="K",
                    help=f"K of --lag-weight (default {EnvConfig.k_lag:g}: 0.1 m/s of lag costs 18%% of W)")
+    p.add_argument("--slip-weight", type=float, default=0.0, metavar="W",
+                   help="charge planted feet sliding: the reward times 1 - W (1 - exp(-K e)), e the squared "
+                        "horizontal velocity error of the feet and toes the reference plants (slower than "
+                        f"{EnvConfig.slip_speed:g} m/s) (0: off)")
+    p.add_argument("--slip-scale", type=float, default=EnvConfig.k_slip, metavar="K",
+                   help=f"K of --slip-weight (default {EnvConfig.k_slip:g}: one foot sliding at 0.3 m/s "
+                        "costs 59%% of W)")
     p.add_argument("--lr", type=float, default=d.ppo.learning_rate,
                    help="Adam learning rate (adaptive: the first one; a resumed run goes on from its checkpoint's)")
     p.add_argument("--lr-schedule", choices=["constant", "linear", "adaptive"], default=d.ppo.lr_schedule,
@@ -445,12 +452,16 @@ def config_from_args(a) -> TrainConfig:
     if a.lag_weight and (not 0.0 < a.lag_weight <= 1.0 or a.max_root_distance <= 0 or a.lag_scale <= 0):
         raise SystemExit(f"train: --lag-weight {a.lag_weight} needs a value in (0, 1], --max-root-distance > 0 "
                          f"and --lag-scale > 0 (got {a.max_root_distance} and {a.lag_scale})")
+    if a.slip_weight and (not 0.0 < a.slip_weight <= 1.0 or a.slip_scale <= 0):
+        raise SystemExit(f"train: --slip-weight {a.slip_weight} must be in (0, 1] and --slip-scale "
+                         f"{a.slip_scale} > 0")
     amp_tags = tags_from_dict(parse_tags(a.amp_tag)) if a.amp_tag else ()
     return TrainConfig(db=a.db, out=a.out, steps=a.steps, seed=a.seed, device=a.device,
                        checkpoint_every=a.checkpoint_every, time_limit=a.time_limit, humanoid_file=a.humanoid,
                        engine=a.engine, amp=amp_cfg, amp_db=a.amp_db, amp_tags=amp_tags,
                        env=EnvConfig(tags=tags_from_dict(tags), max_root_distance=a.max_root_distance,
-                                     w_lag=a.lag_weight, k_lag=a.lag_scale),
+                                     w_lag=a.lag_weight, k_lag=a.lag_scale, w_slip=a.slip_weight,
+                                     k_slip=a.slip_scale),
                        ppo=PPOConfig(num_envs=a.num_envs, unroll_length=a.unroll, learning_rate=a.lr, network=net,
                                      lr_schedule=a.lr_schedule, schedule_steps=a.steps, desired_kl=a.desired_kl,
                                      num_minibatches=a.minibatches, update_epochs=a.epochs),
