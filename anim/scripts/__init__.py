@@ -354,13 +354,17 @@ def load(name_or_path) -> Script:
     return parse(text, str(path))
 
 
-def random_script(seed: int, duration: float = 120.0, styles=(), name: str | None = None) -> Script:
+def random_script(seed: int, duration: float = 120.0, styles=(), name: str | None = None,
+                  stop_seconds: tuple = (1.0, 4.0)) -> Script:
     """A random stick program, as a live player's stick might go: walks and runs
     in random directions, stops, sharp 90-180 degree reversals, circles,
     strafes and style changes (through every style of `styles` in turn, so a
     2-minute program visits each), written in the stick format and parsed like
     any script. The same seed gives the same program; the training streams of
-    the physics policy and its held-out sessions use disjoint seeds."""
+    the physics policy and its held-out sessions use disjoint seeds. Segments
+    last 1 to 4 s; stops `stop_seconds` (lo, hi) (the defaults give every
+    seed's program of before; longer stops give a policy standing to learn:
+    a held standing pose is not balanced by the stops of a few seconds)."""
     rng = np.random.default_rng(seed)
     styles = list(styles)
     order = list(rng.permutation(len(styles))) if styles else []
@@ -371,7 +375,8 @@ def random_script(seed: int, duration: float = 120.0, styles=(), name: str | Non
     while t < duration - 1.0:
         kind = rng.choice(["walk", "run", "stop", "reverse", "turn90", "circle", "strafe"],
                           p=[0.24, 0.18, 0.1, 0.14, 0.14, 0.1, 0.1])
-        seg = float(rng.uniform(1.0, 4.0))
+        lo, hi = stop_seconds if kind == "stop" else (1.0, 4.0)
+        seg = float(rng.uniform(lo, hi))            # one draw either way: the other segments are unchanged
         fields = []
         if kind == "stop":
             fields = ["move=0", "turn=0", "facing=none"]

@@ -47,19 +47,20 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
-def record_stream(db, seed: int, seconds: float, controller=None):
+def record_stream(db, seed: int, seconds: float, controller=None, stop_seconds=(1.0, 4.0)):
     """The motion-matching controller's poses [T, J, 4], [T, J, 3] under the
-    random stick program of `seed`."""
+    random stick program of `seed` (its stops `stop_seconds` long)."""
     from anim import runner, scripts
     from controllers.motion_matching import MotionMatchingController
 
     ctrl = controller or MotionMatchingController(db)
-    script = scripts.random_script(seed, seconds, styles=db.tag_values("style"))
+    script = scripts.random_script(seed, seconds, styles=db.tag_values("style"), stop_seconds=stop_seconds)
     rec = runner.run(ctrl, script, seconds)
     return rec.rotations, rec.positions
 
 
-def make_pack(db, seeds, seconds: float = 120.0, source: str = "", progress: bool = True) -> ClipPack:
+def make_pack(db, seeds, seconds: float = 120.0, source: str = "", progress: bool = True,
+              stop_seconds=(1.0, 4.0)) -> ClipPack:
     from tqdm import tqdm
 
     from controllers.motion_matching import MotionMatchingController
@@ -68,7 +69,7 @@ def make_pack(db, seeds, seconds: float = 120.0, source: str = "", progress: boo
     rot, pos, starts, stops, names, tags = [], [], [], [], [], []
     n = 0
     for seed in tqdm(list(seeds), desc="streams", unit="stream", disable=not progress):
-        r, p = record_stream(db, seed, seconds, ctrl)
+        r, p = record_stream(db, seed, seconds, ctrl, stop_seconds)
         rot.append(r.astype(np.float32))
         pos.append(p.astype(np.float32))
         starts.append(n)
@@ -90,8 +91,17 @@ def main(argv=None) -> int:
                    help="motion database the streams are matched from (default: the demo's)")
     p.add_argument("--seeds", default="0-39", help="seeds of the stick programs, e.g. 0-39 (default)")
     p.add_argument("--seconds", type=float, default=120.0, help="length of each stream (default 120)")
+    p.add_argument("--stop-seconds", default="1-4", metavar="A-B",
+                   help="how long the programs' stops last (default 1-4, the held-out sessions'); longer "
+                        "stops, e.g. 2-10, give the policy a standing character to balance")
     p.add_argument("--out", default="out/physics/streams-train.npz", help="clip pack to write")
     args = p.parse_args(argv)
+    try:
+        lo, hi = (float(x) for x in args.stop_seconds.split("-"))
+    except ValueError:
+        p.error(f"--stop-seconds {args.stop_seconds!r}: give A-B in seconds, e.g. 2-10")
+    if not 0.1 <= lo <= hi <= 60.0:
+        p.error(f"--stop-seconds {args.stop_seconds}: give 0.1 <= A <= B <= 60")
     from anim import database
 
     seeds = parse_seeds(args.seeds)
@@ -101,7 +111,7 @@ def main(argv=None) -> int:
     if overlap:
         print(f"note: seeds {overlap} are the benchmark's held-out sessions", file=sys.stderr)
     db = database.load(args.db)
-    pack = make_pack(db, seeds, args.seconds, source=args.db)
+    pack = make_pack(db, seeds, args.seconds, source=args.db, stop_seconds=(lo, hi))
     save(pack, args.out)
     print(f"wrote {args.out}: {len(seeds)} streams, {pack.num_frames} frames ({pack.num_frames / 60 / 60:.1f} min)")
     return 0
