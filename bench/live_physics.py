@@ -14,6 +14,7 @@ Measured on the demo's database (every style):
   seeds `controllers.physics.streams.HELDOUT_SEEDS`, never trained on), with
   style changes through every style: the share without a fall;
 * pushes of 30 N s from 8 directions while walking and while running;
+* standing with the stick untouched for 30 s: falls and foot skating;
 * one tick (kinematic + policy + physics) on one core: p50 / p99.
 """
 
@@ -109,6 +110,18 @@ def sessions(db, policy, seeds, seconds: float) -> dict:
             "tick_p99_ms": float(np.max([r["tick_p99_ms"] for r in out]))}
 
 
+def standing(db, policy, seconds: float = 30.0) -> dict:
+    """The stick left alone for `seconds` (a player who has not touched the
+    pad yet): motion matching holds a standing pose, and the body should
+    stand on it. Falls and foot skating."""
+    from anim import runner, scripts
+
+    s = scripts.parse(f"duration={seconds:g}\nt=0 move=0 run=0 facing=none\n", "standing.stick")
+    st = _stage(db, policy)
+    m = runner.evaluate(runner.run(st, s, seconds), db, st.speeds, series=False)
+    return {"seconds": seconds, "falls": m["physics"]["falls"], "skating_cm_s": m["foot_skating"]["mean_cm_s"]}
+
+
 def pushes(db, policy, impulse: float = 30.0, trials_seconds: float = 3.0) -> dict:
     """8 directions x walk / run: steady stick ahead for 2 s, a push, then
     `trials_seconds` more; survived when no fall follows the push."""
@@ -169,6 +182,8 @@ def run(quick: bool = False, policy: str | None = None, n_sessions: int | None =
         ses = sessions(db, policy, HELDOUT_SEEDS[:n_sessions], seconds)
         print("pushes", flush=True)
         pu = pushes(db, policy)
+        print("standing", flush=True)
+        sd = standing(db, policy)
     from controllers.physics.cli import LIVE_POLICY
     thr = training_throughput(LIVE_POLICY.replace(".npz", ".log.jsonl"))     # the shipped policy's own log
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
@@ -199,6 +214,9 @@ def run(quick: bool = False, policy: str | None = None, n_sessions: int | None =
         "",
         f"Pushes of 30 N s from {DIRECTIONS} directions after 2 s of steady gait, survived (no fall in the 3 s "
         f"after): walking **{100 * pu['walk']:.0f}%**, running **{100 * pu['run']:.0f}%**.",
+        "",
+        f"Standing, the stick untouched for {sd['seconds']:g} s: **{sd['falls']} falls**, skating "
+        f"{sd['skating_cm_s']:.1f} cm/s.",
         "",
     ]
     if thr:
