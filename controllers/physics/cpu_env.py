@@ -86,15 +86,17 @@ class BatchTrackingEnv:
         stop = self.ref.stop[f]
         return [self._ref(np.minimum(f + k, stop - 1)) for k in self.cfg.future_frames]
 
-    def _reanchor(self, sim, f) -> None:
+    def _reanchor(self, sim, f) -> np.ndarray:
         """Move the references whose hips are past max_root_distance from the
-        body's back to that distance (ground plane)."""
+        body's back to that distance (ground plane); returns how far (m) each
+        was moved."""
         gap = sim["pos"][:, 0, :2] - (self.feats["pos"][f, 0, :2] + self.offset[:, :2])
         dist = np.linalg.norm(gap, axis=-1)
         bound = self.cfg.max_root_distance
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(np.isfinite(dist) & (dist > bound), 1.0 - bound / dist, 0.0)
         self.offset[:, :2] += share[:, None] * np.nan_to_num(gap)
+        return np.where(share > 0, dist - bound, 0.0)
 
     def reset(self, ids) -> None:
         """RSI: the given simulations start at random reference frames, the
@@ -126,11 +128,7 @@ class BatchTrackingEnv:
             self.batch.step()
         sim = envmod.body_features(np, self.xpos[:, 1:], self.xquat[:, 1:], self.cvel[:, 1:], self.xipos[:, 1:],
                                    self.mass)
-        pulled = None
-        if cfg.max_root_distance > 0:
-            before = self.offset[:, :2].copy()
-            self._reanchor(sim, f1)
-            pulled = np.linalg.norm(self.offset[:, :2] - before, axis=-1)
+        pulled = self._reanchor(sim, f1) if cfg.max_root_distance > 0 else None
         ref = self._ref(f1)
         qvel = np.asarray(self.qvel)
         reward, terms = envmod.reward_terms(np, cfg, sim, ref, qvel, self.ref.qvel[f1], self.parent, self.ee,

@@ -194,10 +194,14 @@ def local_quats(xp, quat, parent):
     return xp.where((parent < 0)[:, None], quat, loc)
 
 
+def foot_joints(h: Humanoid) -> list:
+    """The kinematic joints of the humanoid's feet and toes (those with a body)."""
+    return [j for j in h.joints if h.segments[j] in ("foot", "toes")]
+
+
 def foot_bodies(h: Humanoid) -> np.ndarray:
     """Body indices (0-based over bodies 1..nb, as body_features) of the feet and toes."""
-    return np.array([h.body_of(j) - 1 for j, c in enumerate(h.segments) if c in ("foot", "toes")
-                     and j in h.joints], np.int32)
+    return np.array([h.body_of(j) - 1 for j in foot_joints(h)], np.int32)
 
 
 def reward_terms(xp, cfg: EnvConfig, sim, ref, sim_qvel, ref_qvel, parent, ee, pulled=None, feet=None):
@@ -416,14 +420,15 @@ class TrackingEnv:
         return observation(jnp, feats, self.future(f, offset), self.hips_forward)
 
     def _reanchor(self, sim, f, offset):
-        """The offset that brings the reference's hips at frame f back within
-        max_root_distance of the body's on the ground (cpu_env's rule)."""
+        """(offset, pulled): the offset that brings the reference's hips at
+        frame f back within max_root_distance of the body's on the ground,
+        and how far (m) that moved them (cpu_env's rule)."""
         import jax.numpy as jnp
         gap = sim["pos"][0, :2] - (self.ref["f_pos"][f, 0, :2] + offset[:2])
         dist = jnp.sqrt(jnp.sum(gap * gap))
         bound = self.cfg.max_root_distance
         share = jnp.where(jnp.isfinite(dist) & (dist > bound), 1.0 - bound / jnp.maximum(dist, 1e-9), 0.0)
-        return offset.at[:2].add(share * jnp.nan_to_num(gap))
+        return offset.at[:2].add(share * jnp.nan_to_num(gap)), jnp.where(share > 0, dist - bound, 0.0)
 
     # ------------------------------------------------------------ API
     def reset(self, rng):
@@ -468,8 +473,7 @@ class TrackingEnv:
         sim = body_features(jnp, data.xpos[1:], data.xquat[1:], data.cvel[1:], data.xipos[1:], self.mass)
         offset = pulled = None
         if cfg.max_root_distance > 0:
-            offset = self._reanchor(sim, f1, state.info["offset"])
-            pulled = jnp.sqrt(jnp.sum((offset[:2] - state.info["offset"][:2]) ** 2))
+            offset, pulled = self._reanchor(sim, f1, state.info["offset"])
         ref = self.ref_feats(f1, offset)
         reward, terms = reward_terms(jnp, cfg, sim, ref, data.qvel, self.ref["qvel"][f1], self.parent, self.ee,
                                      pulled, self.feet)

@@ -142,7 +142,7 @@ class SimulatedBody:
         self.hips_body = h.body_of(h.root)
         self._hips_forward = np.asarray(h.hips_forward, np.float64)
         self._obs_size = 1 + (m.nbody - 1) * (15 + 9 * len(self.cfg.future_frames))
-        feet = [j for j in h.joints if h.segments[j] in ("foot", "toes")]
+        feet = envmod.foot_joints(h)
         if db is not None and hasattr(db, "roles"):      # left/right from the joint roles, not the names
             roles = db.roles()
         else:
