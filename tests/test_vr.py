@@ -393,7 +393,7 @@ def test_gpu_training_script_runs_its_three_models(small, tmp_path):
 
     pack = vd.pack(small, tmp_path / "p.npz", splits=("train", "test"))["path"]
     script = os.path.join(os.path.dirname(vd.__file__), "weights", "train_gpu.sh")
-    env = {**os.environ, "DEVICE": "cpu", "MINUTES": "0.05", "PYTHON": sys.executable}
+    env = {**os.environ, "DEVICE": "cpu", "MINUTES": "0.05", "PYTHON": sys.executable, "FOOT_WEIGHT": "0.5"}
     r = subprocess.run(["bash", script, pack, str(tmp_path / "gpu"), "100000"], env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -401,6 +401,7 @@ def test_gpu_training_script_runs_its_three_models(small, tmp_path):
         meta = infer.load_artefact(str(tmp_path / "gpu" / m / "model.npz"))[0]
         tr = meta["training"]
         assert tr["stopped_by"] == "minutes" and tr["train_config"]["paced"] and tr["train_config"]["batch"] == 256
+        assert tr["train_config"]["foot_weight"] == (0.0 if m == "mlp" else 0.5)
     assert infer.load_artefact(str(tmp_path / "gpu" / "diffusion192" / "model.npz"))[0]["config"]["latent"] == 192
 
 
@@ -636,3 +637,82 @@ def test_shipped_diffusion_weights_predict_a_test_clip(small):
     assert pred.meta["kind"] == "diffusion" and pred.meta["training"]["command"].startswith("python -m")
     res = ve.evaluate({"diffusion": pred}, small, max_clips=1, latency_frames=0, progress=False)
     assert res["methods"]["diffusion"]["mpjpe_cm"] < 15.0
+
+
+# ------------------------------------------------------------------ feet in training
+@needs_data
+def test_foot_kinematics_places_the_toes_as_the_skeletons_fk(small, hf):
+    """The differentiable toes of the training loss: the head device's
+    position plus FootKinematics of the target features is where the
+    skeleton's own forward kinematics puts the toes (canonical frame)."""
+    import torch
+
+    from anim import quat
+    from controllers.vr.models import FootKinematics
+    ends = small.frames("train")[::997][:6]
+    x, y, th, origin = vd.windows(small, ends, hf, 12)
+    rel = FootKinematics(small.skeleton)(torch.from_numpy(y)).numpy()
+    head = x.reshape(x.shape[:2] + (len(vd.DEVICES), vd.SPARSE_PER_DEVICE))[..., 0, 12:15]
+    world = np.einsum("bij,bwfj->bwfi", vd.yaw_matrix(th), head[:, :, None] + rel) + origin[:, None, None]
+    idx = small.window_indices(ends, 12)[:, 1:]
+    rot, pos = vd.ground_truth_pose(small, idx.reshape(-1), hf)
+    g = quat.fk(rot, pos, small.skeleton.parents)[1].reshape(idx.shape + (-1, 3))
+    feet = [small.skeleton.index(n) for n in vd.joint_groups(small.skeleton)["feet"]]
+    assert np.abs(world - g[:, :, feet]).max() < 1e-4
+    assert np.ptp(world[..., 1]) > 0.05          # the toes do move: the check is not on a still pose
+
+
+def test_foot_slide_loss_charges_planted_steps_only():
+    import torch
+
+    from controllers.vr.models import foot_slide_loss
+    w = 6
+    true = torch.zeros(1, w, 2, 3)
+    pred = torch.zeros(1, w, 2, 3)
+    pred[0, :, 0, 0] = torch.arange(w) * 0.01          # the left toe slides 0.6 m/s along x
+    pred[0, :, 1, 1] = torch.arange(w) * 0.05          # the right one rises: not a ground velocity
+    contacts = torch.zeros(1, w, 2, dtype=torch.bool)
+    contacts[0, :3, 0] = True                          # the left planted for frames 0-2: steps 0-1, 1-2
+    contacts[0, :, 1] = True
+    loss = foot_slide_loss(pred, true, contacts, 60.0)
+    assert float(loss) == pytest.approx(0.36 * 2 / (2 + 5), rel=1e-5)   # 2 charged steps of 7 counted
+    contacts[0, :, 0] = False
+    assert float(foot_slide_loss(pred, true, contacts, 60.0)) == 0.0
+    contacts[0, :, 0] = True                           # every step; the last counts 1 + 3 times
+    assert float(foot_slide_loss(pred, true, contacts, 60.0, last_frame_weight=3.0)) == pytest.approx(
+        0.36 * 8 / 16, rel=1e-5)
+
+
+@needs_data
+def test_fine_tune_starts_from_a_model_and_the_foot_loss_lowers_the_slide(small, tmp_path):
+    import torch
+
+    from controllers.vr import train
+    from controllers.vr.models import DiffusionConfig
+    _random_model(tmp_path / "init.npz", small, latent=32, blocks=2, global_cond=32)
+    meta0, arrays0 = infer.load_artefact(str(tmp_path / "init.npz"))
+    cfg = train.TrainConfig(iterations=60, batch=24, lr=3e-3, warmup=5, val_every=60, val_windows=64,
+                            norm_windows=2000, log_every=10, checkpoint_s=1e9, foot_weight=1.0,
+                            init=str(tmp_path / "init.npz"))
+    mc = DiffusionConfig(window=12, latent=64)      # the run's own shape gives way to the model's
+    train.train(cfg, str(tmp_path / "s"), mc, SMALL, progress=False, data=small, stop_at=0)
+    ck = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=True)
+    assert all(np.allclose(ck["net"][k].numpy(), arrays0[k]) for k in ck["net"])
+    assert all(np.array_equal(np.asarray(a), arrays0[k]) for a, k in zip(ck["norm"], ("x_mean", "x_std", "y_mean",
+                                                                                       "y_std")))
+    train.train(cfg, str(tmp_path / "f"), mc, SMALL, progress=False, data=small)
+    meta, arrays = infer.load_artefact(str(tmp_path / "f" / "model.npz"))
+    assert meta["config"]["latent"] == 32 and np.array_equal(arrays["y_std"], arrays0["y_std"])
+    assert meta["training"]["train_config"]["foot_weight"] == 1.0
+    slide = [json.loads(line)["foot_slide_avg"] for line in open(tmp_path / "f" / "log.jsonl") if "foot_slide_avg" in line]
+    assert slide[-1] < 0.5 * slide[0]
+    mlp = tmp_path / "mlp.npz"
+    _random_model(mlp, small, kind="mlp")
+    with pytest.raises(ValueError, match="mlp model, not a diffusion"):
+        train.train(replace(cfg, init=str(mlp)), str(tmp_path / "g"), mc, SMALL, progress=False, data=small)
+    with pytest.raises(ValueError, match="diffusion model only"):
+        train.train(replace(cfg, model="mlp", init=""), str(tmp_path / "h"), progress=False, data=small)
+    with pytest.raises(SystemExit, match="drop --latent"):
+        train.main(["--out", str(tmp_path / "i"), "--init", str(tmp_path / "init.npz"), "--latent", "64"])
+    with pytest.raises(SystemExit, match="diffusion model only"):
+        train.main(["--model", "mlp", "--out", str(tmp_path / "i"), "--foot-weight", "1"])

@@ -223,3 +223,65 @@ class Diffusion:
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
         return x0
+
+
+# ------------------------------------------------------------- feet in training
+def six_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """6D [..., 6] (the first two columns, data._six) -> rotation matrices [..., 3, 3]
+    by Gram-Schmidt, as anim.quat.from_6d; differentiable."""
+    a = F.normalize(x[..., 0:3], dim=-1, eps=1e-8)
+    b = x[..., 3:6]
+    b = F.normalize(b - (a * b).sum(-1, keepdim=True) * a, dim=-1, eps=1e-8)
+    return torch.stack([a, b, torch.linalg.cross(a, b)], dim=-1)
+
+
+class FootKinematics(nn.Module):
+    """The contact joints (toes) of predicted target features relative to the
+    head joint, in the window's canonical frame: forward kinematics of the
+    hips' rotation and the local rotations below it over the skeleton's
+    offsets, differentiable, so a loss can charge the predicted feet for
+    sliding. Online the hips are placed so that the head joint lands on the
+    tracked head (data.poses_from_features), so the head's position plus this
+    is where the predicted toes stand.
+
+    forward(y [..., target_dim] denormalized features) -> [..., F, 3]."""
+
+    def __init__(self, skeleton):
+        super().__init__()
+        from .data import joint_groups
+        parents = np.asarray(skeleton.parents)
+        j = skeleton.num_joints
+        # target joint k is skeleton joint k + 1 (the hips, then the joints below them in order)
+        self.parent = [-1] + [int(parents[k + 1]) - 1 for k in range(1, j - 1)]
+        if any(p < 0 or p >= k for k, p in enumerate(self.parent) if k):
+            raise ValueError("FootKinematics: the joints below the hips must follow their parents")
+        self.register_buffer("offsets", torch.tensor(np.asarray(skeleton.offsets[1:], np.float32)))
+        groups = joint_groups(skeleton)
+        self.head = skeleton.index(groups["devices"][0]) - 1
+        self.feet = [skeleton.index(n) - 1 for n in groups["feet"]]
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        m = six_to_matrix(y.reshape(y.shape[:-1] + (-1, 6)))        # [..., J-1, 3, 3]
+        rot, pos = [m[..., 0, :, :]], [torch.zeros_like(m[..., 0, :, 0])]
+        for k in range(1, m.shape[-3]):
+            p = self.parent[k]
+            pos.append(pos[p] + (rot[p] @ self.offsets[k, :, None])[..., 0])
+            rot.append(rot[p] @ m[..., k, :, :])
+        head = pos[self.head]
+        return torch.stack([pos[f] - head for f in self.feet], dim=-2)
+
+
+def foot_slide_loss(toes_pred: torch.Tensor, toes_true: torch.Tensor, contacts: torch.Tensor,
+                    fps: float, last_frame_weight: float = 0.0) -> torch.Tensor:
+    """Mean squared error (m/s)^2 of the predicted toes' ground-plane velocity
+    against the data's, over the frame steps where the data has the foot in
+    contact at both ends; toes [B, W, F, 3] world-consistent (head + relative),
+    contacts [B, W, F] bool. The window's last step (the frame shown online)
+    counts 1 + last_frame_weight times."""
+    vp = (toes_pred[:, 1:] - toes_pred[:, :-1])[..., [0, 2]] * fps
+    vt = (toes_true[:, 1:] - toes_true[:, :-1])[..., [0, 2]] * fps
+    both = (contacts[:, 1:] & contacts[:, :-1]).to(vp.dtype)
+    w = torch.ones(both.shape[1], dtype=vp.dtype, device=vp.device)
+    w[-1] += last_frame_weight
+    both = both * w[None, :, None]
+    return (both * ((vp - vt) ** 2).sum(-1)).sum() / both.sum().clamp(min=1.0)

@@ -56,7 +56,13 @@ class TrainConfig:
     its speed); height_aug: each training window's sparse positions and
     velocities scaled by a factor drawn uniformly in [1 - h, 1 + h] (a user
     taller or shorter with the same joint rotations, the target unchanged;
-    0: off)."""
+    0: off); foot_weight: weight of models.foot_slide_loss, the predicted
+    toes' ground velocity against the data's where the data plants them
+    (diffusion only; 0: off): the x0 loss alone leaves a predicted foot
+    still moving when the data's has landed, which no locking after the
+    fact can undo; init: a model artefact (model.npz or a shipped file) whose
+    weights and normalization the run starts from (fine-tuning), '' for a
+    fresh network."""
 
     model: str = "diffusion"
     iterations: int = 8000
@@ -78,6 +84,8 @@ class TrainConfig:
     online_inpaint_weight: float = 1.0
     paced: bool = False
     height_aug: float = 0.0
+    foot_weight: float = 0.0
+    init: str = ""
 
 
 DEFAULT_ITERATIONS = {"diffusion": 8000, "mlp": 4000}
@@ -126,12 +134,14 @@ def _make_batch(it: int):
         y = ((y - norm[2]) / norm[3]).astype(np.float32)
     else:
         x, y = _normalized_windows(w["data"], ends, w["hf"], w["window"], w["norm"])
-    t = noise = None
+    t = noise = contacts = None
     if w["diffusion"] is not None:
         g = torch.Generator().manual_seed(w["seed"] * 1_000_003 + it)
         t = w["diffusion"].sample_t(w["batch"], g)
         noise = torch.randn(y.shape, generator=g)
-    return x, y, t, noise
+    if w.get("foot_weight"):
+        contacts = w["data"].contacts[w["data"].window_indices(ends, w["window"])[:, 1:]]
+    return x, y, t, noise, contacts
 
 
 def _batch_stream(start: int, stop: int, workers: int):
@@ -228,6 +238,23 @@ def _set_online(meta: dict, steps: int | None, noise: float | None, inpaint_weig
         meta["online_inpaint_weight"] = float(inpaint_weight)
 
 
+def _init_weights(cfg: TrainConfig, model_cfg, data):
+    """(model config, state dict arrays, normalization, training record) of the artefact
+    `cfg.init` a run starts from: its kind must be the run's and its
+    skeleton the data's; its network shape and normalization replace the
+    run's (a fine-tune keeps the model it starts from)."""
+    from .models import DiffusionConfig, MLPConfig
+    meta, arrays = infer.load_artefact(cfg.init, data.skeleton)
+    if meta.get("kind") != cfg.model:
+        raise ValueError(f"{cfg.init}: a {meta.get('kind')} model, not a {cfg.model} (--model)")
+    mc = (DiffusionConfig if cfg.model == "diffusion" else MLPConfig)(**meta["config"])
+    if mc.window != model_cfg.window:
+        raise ValueError(f"{cfg.init}: window {mc.window}, the run asks {model_cfg.window}")
+    norm = tuple(arrays.pop(k) for k in ("x_mean", "x_std", "y_mean", "y_std"))
+    arrays.pop("noise", None)
+    return mc, arrays, norm, meta.get("training")
+
+
 def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig | None = None,
           device: str = "cpu", fresh: bool = False, progress: bool = True, data=None, command: str = "",
           stop_at: int | None = None, workers: int = 0) -> dict:
@@ -238,7 +265,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     import torch
     from tqdm import tqdm
 
-    from .models import Diffusion, DiffusionConfig, DiffMLP, MLPConfig, MLPRegressor
+    from .models import Diffusion, DiffusionConfig, DiffMLP, MLPConfig, MLPRegressor, foot_slide_loss
 
     torch.set_num_threads(cfg.threads)
     if model_cfg is None:
@@ -257,8 +284,13 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     if len(train_ends) == 0:
         raise ValueError("no training frames")
     rng0 = np.random.default_rng([cfg.seed, 10**9])
-    norm = norm_stats(data, rng0.choice(train_ends, min(cfg.norm_windows, len(train_ends)), replace=False), hf,
-                      window)
+    init = _init_weights(cfg, model_cfg, data) if cfg.init else None
+    if init is not None:
+        model_cfg, norm = replace(init[0], target_dim=model_cfg.target_dim), init[2]
+        rng0.choice(train_ends, min(cfg.norm_windows, len(train_ends)), replace=False)   # same val windows
+    else:
+        norm = norm_stats(data, rng0.choice(train_ends, min(cfg.norm_windows, len(train_ends)), replace=False),
+                          hf, window)
     if len(val_ends):
         val_ends = np.sort(rng0.choice(val_ends, min(cfg.val_windows, len(val_ends)), replace=False))
 
@@ -267,9 +299,17 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
     torch.manual_seed(cfg.seed)
-    diffusion = None
+    diffusion = feet = None
+    if cfg.foot_weight and cfg.model != "diffusion":
+        raise ValueError("foot_weight: the foot loss trains the diffusion model only")
     if cfg.model == "diffusion":
         net = DiffMLP(model_cfg).to(device)
+        if cfg.foot_weight:
+            from .models import FootKinematics
+            feet = FootKinematics(data.skeleton).to(device)
+            y_mean, y_std = (torch.from_numpy(a).to(device) for a in norm[2:])
+            head = slice(12, 15)       # the head device's position in the window's canonical frame
+            x_mean, x_std = (torch.from_numpy(a[head].copy()).to(device) for a in norm[:2])
         diffusion = Diffusion(model_cfg)
         feature_weight = None
         if model_cfg.lower_body_weight != 1.0:
@@ -282,6 +322,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         net = MLPRegressor(model_cfg).to(device)
     else:
         raise ValueError(f"unknown model {cfg.model!r} (diffusion, mlp)")
+    if init is not None:
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in init[1].items()})
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     it, elapsed, history = 0, 0.0, []
@@ -294,8 +336,9 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         ident["left_out_style"] = data.left_out_style
     if not cfg.paced:
         del ident["train"]["paced"]       # checkpoints from before the option resume
-    if not cfg.height_aug:
-        del ident["train"]["height_aug"]
+    for k in ("height_aug", "foot_weight", "init"):     # checkpoints from before these options resume
+        if not getattr(cfg, k):
+            del ident["train"][k]
     if os.path.exists(ckpt_path) and not fresh:
         try:      # weights only: a planted checkpoint cannot run code
             ck = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -340,9 +383,9 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
     seg_base = elapsed
     bar = tqdm(total=cfg.iterations, initial=it, desc=f"train {cfg.model}", unit="it", disable=not progress,
                dynamic_ncols=True)
-    run_loss = None
+    run_loss = run_slide = None
     _WORKER.update(data=data, train_ends=train_ends, hf=hf, window=window, norm=norm, seed=cfg.seed,
-                   batch=cfg.batch, diffusion=diffusion, height_aug=cfg.height_aug)
+                   batch=cfg.batch, diffusion=diffusion, height_aug=cfg.height_aug, foot_weight=cfg.foot_weight)
     batches = _batch_stream(it, cfg.iterations, workers)
     try:
         while it < cfg.iterations:
@@ -355,7 +398,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
             if cfg.minutes and seg_base + time.perf_counter() - seg_start >= cfg.minutes * 60:
                 stopped = "minutes"
                 break
-            xb, yb, t, noise = next(batches)
+            xb, yb, t, noise, cb = next(batches)
             x, y = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
             sched_it = it
             if cfg.paced and cfg.minutes:
@@ -367,6 +410,14 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                 t, noise = t.to(device), noise.to(device)
                 pred = net(diffusion.q_sample(y, t, noise), t, x)
                 loss = diffusion.loss(pred, y, feature_weight)
+                if feet is not None:
+                    hp = x[..., head] * x_std + x_mean
+                    toes_p = hp[:, :, None] + feet(pred * y_std + y_mean)
+                    with torch.no_grad():
+                        toes_t = hp[:, :, None] + feet(y * y_std + y_mean)
+                    slide = foot_slide_loss(toes_p, toes_t, torch.from_numpy(cb).to(device), vd.FPS,
+                                            model_cfg.last_frame_weight)
+                    loss = loss + cfg.foot_weight * slide
             else:
                 loss = ((net(x) - y[:, -1]) ** 2).mean()
             opt.zero_grad(set_to_none=True)
@@ -382,10 +433,15 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
             elapsed = seg_base + time.perf_counter() - seg_start
             lv = float(loss.detach())
             run_loss = lv if run_loss is None else 0.98 * run_loss + 0.02 * lv
+            if feet is not None:
+                sv = float(slide.detach())
+                run_slide = sv if run_slide is None else 0.98 * run_slide + 0.02 * sv
             bar.update(1)
             if it % cfg.log_every == 0 or it == cfg.iterations:
                 rec = {"it": it, "loss": lv, "loss_avg": run_loss, "lr": opt.param_groups[0]["lr"],
                        "elapsed_s": elapsed}
+                if feet is not None:
+                    rec["foot_slide_avg"] = run_slide
                 history.append(rec)
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
@@ -426,6 +482,9 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
               "data_config": {**asdict(data_cfg), "split_path": shown_path(data_cfg.split_path)},
               "device": device, "command": command,
               "train_frames": int(len(train_ends)), "left_out_style": getattr(data, "left_out_style", None)}
+    if init is not None:       # what it was fine-tuned from, and how that was trained
+        record["init"] = {"model": os.path.basename(cfg.init), "training": init[3]}
+        record["train_config"]["init"] = os.path.basename(cfg.init)
     export(os.path.join(out, "model.npz"), cfg.model, model_cfg, ema.state_dict(), norm, data, cfg.seed, record,
            cfg.online_steps, cfg.online_noise, cfg.online_inpaint_weight)
     with open(os.path.join(out, "summary.json"), "w") as f:
@@ -484,6 +543,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "several to keep the GPU busy)")
     p.add_argument("--height-aug", type=float, default=0.0, metavar="H",
                    help="scale each window's device positions by a factor in [1-H, 1+H] (augmentation; 0: off)")
+    p.add_argument("--foot-weight", type=float, default=0.0, metavar="W",
+                   help="diffusion: weight of the loss on the predicted toes' ground velocity where the data "
+                        "plants them (0: off)")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from this model's weights and normalization (a model.npz or a shipped file: "
+                        "fine-tuning; its network and loss settings are kept)")
     p.add_argument("--leave-out-style", default=None, metavar="STYLE",
                    help="train without any clip of this style (controllers/vr/styles.py: e.g. elderly)")
     p.add_argument("--fresh", action="store_true", help="start over even if OUT has a checkpoint")
@@ -497,7 +562,15 @@ def run_from_args(args) -> int:
     from .models import DiffusionConfig, MLPConfig
     cfg = TrainConfig(model=args.model, iterations=args.iterations or DEFAULT_ITERATIONS[args.model],
                       minutes=args.minutes, seed=args.seed, threads=args.threads, paced=args.paced,
-                      height_aug=args.height_aug)
+                      height_aug=args.height_aug, foot_weight=args.foot_weight, init=args.init or "")
+    if args.foot_weight < 0:
+        raise SystemExit(f"--foot-weight {args.foot_weight}: must be >= 0")
+    if args.foot_weight and args.model != "diffusion":
+        raise SystemExit("--foot-weight trains the diffusion model only")
+    shape = [k for k in ("window", "latent", "blocks", "cond_blocks", "global_cond", "last_frame_weight",
+                         "lower_body_weight") if getattr(args, k) is not None]
+    if args.init and shape:
+        raise SystemExit(f"--init keeps {args.init}'s network: drop --{shape[0].replace('_', '-')}")
     if args.paced and not args.minutes:
         raise SystemExit("--paced needs --minutes")
     if args.batch:

@@ -13,7 +13,8 @@
 # CPU cores are shared out as batch workers. Writes OUT/{diffusion,diffusion192,mlp}/
 # model.npz, their logs and summaries. MINUTES=0: no clock, exactly ITERATIONS
 # batches (equal budgets for a fair pair); LEAVE_OUT_STYLE=STYLE: train without
-# that style (controllers/vr/styles.py, the leave-one-style-out evaluation).
+# that style (controllers/vr/styles.py, the leave-one-style-out evaluation);
+# FOOT_WEIGHT=W: the diffusions also learn the foot-slide loss (--foot-weight).
 set -euo pipefail
 pack=${1:?usage: train_gpu.sh PACK OUT [ITERATIONS]}
 out=${2:?usage: train_gpu.sh PACK OUT [ITERATIONS]}
@@ -24,7 +25,9 @@ mkdir -p "$out"
 common=(--data "$pack" --device "$dev" --batch 256 --iterations "$its" --val-every 1000 --quiet --seed 0)
 [ "${MINUTES:-5.5}" = 0 ] || common+=(--minutes "${MINUTES:-5.5}" --paced)
 [ -z "${LEAVE_OUT_STYLE:-}" ] || common+=(--leave-out-style "$LEAVE_OUT_STYLE")
-declare -A args=([diffusion]="--model diffusion" [diffusion192]="--model diffusion --latent 192" [mlp]="--model mlp")
+foot=${FOOT_WEIGHT:+--foot-weight $FOOT_WEIGHT}
+declare -A args=([diffusion]="--model diffusion $foot" [diffusion192]="--model diffusion --latent 192 $foot"
+                 [mlp]="--model mlp")
 models=(${MODELS:-diffusion diffusion192 mlp})
 workers=$(( ($(nproc) - ${#models[@]}) / ${#models[@]} ))
 for m in "${models[@]}"; do
