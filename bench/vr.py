@@ -31,14 +31,8 @@ def trained_with() -> str:
         except (OSError, ValueError) as e:
             parts.append(f"{kind}: unreadable ({e})")
             continue
-        init = tr.get("init")
-        line = (f"{kind} {_budget(init.get('training') or {})}, then fine-tuned {_budget(tr)}" if init else
-                f"{kind} {_budget(tr)}")
-        parts.append(f"{line} ({tr.get('params', 0) / 1e6:.2f} M parameters)")
+        cfg = tr.get("train_config", {})
+        parts.append(f"{kind} {tr.get('iterations')} iterations x {cfg.get('batch')} windows on "
+                     f"{tr.get('device', '?')} in {tr.get('train_wall_s', 0) / 60:.1f} min "
+                     f"({tr.get('params', 0) / 1e6:.2f} M parameters)")
     return "; ".join(parts)
-
-
-def _budget(tr: dict) -> str:
-    cfg = tr.get("train_config", {})
-    return (f"{tr.get('iterations')} iterations x {cfg.get('batch')} windows on {tr.get('device', '?')} in "
-            f"{tr.get('train_wall_s', 0) / 60:.1f} min")
