@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from controllers.learned.networks import matrix_from_6d     # 6D as data._six: the first two columns
+
 from .data import SPARSE_DIM
 from .schedule import cosine_alpha_bar, ddim_timesteps
 from .schedule import fixed_noise as _fixed_noise
@@ -226,15 +228,6 @@ class Diffusion:
 
 
 # ------------------------------------------------------------- feet in training
-def six_to_matrix(x: torch.Tensor) -> torch.Tensor:
-    """6D [..., 6] (the first two columns, data._six) -> rotation matrices [..., 3, 3]
-    by Gram-Schmidt, as anim.quat.from_6d; differentiable."""
-    a = F.normalize(x[..., 0:3], dim=-1, eps=1e-8)
-    b = x[..., 3:6]
-    b = F.normalize(b - (a * b).sum(-1, keepdim=True) * a, dim=-1, eps=1e-8)
-    return torch.stack([a, b, torch.linalg.cross(a, b)], dim=-1)
-
-
 class FootKinematics(nn.Module):
     """The contact joints (toes) of predicted target features relative to the
     head joint, in the window's canonical frame: forward kinematics of the
@@ -261,7 +254,7 @@ class FootKinematics(nn.Module):
         self.feet = [skeleton.index(n) - 1 for n in groups["feet"]]
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        m = six_to_matrix(y.reshape(y.shape[:-1] + (-1, 6)))        # [..., J-1, 3, 3]
+        m = matrix_from_6d(y.reshape(y.shape[:-1] + (-1, 6)))       # [..., J-1, 3, 3]
         rot, pos = [m[..., 0, :, :]], [torch.zeros_like(m[..., 0, :, 0])]
         for k in range(1, m.shape[-3]):
             p = self.parent[k]
