@@ -393,7 +393,8 @@ def test_gpu_training_script_runs_its_three_models(small, tmp_path):
 
     pack = vd.pack(small, tmp_path / "p.npz", splits=("train", "test"))["path"]
     script = os.path.join(os.path.dirname(vd.__file__), "weights", "train_gpu.sh")
-    env = {**os.environ, "DEVICE": "cpu", "MINUTES": "0.05", "PYTHON": sys.executable, "FOOT_WEIGHT": "0.5"}
+    env = {**os.environ, "DEVICE": "cpu", "MINUTES": "0.05", "PYTHON": sys.executable, "FOOT_WEIGHT": "0.5",
+           "ARGS": "--speed-aug 0.2 --noise-aug 0.05"}
     r = subprocess.run(["bash", script, pack, str(tmp_path / "gpu"), "100000"], env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -402,6 +403,7 @@ def test_gpu_training_script_runs_its_three_models(small, tmp_path):
         tr = meta["training"]
         assert tr["stopped_by"] == "minutes" and tr["train_config"]["paced"] and tr["train_config"]["batch"] == 256
         assert tr["train_config"]["foot_weight"] == (0.0 if m == "mlp" else 0.5)
+        assert tr["train_config"]["speed_aug"] == 0.2 and tr["train_config"]["noise_aug"] == 0.05
     assert infer.load_artefact(str(tmp_path / "gpu" / "diffusion192" / "model.npz"))[0]["config"]["latent"] == 192
 
 

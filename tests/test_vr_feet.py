@@ -154,3 +154,21 @@ def test_evaluation_reports_the_locking_and_contact_accuracy(small, predicted):
                                    "locked_lower_pe_cm_within_5pct", "locked_jitter_km_s3_within_5pct"}
     off = ve.evaluate({"diffusion": pred}, small, max_clips=1, latency_frames=0, progress=False, foot_lock=False)
     assert off["foot_lock"] == {} and off["methods"]["diffusion"]["mpjpe_cm"] == pytest.approx(plain["mpjpe_cm"])
+
+
+def test_locking_on_the_data_contacts_is_a_bound(small, predicted):
+    """lock_clip(contacts=) locks on the given contacts, not the detector's;
+    the evaluation's --data-contacts row locks on the data's: its feet are
+    planted in (nearly) every data contact frame, so they skate less than
+    with the detected contacts."""
+    pred, clips = predicted
+    frames, rot, pos, _ = clips[0]
+    c = small.contacts[frames]
+    _, _, det, shown = vf.lock_clip(rot, pos, small.skeleton, contacts=c)
+    assert (det == c).all() and np.all(shown <= c) and shown.mean() > 0.8 * c.mean()
+    res = ve.evaluate({"diffusion": pred}, small, max_clips=1, latency_frames=0, progress=False,
+                      data_contacts=True)
+    bound, locked = res["foot_lock_data"]["diffusion"], res["foot_lock"]["diffusion"]
+    assert bound["foot_skate_cm_s"] < locked["foot_skate_cm_s"] < res["methods"]["diffusion"]["foot_skate_cm_s"]
+    assert "+ feet locked on the data's contacts (bound) |" in ve.markdown(res)
+    assert "foot_lock_data" not in str(res["targets"])

@@ -188,3 +188,66 @@ def test_height_augmentation_scales_positions_only(sel):
     per_window = np.nanmedian(ratio.reshape(16, -1), axis=1)
     assert np.all((per_window > 0.9 - 1e-4) & (per_window < 1.1 + 1e-4)) and per_window.std() > 0.01
     np.testing.assert_allclose(np.nanmax(np.abs(ratio.reshape(16, -1) - per_window[:, None]), axis=1), 0, atol=1e-3)
+
+
+@needs_data
+def test_speed_warps_the_window_in_time(sel):
+    """vd.windows(speed=): speed 1 is the data's own window; speed 2 the
+    window of every other frame (velocities doubled with it); speed 0.5 puts
+    the devices half-way between frames; the end frame never moves."""
+    hf = vd.head_forward_axis(sel.calibration)
+    ends = sel.frames("train")[::997][:6] + 30
+    ends = ends[(ends < len(sel.contacts))]
+    ends = ends[sel._clip_start[ends] <= ends - 2 * 8]           # whole windows at speed 2
+    x1, y1, th1, o1 = vd.windows(sel, ends, hf, 8)
+    xs, ys, ths, os_ = vd.windows(sel, ends, hf, 8, speed=np.ones(len(ends)))
+    np.testing.assert_allclose(xs, x1, atol=1e-5)
+    np.testing.assert_allclose(ys, y1, atol=1e-5)
+    idx = ends[:, None] + 2 * np.arange(-8, 1)[None]
+    x2, th2, _ = vd.sparse_features(sel.dev_q[idx], sel.dev_p[idx], hf)
+    xw, yw, thw, _ = vd.windows(sel, ends, hf, 8, speed=np.full(len(ends), 2.0))
+    np.testing.assert_allclose(xw, x2, atol=1e-5)
+    np.testing.assert_allclose(thw, th1, atol=1e-6)                 # the end frame is the same
+    y2 = vd.target_features(sel.hips_q[idx[:, 1:]], sel.local_q[idx[:, 1:]], th2)
+    np.testing.assert_allclose(yw, y2, atol=1e-5)
+    xh, _, _, oh = vd.windows(sel, ends, hf, 8, speed=np.full(len(ends), 0.5))
+    t = ends[:, None] + 0.5 * np.arange(-8, 1)[None]
+    lo = np.floor(t).astype(int)
+    share = (t - lo)[..., None, None]                                # 0.5 between frames, 0 on one
+    mid = sel.dev_p[lo] + share * (sel.dev_p[np.minimum(lo + 1, ends[:, None])] - sel.dev_p[lo])
+    want = vd.sparse_features(sel.dev_q[lo], mid, hf)[0].reshape(len(ends), 8, 3, 18)[..., 12:15]
+    got = xh.reshape(len(ends), 8, 3, 18)[..., 12:15]
+    np.testing.assert_allclose(got, want, atol=1e-5)               # positions: half-way between frames
+    v1 = x1.reshape(len(ends), 8, 3, 18)[..., 15:18]
+    vw = xw.reshape(len(ends), 8, 3, 18)[..., 15:18]
+    assert np.abs(vw).mean() > 1.5 * np.abs(v1).mean()              # twice as fast: faster devices
+
+
+@needs_data
+def test_speed_and_noise_augmentation_in_the_batch(sel):
+    """--speed-aug changes the windows (targets too) and, off, leaves the batch
+    as it was; --noise-aug adds noise of the asked spread to the input only."""
+    from controllers.vr import train
+    hf = vd.head_forward_axis(sel.calibration)
+    norm = train.norm_stats(sel, sel.frames("train")[::50], hf, 8)
+    base = dict(data=sel, train_ends=sel.frames("train"), hf=hf, window=8, norm=norm, seed=3, batch=64,
+                diffusion=None, height_aug=0.0)
+    train._WORKER.update(base, speed_aug=0.0, noise_aug=0.0)
+    x0, y0 = train._make_batch(5)[:2]
+    np.testing.assert_array_equal(x0, train._normalized_windows(sel, np.random.default_rng([3, 5]).choice(
+        sel.frames("train"), 64), hf, 8, norm)[0])
+    train._WORKER.update(speed_aug=0.3)
+    x1, y1 = train._make_batch(5)[:2]
+    train._WORKER.update(speed_aug=0.0, noise_aug=0.2)
+    x2, y2 = train._make_batch(5)[:2]
+    train._WORKER.clear()
+    assert np.abs(y1 - y0).max() > 0.1 and np.abs(x1 - x0).max() > 0.1
+    np.testing.assert_array_equal(y2, y0)
+    assert abs(float((x2 - x0).std()) - 0.2) < 0.01 and abs(float((x2 - x0).mean())) < 0.01
+
+
+def test_augmentation_flags_are_checked(tmp_path):
+    from controllers.vr import train
+    for flag, value in (("--speed-aug", "1.2"), ("--speed-aug", "-0.1"), ("--noise-aug", "-1")):
+        with pytest.raises(SystemExit, match=flag):
+            train.main(["--model", "mlp", "--out", str(tmp_path / "m"), flag, value, "--quiet"])

@@ -51,7 +51,11 @@ predictions, for every method; the motion-matching foot locking), clip by
 clip from its first frame, under 'foot_lock' in the dict and as '+ feet
 locked' rows of the table; its latency is VRController.step with the
 locking. Contact accuracy: precision, recall and F1 of those contacts
-against the data's, over every foot-frame.
+against the data's, over every foot-frame. With `data_contacts`
+(--data-contacts) the feet are also locked on the data's own contacts, a
+bound rather than a method ('+ feet locked on the data's contacts'): what
+the locking leaves where the contacts are perfect, so what is left of the
+skating can be told apart into the detector's part and the prediction's.
 """
 
 from __future__ import annotations
@@ -247,12 +251,16 @@ def measure_latency(pred, data, clips, frames: int = 600, warmup: int = 60, foot
 
 
 def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0, latency_frames: int = 600,
-             progress: bool = True, split: str = "test", foot_lock: bool = True) -> dict:
+             progress: bool = True, split: str = "test", foot_lock: bool = True,
+             data_contacts: bool = False) -> dict:
     """Metrics of each predictor (name -> Predictor or MotionMatchingBaseline)
     on the test split (or split='val', for choosing between models). Returns
     {'methods': {name: metrics}, 'foot_lock': {name: metrics with the feet
     locked, and contact accuracy} (foot_lock), 'gt': {...}, 'test_clips',
-    'test_frames', 'split', 'targets': {...}}."""
+    'test_frames', 'split', 'targets': {...}}. data_contacts: also
+    'foot_lock_data', the feet locked on the data's own contacts in place of
+    the detected ones: a bound, what the locking would leave with perfect
+    contacts (no target reads it)."""
     from . import feet as vf
     from tqdm import tqdm
     if data is None:
@@ -262,13 +270,14 @@ def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0
         clips = clips[:max_clips]
     if not clips:
         raise ValueError(f"no {split} clips")
-    out = {"methods": {}, "foot_lock": {}, "split": split, "test_clips": len(clips),
+    out = {"methods": {}, "foot_lock": {}, "foot_lock_data": {}, "split": split, "test_clips": len(clips),
            "test_frames": int(sum(data.stops[c] - data.starts[c] for c in clips))}
     gt = None
     for name, pred in predictors.items():
         hf = np.asarray(pred.head_forward, np.float32)
         acc = Accumulator(data.skeleton)
         acc_lock, seen = Accumulator(data.skeleton), ([], [])
+        acc_data = Accumulator(data.skeleton)
         t0 = time.perf_counter()
         lock = _predict_lockstep(pred, data, clips, hf) if getattr(pred, "stateful", False) else None
         for c in tqdm(clips, desc=f"eval {name}", disable=not progress, unit="clip", leave=False):
@@ -286,6 +295,10 @@ def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0
                               data.contacts[frames])
                 seen[0].append(det)
                 seen[1].append(data.contacts[frames])
+            if foot_lock and data_contacts:
+                lrot, lpos, _, _ = vf.lock_clip(rot, pos, data.skeleton, contacts=data.contacts[frames])
+                acc_data.clip(joint_rotations(lrot), quat.fk(lrot, lpos, data.skeleton.parents)[1][:, 1:],
+                              joint_rotations(grot_), gg[:, 1:], data.contacts[frames])
         m = acc.result()
         m["eval_s"] = time.perf_counter() - t0
         if latency_frames:
@@ -298,6 +311,8 @@ def evaluate(predictors: dict, data: vd.VRData | None = None, max_clips: int = 0
             if latency_frames:
                 ml.update(measure_latency(pred, data, clips, latency_frames, foot_lock=True))
             out["foot_lock"][name] = ml
+            if data_contacts:
+                out["foot_lock_data"][name] = {k: v for k, v in acc_data.result().items() if not k.startswith("gt_")}
     out["gt"] = gt or {}
     out["targets"] = targets(out)
     return out
@@ -329,6 +344,8 @@ def markdown(res: dict) -> str:
     rows = [head, sep]
     named = [(LABELS.get(n, n), m) for n, m in res["methods"].items()]
     named += [(f"{LABELS.get(n, n)} + feet locked", m) for n, m in res.get("foot_lock", {}).items()]
+    named += [(f"{LABELS.get(n, n)} + feet locked on the data's contacts (bound)", m)
+              for n, m in res.get("foot_lock_data", {}).items()]
     for label, m in named:
         rows.append(f"| {label} | " + " | ".join(
             f"{m[k]:.2f}" if k in m else "-" for k, _ in COLUMNS) + " |")
@@ -374,6 +391,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-frames", type=int, default=600, help="frames timed per method (0: skip)")
     p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
                    help="skip the rows with the feet locked (controllers/vr/feet.py)")
+    p.add_argument("--data-contacts", action="store_true",
+                   help="also lock the feet on the data's own contacts instead of the detected ones: a bound "
+                        "on what the locking leaves with perfect contacts")
     p.add_argument("--users", default=None, metavar="HEIGHTS",
                    help="also synthetic users of these heights (m, comma separated, e.g. 1.5,1.7,2.0): scaled "
                         "clips, calibrated and predicted by the diffusion model (controllers/vr/calibrate.py)")
@@ -389,7 +409,7 @@ def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS
         mlp: str = str(DEFAULT_WEIGHTS["mlp"]), steps: int | None = None, max_clips: int = 0,
         latency_frames: int = 600, progress: bool = False, data=None, inpaint: int | None = None,
         split: str = "test", noise: float | None = None, inpaint_weight: float | None = None,
-        foot_lock: bool = True) -> dict:
+        foot_lock: bool = True, data_contacts: bool = False) -> dict:
     """Load the methods (shipped weights by default) and evaluate them: the entry
     point for bench/. Returns evaluate()'s dict plus 'table' (markdown) and 'load_average'."""
     from .infer import load_predictor
@@ -406,7 +426,8 @@ def run(methods=("diffusion", "mlp", "mm"), diffusion: str = str(DEFAULT_WEIGHTS
             preds[m] = MotionMatchingBaseline(data)
         else:
             raise ValueError(f"unknown method {m!r} (diffusion, mlp, mm)")
-    res = evaluate(preds, data, max_clips, latency_frames, progress=progress, split=split, foot_lock=foot_lock)
+    res = evaluate(preds, data, max_clips, latency_frames, progress=progress, split=split, foot_lock=foot_lock,
+                   data_contacts=data_contacts)
     res["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     res["table"] = markdown(res)
     return res
@@ -420,7 +441,8 @@ def run_from_args(args) -> dict:
     try:
         res = run(methods, args.diffusion, args.mlp, args.steps, args.max_clips, args.latency_frames,
                   progress=not args.quiet, inpaint=args.inpaint, split=args.split, noise=args.noise,
-                  inpaint_weight=args.inpaint_weight, foot_lock=getattr(args, "foot_lock", True))
+                  inpaint_weight=args.inpaint_weight, foot_lock=getattr(args, "foot_lock", True),
+                  data_contacts=getattr(args, "data_contacts", False))
     except ValueError as e:
         raise SystemExit(str(e)) from None
     print(res["table"])

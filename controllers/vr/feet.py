@@ -230,13 +230,17 @@ class FootLocker:
             self.learned.reset()
         self._started = False
 
-    def apply(self, rot: np.ndarray, pos: np.ndarray, dt: float | None = None):
+    def apply(self, rot: np.ndarray, pos: np.ndarray, dt: float | None = None, contacts=None):
         """(rot [J, 4], pos [J, 3]) predicted -> (rot, pos) float32 with planted
-        feet, and the contacts shown [F] (the detector's, less stepping feet)."""
+        feet, and the contacts shown [F] (the detector's, less stepping feet).
+        contacts [F]: lock on these instead of the detector's (the data's own,
+        for the evaluation's bound on what perfect contacts would leave)."""
         dt = 1.0 / self.fps if dt is None else float(dt)
         rot64, pos64 = np.asarray(rot, np.float64), np.asarray(pos, np.float64)
         _, gpos = fk_chain(rot64, pos64, self.parents, self._last)
-        if self.learned is not None:
+        if contacts is not None:
+            self.contacts = np.asarray(contacts, bool).copy()
+        elif self.learned is not None:
             self.contacts = self.learned.step(gpos)
         else:
             self.contacts = self.detector.step(gpos[self.toes])
@@ -250,17 +254,19 @@ class FootLocker:
 
 
 def lock_clip(rot: np.ndarray, pos: np.ndarray, skeleton, config: FeetConfig = FeetConfig(),
-              fps: float = vd.FPS):
+              fps: float = vd.FPS, contacts: np.ndarray | None = None):
     """One clip's predicted poses [T, J, 4] / [T, J, 3], frame after frame as
     the live controller locks them. Returns (rot, pos, detected contacts [T, F],
-    shown contacts [T, F])."""
+    shown contacts [T, F]). contacts [T, F]: lock on these (the data's) in
+    place of the detector's."""
     lock = FootLocker(skeleton, config, fps)
     out_r = np.empty(rot.shape, np.float32)
     out_p = np.empty(pos.shape, np.float32)
     det = np.zeros((len(rot), len(lock.toes)), bool)
     shown = np.zeros_like(det)
     for t in range(len(rot)):
-        out_r[t], out_p[t], shown[t] = lock.apply(rot[t], pos[t], 1.0 / fps)
+        out_r[t], out_p[t], shown[t] = lock.apply(rot[t], pos[t], 1.0 / fps,
+                                                  None if contacts is None else contacts[t])
         det[t] = lock.contacts
     return out_r, out_p, det, shown
 

@@ -60,7 +60,13 @@ class TrainConfig:
     toes' ground velocity against the data's where the data plants them
     (diffusion only; 0: off): the x0 loss alone leaves a predicted foot
     still moving when the data's has landed, which no locking after the
-    fact can undo; init: a model artefact (model.npz or a shipped file) whose
+    fact can undo; speed_aug: each training window's motion played faster
+    or slower, by a factor drawn uniformly in [1 - s, 1 + s] (a time warp of
+    the sparse signal and the target alike, vd.windows; 0: off): a user who
+    moves slower or faster than the actors; noise_aug: Gaussian noise of
+    this standard deviation, in units of each input feature's spread
+    (the normalized sparse window), added to the input only (tracking
+    noise; 0: off); init: a model artefact (model.npz or a shipped file) whose
     weights and normalization the run starts from (fine-tuning), '' for a
     fresh network."""
 
@@ -84,6 +90,8 @@ class TrainConfig:
     online_inpaint_weight: float = 1.0
     paced: bool = False
     height_aug: float = 0.0
+    speed_aug: float = 0.0
+    noise_aug: float = 0.0
     foot_weight: float = 0.0
     init: str = ""
 
@@ -124,23 +132,32 @@ def _make_batch(it: int):
     w = _WORKER
     rng = np.random.default_rng([w["seed"], it])
     ends = rng.choice(w["train_ends"], w["batch"])
-    if w.get("height_aug"):
-        scale = rng.uniform(1 - w["height_aug"], 1 + w["height_aug"], (w["batch"], 1, 1)).astype(np.float32)
-        x, y, _, _ = vd.windows(w["data"], ends, w["hf"], w["window"])
-        x = x.reshape(x.shape[:2] + (len(vd.DEVICES), vd.SPARSE_PER_DEVICE)).copy()
-        x[..., 12:18] *= scale[..., None]          # positions and linear velocities of every device
+    speed = rng.uniform(1 - w["speed_aug"], 1 + w["speed_aug"], w["batch"]) if w.get("speed_aug") else None
+    if w.get("height_aug") or speed is not None:
+        x, y, _, _ = vd.windows(w["data"], ends, w["hf"], w["window"], speed=speed)
+        if w.get("height_aug"):
+            scale = rng.uniform(1 - w["height_aug"], 1 + w["height_aug"], (w["batch"], 1, 1)).astype(np.float32)
+            x = x.reshape(x.shape[:2] + (len(vd.DEVICES), vd.SPARSE_PER_DEVICE)).copy()
+            x[..., 12:18] *= scale[..., None]          # positions and linear velocities of every device
         norm = w["norm"]
         x = ((x.reshape(x.shape[:2] + (-1,)) - norm[0]) / norm[1]).astype(np.float32)
         y = ((y - norm[2]) / norm[3]).astype(np.float32)
     else:
         x, y = _normalized_windows(w["data"], ends, w["hf"], w["window"], w["norm"])
+    if w.get("noise_aug"):
+        x = (x + w["noise_aug"] * rng.standard_normal(x.shape)).astype(np.float32)
     t = noise = contacts = None
     if w["diffusion"] is not None:
         g = torch.Generator().manual_seed(w["seed"] * 1_000_003 + it)
         t = w["diffusion"].sample_t(w["batch"], g)
         noise = torch.randn(y.shape, generator=g)
     if w.get("foot_weight"):
-        contacts = w["data"].contacts[w["data"].window_indices(ends, w["window"])[:, 1:]]
+        if speed is None:
+            idx = w["data"].window_indices(ends, w["window"])
+        else:       # the nearer frame's contacts
+            i0, i1, a = w["data"].window_samples(ends, w["window"], speed)
+            idx = np.where(a < 0.5, i0, i1)
+        contacts = w["data"].contacts[idx[:, 1:]]
     return x, y, t, noise, contacts
 
 
@@ -336,7 +353,7 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
         ident["left_out_style"] = data.left_out_style
     if not cfg.paced:
         del ident["train"]["paced"]       # checkpoints from before the option resume
-    for k in ("height_aug", "foot_weight", "init"):     # checkpoints from before these options resume
+    for k in ("height_aug", "speed_aug", "noise_aug", "foot_weight", "init"):     # checkpoints from before these options resume
         if not getattr(cfg, k):
             del ident["train"][k]
     if os.path.exists(ckpt_path) and not fresh:
@@ -385,7 +402,8 @@ def train(cfg: TrainConfig, out: str, model_cfg=None, data_cfg: vd.VRDataConfig 
                dynamic_ncols=True)
     run_loss = run_slide = None
     _WORKER.update(data=data, train_ends=train_ends, hf=hf, window=window, norm=norm, seed=cfg.seed,
-                   batch=cfg.batch, diffusion=diffusion, height_aug=cfg.height_aug, foot_weight=cfg.foot_weight)
+                   batch=cfg.batch, diffusion=diffusion, height_aug=cfg.height_aug, speed_aug=cfg.speed_aug,
+                   noise_aug=cfg.noise_aug, foot_weight=cfg.foot_weight)
     batches = _batch_stream(it, cfg.iterations, workers)
     try:
         while it < cfg.iterations:
@@ -543,6 +561,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "several to keep the GPU busy)")
     p.add_argument("--height-aug", type=float, default=0.0, metavar="H",
                    help="scale each window's device positions by a factor in [1-H, 1+H] (augmentation; 0: off)")
+    p.add_argument("--speed-aug", type=float, default=0.0, metavar="S",
+                   help="play each window's motion faster or slower, by a factor in [1-S, 1+S] "
+                        "(augmentation; 0: off)")
+    p.add_argument("--noise-aug", type=float, default=0.0, metavar="SIGMA",
+                   help="add Gaussian noise of SIGMA x each input feature's spread to the sparse input "
+                        "(augmentation; 0: off)")
     p.add_argument("--foot-weight", type=float, default=0.0, metavar="W",
                    help="diffusion: weight of the loss on the predicted toes' ground velocity where the data "
                         "plants them (0: off)")
@@ -562,7 +586,12 @@ def run_from_args(args) -> int:
     from .models import DiffusionConfig, MLPConfig
     cfg = TrainConfig(model=args.model, iterations=args.iterations or DEFAULT_ITERATIONS[args.model],
                       minutes=args.minutes, seed=args.seed, threads=args.threads, paced=args.paced,
-                      height_aug=args.height_aug, foot_weight=args.foot_weight, init=args.init or "")
+                      height_aug=args.height_aug, speed_aug=args.speed_aug, noise_aug=args.noise_aug,
+                      foot_weight=args.foot_weight, init=args.init or "")
+    if not 0 <= args.height_aug < 1 or not 0 <= args.speed_aug < 1:
+        raise SystemExit(f"--height-aug {args.height_aug} / --speed-aug {args.speed_aug}: each must be in [0, 1)")
+    if args.noise_aug < 0:
+        raise SystemExit(f"--noise-aug {args.noise_aug}: must be >= 0")
     if args.foot_weight < 0:
         raise SystemExit(f"--foot-weight {args.foot_weight}: must be >= 0")
     if args.foot_weight and args.model != "diffusion":

@@ -14,7 +14,9 @@
 # model.npz, their logs and summaries. MINUTES=0: no clock, exactly ITERATIONS
 # batches (equal budgets for a fair pair); LEAVE_OUT_STYLE=STYLE: train without
 # that style (controllers/vr/styles.py, the leave-one-style-out evaluation);
-# FOOT_WEIGHT=W: the diffusions also learn the foot-slide loss (--foot-weight).
+# FOOT_WEIGHT=W: the diffusions also learn the foot-slide loss (--foot-weight);
+# ARGS="...": more `controllers.vr.train` flags for every model (e.g.
+# ARGS="--speed-aug 0.2" or "--noise-aug 0.1", the augmentations).
 set -euo pipefail
 pack=${1:?usage: train_gpu.sh PACK OUT [ITERATIONS]}
 out=${2:?usage: train_gpu.sh PACK OUT [ITERATIONS]}
@@ -23,6 +25,7 @@ py=${PYTHON:-python3}
 dev=${DEVICE:-cuda}
 mkdir -p "$out"
 common=(--data "$pack" --device "$dev" --batch 256 --iterations "$its" --val-every 1000 --quiet --seed 0)
+if [ -n "${ARGS:-}" ]; then read -r -a extra <<<"$ARGS"; common+=("${extra[@]}"); fi
 [ "${MINUTES:-5.5}" = 0 ] || common+=(--minutes "${MINUTES:-5.5}" --paced)
 [ -z "${LEAVE_OUT_STYLE:-}" ] || common+=(--leave-out-style "$LEAVE_OUT_STYLE")
 foot=${FOOT_WEIGHT:+--foot-weight $FOOT_WEIGHT}
