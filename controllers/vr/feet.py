@@ -112,7 +112,10 @@ class FeetConfig:
     stances the network misses (4.4%, 2.1 cm/s), the locked feet's own
     motion (0.1 cm/s). On the test split the same locking skates 6.52 cm/s
     (`anim eval vr`): the network's recall there is 0.943, against 0.958 on
-    val.
+    val; locked on the data's own contacts (`anim eval vr --data-contacts`)
+    it would skate 4.09 (val 3.20), so there the detector is 2.4 cm/s of it
+    (controllers/vr/weights/README.md: why a better network did not come of
+    it).
     """
 
     contacts: str = "auto"
