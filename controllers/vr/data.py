@@ -641,21 +641,13 @@ def target_features(hips_q: np.ndarray, local_q: np.ndarray, theta: np.ndarray) 
     return np.concatenate([h[..., None, :], loc], axis=-2).reshape(h.shape[:-1] + (-1,)).astype(np.float32)
 
 
-def _nlerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Unit quaternions [..., 4] between a and b (the shorter arc) at t [...],
-    normalized lerp: exact enough between neighbouring frames."""
-    b = np.where((a * b).sum(-1, keepdims=True) < 0, -b, b)
-    q = a + (b - a) * t[..., None]
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
 def windows(data: VRData, ends: np.ndarray, head_forward: np.ndarray, window: int | None = None,
             with_target: bool = True, speed: np.ndarray | None = None):
     """(sparse [B, W, 54], target [B, W, 126] or None, theta [B], origin [B, 3]) of
     the windows ending at frames `ends`. speed [B] (time-warp augmentation):
     each window's motion played `speed` times as fast, its frames sampled
     `speed` data frames apart back from the end (VRData.window_samples),
-    rotations nlerped and positions lerped between frames, so its velocities
+    rotations nlerped (between neighbouring frames as good as slerp) and positions lerped, so its velocities
     scale by `speed`; None: the data's own frames."""
     w = window or data.config.window
     if speed is None:
@@ -665,12 +657,12 @@ def windows(data: VRData, ends: np.ndarray, head_forward: np.ndarray, window: in
     else:
         i0, i1, a = data.window_samples(ends, w, speed)
         a = a.astype(np.float32)
-        dev_q = _nlerp(data.dev_q[i0], data.dev_q[i1], a[..., None])
+        dev_q = quat.nlerp(data.dev_q[i0], data.dev_q[i1], a[..., None])
         dev_p = data.dev_p[i0] + (data.dev_p[i1] - data.dev_p[i0]) * a[..., None, None]
         if with_target:
             s = np.s_[:, 1:]
-            hips_q = _nlerp(data.hips_q[i0[s]], data.hips_q[i1[s]], a[s])
-            local_q = _nlerp(data.local_q[i0[s]], data.local_q[i1[s]], a[s][..., None])
+            hips_q = quat.nlerp(data.hips_q[i0[s]], data.hips_q[i1[s]], a[s])
+            local_q = quat.nlerp(data.local_q[i0[s]], data.local_q[i1[s]], a[s][..., None])
     x, theta, origin = sparse_features(dev_q, dev_p, head_forward)
     y = target_features(hips_q, local_q, theta) if with_target else None
     return x, y, theta, origin
