@@ -647,8 +647,9 @@ def windows(data: VRData, ends: np.ndarray, head_forward: np.ndarray, window: in
     the windows ending at frames `ends`. speed [B] (time-warp augmentation):
     each window's motion played `speed` times as fast, its frames sampled
     `speed` data frames apart back from the end (VRData.window_samples),
-    rotations nlerped (between neighbouring frames as good as slerp) and positions lerped, so its velocities
-    scale by `speed`; None: the data's own frames."""
+    rotations nlerped (as good as slerp between neighbouring frames) and
+    positions lerped, so its velocities scale by `speed`; None: the data's
+    own frames."""
     w = window or data.config.window
     if speed is None:
         idx = data.window_indices(ends, w)
