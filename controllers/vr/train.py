@@ -133,17 +133,15 @@ def _make_batch(it: int):
     rng = np.random.default_rng([w["seed"], it])
     ends = rng.choice(w["train_ends"], w["batch"])
     speed = rng.uniform(1 - w["speed_aug"], 1 + w["speed_aug"], w["batch"]) if w.get("speed_aug") else None
-    if w.get("height_aug") or speed is not None:
-        x, y, _, _ = vd.windows(w["data"], ends, w["hf"], w["window"], speed=speed)
-        if w.get("height_aug"):
-            scale = rng.uniform(1 - w["height_aug"], 1 + w["height_aug"], (w["batch"], 1, 1)).astype(np.float32)
-            x = x.reshape(x.shape[:2] + (len(vd.DEVICES), vd.SPARSE_PER_DEVICE)).copy()
-            x[..., 12:18] *= scale[..., None]          # positions and linear velocities of every device
-        norm = w["norm"]
-        x = ((x.reshape(x.shape[:2] + (-1,)) - norm[0]) / norm[1]).astype(np.float32)
-        y = ((y - norm[2]) / norm[3]).astype(np.float32)
-    else:
-        x, y = _normalized_windows(w["data"], ends, w["hf"], w["window"], w["norm"])
+    x, y, _, _ = vd.windows(w["data"], ends, w["hf"], w["window"], speed=speed)
+    if w.get("height_aug"):
+        scale = rng.uniform(1 - w["height_aug"], 1 + w["height_aug"], (w["batch"], 1, 1)).astype(np.float32)
+        x = x.reshape(x.shape[:2] + (len(vd.DEVICES), vd.SPARSE_PER_DEVICE)).copy()
+        x[..., 12:18] *= scale[..., None]          # positions and linear velocities of every device
+        x = x.reshape(x.shape[:2] + (-1,))
+    norm = w["norm"]
+    x = ((x - norm[0]) / norm[1]).astype(np.float32)
+    y = ((y - norm[2]) / norm[3]).astype(np.float32)
     if w.get("noise_aug"):
         x = (x + w["noise_aug"] * rng.standard_normal(x.shape)).astype(np.float32)
     t = noise = contacts = None
